@@ -1,0 +1,34 @@
+"""Errors a user or a message can cause. The API maps them to 4xx; consumers park them."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request or message the domain refuses. ``field`` names the offending input."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code
+
+    def as_dict(self) -> dict:
+        if self.field:
+            return {self.field: [self.message]}
+        return {"detail": self.message}
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, code="not_found")
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, code="conflict")

@@ -1,0 +1,54 @@
+from django.contrib import admin, messages
+
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.services import dead_letters_redrive
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = ["id", "type", "queue", "correlation_id", "producer", "created_at", "published_at", "attempts"]
+    list_filter = ["queue", "type", ("published_at", admin.EmptyFieldListFilter)]
+    search_fields = ["correlation_id", "message_id", "causation_id"]
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+
+@admin.register(ProcessedMessage)
+class ProcessedMessageAdmin(ReadOnlyAdmin):
+    list_display = ["consumer", "message_id", "processed_at"]
+    list_filter = ["consumer"]
+    search_fields = ["message_id"]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["id", "queue", "type", "reason", "short_error", "attempts", "created_at", "redriven_at"]
+    list_filter = ["queue", "reason", ("redriven_at", admin.EmptyFieldListFilter)]
+    search_fields = ["message_id", "correlation_id", "error"]
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ["redrive"]
+
+    @admin.display(description="error")
+    def short_error(self, obj: DeadLetter) -> str:
+        return obj.error[:120]
+
+    @admin.action(description="Re-drive selected dead letters (once each)")
+    def redrive(self, request, queryset):
+        count, problems = dead_letters_redrive(dead_letter_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} message(s) sent back to their queue.", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, problem, messages.WARNING)
+
+    def has_change_permission(self, request, obj=None):
+        # Needed for the action; every field stays read-only.
+        return request.user.is_staff

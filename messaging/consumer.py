@@ -1,0 +1,247 @@
+"""Queue workers: manual acks after commit, idempotent handling, retry and dead letters.
+
+For every delivery the worker
+
+1. decodes the envelope (message_id, type, correlation_id, JSON object body);
+2. in ONE database transaction records ``ProcessedMessage(consumer, message_id)`` and runs
+   the handler -- a message already recorded is a duplicate and changes nothing;
+3. acks only after that transaction committed.
+
+A message that can never succeed (invalid envelope or payload, unknown type, a
+``DomainError``) is parked at once as a ``DeadLetter`` row. Any other failure (database
+unavailable, deadlock, lock timeout, a bug) is retried through the ``Q.retry.N`` delay
+queues and parked after the last one. If even the dead-letter row cannot be written, the
+message is rejected to the broker's ``Q.dlq``: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+from django.db import IntegrityError, close_old_connections, transaction
+
+from config.errors import DomainError
+from messaging import broker, topology
+from messaging.envelope import InvalidMessage, Message, current_message, decode
+from messaging.models import DeadLetter, ProcessedMessage
+from messaging.registry import QueueRoute, route_for
+
+logger = logging.getLogger("messaging.consumer")
+
+HANDLED = "handled"
+DUPLICATE = "duplicate"
+RETRY = "retry"
+PARKED = "parked"
+
+
+def deliver(route: QueueRoute, message: Message) -> str:
+    """Run the handler for ``message`` once. Returns HANDLED or DUPLICATE.
+
+    Raises whatever the handler raises; the transaction (and the processed record with
+    it) is then rolled back, so the message can be tried again.
+    """
+    handler = route.handler_for(message.type)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                ProcessedMessage.objects.create(consumer=route.consumer, message_id=message.message_id)
+        except IntegrityError:
+            return DUPLICATE
+        token = current_message.set(message)
+        try:
+            handler(message)
+        finally:
+            current_message.reset(token)
+    return HANDLED
+
+
+def dead_letter_record(
+    *, queue: str, properties: Any, body: bytes, reason: str, error: str, attempts: int
+) -> DeadLetter:
+    headers = _plain_headers(getattr(properties, "headers", None) or {})
+    return DeadLetter.objects.create(
+        queue=queue,
+        message_id=str(getattr(properties, "message_id", "") or "")[:64],
+        type=str(getattr(properties, "type", "") or headers.get("type", "") or "")[:100],
+        correlation_id=str(getattr(properties, "correlation_id", "") or "")[:64],
+        headers=headers,
+        body=body.decode("utf-8", errors="replace"),
+        reason=reason,
+        error=error[:4000],
+        attempts=attempts,
+    )
+
+
+def _plain_headers(headers: dict) -> dict:
+    try:
+        return json.loads(json.dumps(headers, default=str))
+    except (TypeError, ValueError):
+        return {"unserialisable": repr(headers)[:1000]}
+
+
+@dataclass
+class WorkerStats:
+    handled: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    parked: int = 0
+
+
+class QueueWorker:
+    """Consumes one queue until stopped (SIGTERM/SIGINT) or a limit is reached."""
+
+    def __init__(self, queue: str, *, prefetch: int, install_signal_handlers: bool = True) -> None:
+        self.queue = queue
+        self.route = route_for(queue)
+        self.prefetch = prefetch
+        self.stats = WorkerStats()
+        self._stopping = False
+        self._install_signal_handlers = install_signal_handlers
+
+    # -- lifecycle -------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        self._stopping = True
+
+    def run(self, *, max_messages: int | None = None, idle_exit_seconds: float | None = None) -> WorkerStats:
+        if self._install_signal_handlers:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                self._consume(max_messages=max_messages, idle_exit_seconds=idle_exit_seconds)
+                return self.stats
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, ConnectionError) as exc:
+                if self._stopping:
+                    break
+                logger.warning("queue=%s broker connection lost (%s); reconnecting in %.1fs", self.queue, exc, backoff)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        return self.stats
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _consume(self, *, max_messages: int | None, idle_exit_seconds: float | None) -> None:
+        connection = broker.connect()
+        try:
+            channel = connection.channel()
+            topology.declare(channel)
+            channel.confirm_delivery()  # retries are re-published and must be confirmed before the ack
+            channel.basic_qos(prefetch_count=self.prefetch)
+            logger.info("queue=%s consumer=%s started (prefetch %d)", self.queue, self.route.consumer, self.prefetch)
+            idle_since = time.monotonic()
+            seen = 0
+            for method, properties, body in channel.consume(self.queue, inactivity_timeout=0.25):
+                if self._stopping:
+                    break
+                if method is None:
+                    if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                        break
+                    continue
+                self._handle_delivery(channel, method, properties, body)
+                idle_since = time.monotonic()
+                seen += 1
+                if max_messages is not None and seen >= max_messages:
+                    break
+            # Hand back whatever was prefetched but not handled.
+            channel.cancel()
+            channel.close()
+        finally:
+            if connection.is_open:
+                connection.close()
+            close_old_connections()
+
+    # -- one delivery ------------------------------------------------------------------
+    def _handle_delivery(self, channel, method, properties, body: bytes) -> None:
+        started = time.monotonic()
+        close_old_connections()
+        msg_type = getattr(properties, "type", None) or "?"
+        message_id = getattr(properties, "message_id", None) or "?"
+        correlation_id = getattr(properties, "correlation_id", None) or "-"
+        try:
+            message = decode(self.queue, properties, body, redelivered=bool(method.redelivered))
+            outcome = deliver(self.route, message)
+        except (InvalidMessage, DomainError) as exc:
+            outcome = self._park(channel, method, properties, body, DeadLetter.Reason.INVALID, exc)
+        except Exception as exc:  # noqa: BLE001 - any other failure may be transient: retry, then park
+            outcome = self._retry_or_park(channel, method, properties, body, exc)
+        else:
+            channel.basic_ack(method.delivery_tag)
+            if outcome == DUPLICATE:
+                self.stats.duplicates += 1
+            else:
+                self.stats.handled += 1
+        finally:
+            close_old_connections()
+        logger.info(
+            "queue=%s type=%s message_id=%s correlation_id=%s outcome=%s duration_ms=%.1f",
+            self.queue, msg_type, message_id, correlation_id, outcome, (time.monotonic() - started) * 1000,
+        )
+
+    def _attempt_of(self, properties) -> int:
+        headers = getattr(properties, "headers", None) or {}
+        attempt = headers.get("x-retry-attempt", 0)
+        return attempt if isinstance(attempt, int) and attempt >= 0 else 0
+
+    def _retry_or_park(self, channel, method, properties, body: bytes, exc: Exception) -> str:
+        attempt = self._attempt_of(properties) + 1
+        delays = topology.retry_delays()
+        if attempt > len(delays):
+            return self._park(channel, method, properties, body, DeadLetter.Reason.RETRIES_EXHAUSTED, exc, attempts=attempt)
+        logger.warning("queue=%s message_id=%s attempt %d failed: %r; retrying in %ss",
+                       self.queue, getattr(properties, "message_id", "?"), attempt, exc, delays[attempt - 1])
+        headers = dict(getattr(properties, "headers", None) or {})
+        headers["x-retry-attempt"] = attempt
+        headers["x-last-error"] = repr(exc)[:500]
+        retry_properties = pika.BasicProperties(
+            content_type=properties.content_type,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=properties.message_id,
+            correlation_id=properties.correlation_id,
+            type=properties.type,
+            timestamp=properties.timestamp,
+            headers=headers,
+        )
+        try:
+            # Confirmed publish to the delay queue, then ack the original: the message is
+            # never in neither place (at worst in both, which the processed record absorbs).
+            channel.basic_publish(
+                exchange="",
+                routing_key=topology.retry_queue(self.queue, attempt),
+                body=body,
+                properties=retry_properties,
+                mandatory=True,
+            )
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return RETRY
+        channel.basic_ack(method.delivery_tag)
+        self.stats.retried += 1
+        return RETRY
+
+    def _park(self, channel, method, properties, body: bytes, reason: str, exc: Exception, *, attempts: int = 1) -> str:
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            close_old_connections()
+            dead_letter_record(
+                queue=self.queue, properties=properties, body=body, reason=reason, error=error, attempts=attempts
+            )
+        except Exception:  # noqa: BLE001 - the database itself may be what failed
+            logger.exception("queue=%s could not record dead letter; rejecting to %s",
+                             self.queue, topology.dead_letter_queue(self.queue))
+            channel.basic_reject(method.delivery_tag, requeue=False)
+        else:
+            channel.basic_ack(method.delivery_tag)
+        logger.error("queue=%s message_id=%s parked (%s): %s",
+                     self.queue, getattr(properties, "message_id", "?"), reason, error)
+        self.stats.parked += 1
+        return PARKED

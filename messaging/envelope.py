@@ -1,0 +1,66 @@
+"""The message as handlers see it, and its decoding from an AMQP delivery."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class InvalidMessage(Exception):
+    """A message that can never be handled as it is (bad JSON, missing fields, unknown type)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    queue: str
+    message_id: str
+    type: str
+    correlation_id: str
+    causation_id: str
+    payload: dict[str, Any]
+    producer: str = ""
+    redelivered: bool = False
+    retry_attempt: int = 0
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+# The message being handled in this process, so that outbox_emit() can record what caused
+# the events a handler writes without every service having to pass it along.
+current_message: contextvars.ContextVar[Message | None] = contextvars.ContextVar("current_message", default=None)
+
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def decode(queue: str, properties: Any, body: bytes, *, redelivered: bool = False) -> Message:
+    headers = dict(getattr(properties, "headers", None) or {})
+    message_id = getattr(properties, "message_id", None) or ""
+    msg_type = getattr(properties, "type", None) or headers.get("type") or ""
+    correlation_id = getattr(properties, "correlation_id", None) or ""
+    if not message_id:
+        raise InvalidMessage("message has no message_id property")
+    if not msg_type:
+        raise InvalidMessage("message has no type property")
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidMessage(f"message body is {len(body)} bytes, more than {MAX_BODY_BYTES}")
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage(f"message body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidMessage(f"message body must be a JSON object, got {type(payload).__name__}")
+    retry_attempt = headers.get("x-retry-attempt", 0)
+    return Message(
+        queue=queue,
+        message_id=str(message_id)[:64],
+        type=str(msg_type),
+        correlation_id=str(correlation_id)[:64],
+        causation_id=str(headers.get("causation_id") or "")[:64],
+        producer=str(headers.get("producer") or ""),
+        payload=payload,
+        redelivered=redelivered,
+        retry_attempt=retry_attempt if isinstance(retry_attempt, int) else 0,
+        headers=headers,
+    )

@@ -1,0 +1,80 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxMessage(models.Model):
+    """An event written in the same transaction as the state change it announces.
+
+    The relay publishes unpublished rows in id order and sets ``published_at`` only
+    after the broker confirmed the message.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    queue = models.CharField(max_length=100, help_text="destination queue (routing key)")
+    type = models.CharField(max_length=100)
+    correlation_id = models.CharField(max_length=64, db_index=True, help_text="the order's id")
+    causation_id = models.CharField(max_length=64, blank=True, default="", help_text="message id that caused this one")
+    producer = models.CharField(max_length=50, blank=True, default="")
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The relay only ever scans unpublished rows: keep that index tiny however
+            # many published rows the table holds.
+            models.Index(fields=["id"], name="outbox_unpublished_idx", condition=Q(published_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} -> {self.queue} ({self.message_id})"
+
+
+class ProcessedMessage(models.Model):
+    """Proof that a consumer has handled a message; written in the handler's transaction."""
+
+    consumer = models.CharField(max_length=100)
+    message_id = models.CharField(max_length=64)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="processed_message_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}: {self.message_id}"
+
+
+class DeadLetter(models.Model):
+    """A message a consumer could not handle, parked with the reason."""
+
+    class Reason(models.TextChoices):
+        INVALID = "invalid", "invalid message"
+        FAILED = "failed", "handler failed"
+        RETRIES_EXHAUSTED = "retries_exhausted", "retries exhausted"
+
+    queue = models.CharField(max_length=100, db_index=True)
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    type = models.CharField(max_length=100, blank=True, default="")
+    correlation_id = models.CharField(max_length=64, blank=True, default="")
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True, default="")
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    redriven_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {self.type or '?'} {self.message_id} ({self.reason})"

@@ -1,0 +1,47 @@
+"""Messaging writes that people trigger: re-driving dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.models import DeadLetter, OutboxMessage
+from messaging.topology import WORK_QUEUES
+
+
+@transaction.atomic
+def dead_letters_redrive(*, dead_letter_ids: Iterable[int]) -> tuple[int, list[str]]:
+    """Send parked messages back to their queue once each, through the outbox.
+
+    The re-driven copy gets a new message id (the parked one was never processed, so no
+    effect can repeat) and names the parked one as its cause. Returns (count, problems).
+    """
+    redriven = 0
+    problems: list[str] = []
+    letters = DeadLetter.objects.select_for_update().filter(pk__in=list(dead_letter_ids)).order_by("pk")
+    for letter in letters:
+        if letter.redriven_at is not None:
+            problems.append(f"#{letter.pk} was already re-driven at {letter.redriven_at:%Y-%m-%d %H:%M:%S}")
+            continue
+        if letter.queue not in WORK_QUEUES or not letter.type:
+            problems.append(f"#{letter.pk} has no known queue/type to go back to")
+            continue
+        try:
+            payload = json.loads(letter.body)
+        except json.JSONDecodeError:
+            problems.append(f"#{letter.pk} body is not JSON; fix the producer, it cannot be re-driven")
+            continue
+        if not isinstance(payload, dict):
+            problems.append(f"#{letter.pk} body is not a JSON object")
+            continue
+        OutboxMessage.objects.create(
+            queue=letter.queue, type=letter.type, correlation_id=letter.correlation_id,
+            causation_id=letter.message_id, producer="redrive", payload=payload,
+        )
+        letter.redriven_at = timezone.now()
+        letter.save(update_fields=["redriven_at"])
+        redriven += 1
+    return redriven, problems

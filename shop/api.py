@@ -1,0 +1,158 @@
+"""Orders API: thin views -- input serializer -> service/selector -> output serializer."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from shop import selectors, services
+from shop.models import Order, OrderLine
+
+SAFE_TEXT = r"^[A-Za-z0-9_\- ]+$"
+
+
+# --- input ----------------------------------------------------------------------------
+class CustomerIn(serializers.Serializer):
+    """The customer as the seed sends it: an object (or just the name as a string)."""
+
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = {"name": data}
+        return super().to_internal_value(data)
+
+
+class AddressIn(serializers.Serializer):
+    street = serializers.CharField(max_length=200)
+    city = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    country = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = {"street": data}
+        return super().to_internal_value(data)
+
+
+class OrderItemIn(serializers.Serializer):
+    """``name`` and ``unit_price`` sent by a client are ignored: the catalogue sets both."""
+
+    product_id = serializers.CharField(max_length=32)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+
+class OrderIn(serializers.Serializer):
+    customer = CustomerIn()
+    shipping_address = AddressIn()
+    items = OrderItemIn(many=True, allow_empty=False, max_length=50)
+    shipping_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="standard")
+    payment_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="credit_card")
+
+
+# --- output ---------------------------------------------------------------------------
+class OrderLineOut(serializers.ModelSerializer):
+    product_id = serializers.CharField(source="sku")
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        model = OrderLine
+        fields = ["product_id", "name", "quantity", "unit_price", "line_total"]
+
+
+class WarehouseConfirmationOut(serializers.Serializer):
+    status = serializers.CharField(source="warehouse_status", allow_null=True)
+    message = serializers.CharField(source="warehouse_message", allow_null=True)
+
+
+class DeliveryStatusOut(serializers.Serializer):
+    status = serializers.CharField(source="delivery_status", allow_null=True)
+    message = serializers.CharField(source="delivery_message", allow_null=True)
+    timestamp = serializers.DateTimeField(source="delivery_updated_at", allow_null=True)
+
+
+class StatusChangeOut(serializers.Serializer):
+    status = serializers.CharField()
+    note = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class OrderOut(serializers.ModelSerializer):
+    order_id = serializers.UUIDField(source="id")
+    customer = serializers.SerializerMethodField()
+    items = OrderLineOut(source="lines", many=True)
+    warehouse_confirmation = WarehouseConfirmationOut(source="*")
+    delivery_status = DeliveryStatusOut(source="*")
+    shipment_id = serializers.CharField(allow_null=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "order_id", "status", "customer", "shipping_address", "shipping_method", "payment_method",
+            "items", "total", "currency", "warehouse_confirmation", "shipment_id", "delivery_status",
+            "created_at", "updated_at",
+        ]
+
+    @extend_schema_field(CustomerIn)
+    def get_customer(self, order: Order) -> dict:
+        return {"name": order.contact_name, "email": order.contact_email, "phone": order.contact_phone}
+
+    def to_representation(self, order: Order) -> dict:
+        data = super().to_representation(order)
+        data["shipment_id"] = order.shipment_id or None
+        for key in ("warehouse_confirmation", "delivery_status"):
+            data[key] = {k: (v or None) for k, v in data[key].items()}
+        return data
+
+
+class OrderDetailOut(OrderOut):
+    history = StatusChangeOut(many=True)
+
+    class Meta(OrderOut.Meta):
+        fields = OrderOut.Meta.fields + ["history"]
+
+
+# --- views ----------------------------------------------------------------------------
+class OrderListCreateApi(GenericAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = OrderOut
+
+    def get_queryset(self):
+        return selectors.order_list(user=self.request.user)
+
+    @extend_schema(summary="Your orders (staff: all orders)", responses=OrderOut(many=True))
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(OrderOut(page, many=True).data)
+
+    @extend_schema(summary="Place an order", request=OrderIn, responses={201: OrderOut})
+    def post(self, request: Request) -> Response:
+        body = OrderIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        order = services.order_place(
+            customer=services.customer_for_user(user=request.user),
+            contact=services.Contact(**data["customer"]),
+            shipping_address=dict(data["shipping_address"]),
+            items=[services.OrderItem(**item) for item in data["items"]],
+            shipping_method=data["shipping_method"],
+            payment_method=data["payment_method"],
+        )
+        order = selectors.order_get(user=request.user, order_id=order.id)
+        return Response(OrderOut(order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailApi(GenericAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = OrderDetailOut
+
+    @extend_schema(summary="One order (yours; staff: any)", responses=OrderDetailOut)
+    def get(self, request: Request, order_id: str) -> Response:
+        order = selectors.order_get(user=request.user, order_id=order_id)
+        return Response(OrderDetailOut(order).data)

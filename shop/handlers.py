@@ -1,0 +1,48 @@
+"""Messages the shop reacts to: the warehouse's answer and the customer notifications."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from messaging.envelope import Message
+from messaging.payloads import payload_validated as validated
+from messaging.registry import message_handler
+from messaging.topology import CUSTOMER_NOTIFICATIONS, ORDER_CONFIRMATIONS
+from shop import services
+
+CONSUMER_CONFIRMATIONS = "shop.order_confirmations"
+CONSUMER_NOTIFICATIONS = "shop.customer_notifications"
+
+
+class OrderConfirmationPayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    message = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+@message_handler(ORDER_CONFIRMATIONS, "order.confirmed", consumer=CONSUMER_CONFIRMATIONS)
+def on_order_confirmed(message: Message) -> None:
+    data = validated(OrderConfirmationPayload, message)
+    services.order_confirmation_apply(order_id=data["order_id"], confirmed=True, message=data["message"])
+
+
+@message_handler(ORDER_CONFIRMATIONS, "order.rejected", consumer=CONSUMER_CONFIRMATIONS)
+def on_order_rejected(message: Message) -> None:
+    data = validated(OrderConfirmationPayload, message)
+    services.order_confirmation_apply(order_id=data["order_id"], confirmed=False, message=data["message"])
+
+
+class CustomerNotificationPayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    shipment_id = serializers.CharField(max_length=40)
+    status = serializers.ChoiceField(choices=sorted(services.DELIVERY_RANK))
+    message = serializers.CharField(max_length=2000, allow_blank=True)
+    timestamp = serializers.DateTimeField()
+
+
+@message_handler(CUSTOMER_NOTIFICATIONS, "customer.notified", consumer=CONSUMER_NOTIFICATIONS)
+def on_customer_notified(message: Message) -> None:
+    data = validated(CustomerNotificationPayload, message)
+    services.order_delivery_update_apply(
+        order_id=data["order_id"], shipment_id=data["shipment_id"], status=data["status"],
+        message=data["message"], timestamp=data["timestamp"],
+    )

@@ -1,0 +1,36 @@
+"""Shop reads used by the API, the admin, the demo and other apps."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from config.errors import NotFound
+from shop.models import Order
+
+
+def order_list(*, user) -> QuerySet[Order]:
+    """Staff see every order, a customer their own."""
+    qs = Order.objects.prefetch_related("lines").select_related("customer")
+    if user.is_staff:
+        return qs
+    return qs.filter(customer__user=user)
+
+
+def order_get(*, user, order_id: UUID | str) -> Order:
+    """The order if ``user`` may see it; NotFound otherwise (never telling that it exists)."""
+    try:
+        return order_list(user=user).prefetch_related("history").get(pk=order_id)
+    except (Order.DoesNotExist, ValueError):
+        raise NotFound("order not found") from None
+
+
+def order_contact_get(*, order_id: UUID | str) -> tuple[str, str] | None:
+    """(name, email) to tell the customer about an order, for customer service."""
+    row = Order.objects.filter(pk=order_id).values_list("contact_name", "contact_email").first()
+    return tuple(row) if row else None
+
+
+def order_status_map(*, order_ids: list[str]) -> dict[str, Order]:
+    return {str(o.id): o for o in Order.objects.filter(pk__in=order_ids)}

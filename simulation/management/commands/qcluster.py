@@ -1,0 +1,45 @@
+"""django-q2's qcluster, with the scheduler looked at every SIM_SCHEDULER_TICK seconds.
+
+django-q2's sentinel runs the scheduler once every 30 s, which would turn a 1-3 s transit
+stage into a 30 s one. This command starts the same cluster (workers, monitor, pusher)
+and runs django-q2's own ``scheduler()`` on a short tick from the main process.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections
+from django_q.brokers import get_broker
+from django_q.cluster import Cluster
+from django_q.scheduler import scheduler
+
+logger = logging.getLogger("simulation.qcluster")
+
+
+class Command(BaseCommand):
+    help = "Start the django-q2 cluster that runs the timed simulation steps (picking, transit)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--run-once", action="store_true", help="start, run due schedules once, stop")
+
+    def handle(self, *args, **options):
+        settings.SECRET_KEY  # the cluster signs tasks with it
+        broker = get_broker()
+        cluster = Cluster(broker)
+        cluster.start()
+        tick = settings.SIM_SCHEDULER_TICK
+        try:
+            while cluster.stop_event is not None and cluster.sentinel.is_alive():
+                try:
+                    scheduler(broker=broker)
+                except DatabaseError as exc:
+                    logger.warning("scheduler tick failed (%r); next tick retries", exc)
+                    close_old_connections()
+                if options["run_once"]:
+                    break
+                time.sleep(tick)
+        finally:
+            if cluster.stop_event is not None:
+                cluster.stop()

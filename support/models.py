@@ -1,0 +1,61 @@
+from django.db import models
+
+# Customer-facing tracking stages, in the order they happen.
+TRACKING_RANK = {
+    "awaiting_vehicle": 0,
+    "vehicle_assigned": 1,
+    "picked_up": 2,
+    "in_transit": 3,
+    "out_for_delivery": 4,
+    "delivered": 5,
+}
+
+
+class TrackingRecord(models.Model):
+    """A shipment as customer service sees it. Holds no personal data: it is public by shipment id."""
+
+    shipment_id = models.CharField(max_length=40, unique=True)
+    order_id = models.UUIDField(db_index=True)
+    status = models.CharField(max_length=20)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.shipment_id} ({self.status})"
+
+
+class TrackingEntry(models.Model):
+    record = models.ForeignKey(TrackingRecord, on_delete=models.CASCADE, related_name="entries")
+    status = models.CharField(max_length=20)
+    message = models.CharField(max_length=300)
+    timestamp = models.DateTimeField(help_text="when it happened, by transport's clock")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        constraints = [models.UniqueConstraint(fields=["record", "status"], name="tracking_entry_stage_once")]
+
+    def __str__(self) -> str:
+        return f"{self.status} at {self.timestamp:%H:%M:%S}"
+
+
+class CustomerNotification(models.Model):
+    """What customer service told (or is telling) the customer: one per order and stage."""
+
+    order_id = models.UUIDField(db_index=True)
+    shipment_id = models.CharField(max_length=40)
+    status = models.CharField(max_length=20)
+    recipient = models.EmailField(blank=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["order_id", "status"], name="notification_stage_once")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} -> {self.recipient or '(no email)'}"

@@ -1,0 +1,90 @@
+"""Customer service writes: the tracking history and telling the customer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.outbox import outbox_emit
+from messaging.topology import CUSTOMER_NOTIFICATIONS
+from shop.selectors import order_contact_get
+from support.models import TRACKING_RANK, CustomerNotification, TrackingEntry, TrackingRecord
+
+PRODUCER = "support"
+logger = logging.getLogger(__name__)
+
+STAGE_SUBJECTS = {
+    "awaiting_vehicle": "Your order is packed and waiting for a vehicle",
+    "vehicle_assigned": "A vehicle has been assigned to your order",
+    "picked_up": "Your order has been picked up",
+    "in_transit": "Your order is on its way",
+    "out_for_delivery": "Your order is out for delivery",
+    "delivered": "Your order has been delivered",
+}
+
+
+@transaction.atomic
+def tracking_record_stage(
+    *, order_id: UUID, shipment_id: str, status: str, message: str, timestamp: datetime
+) -> TrackingEntry | None:
+    """Record one stage of a shipment and tell the customer. A repeated stage changes nothing."""
+    record, _ = TrackingRecord.objects.select_for_update().get_or_create(
+        shipment_id=shipment_id, defaults={"order_id": order_id, "status": status}
+    )
+    entry, created = TrackingEntry.objects.get_or_create(
+        record=record, status=status, defaults={"message": message, "timestamp": timestamp}
+    )
+    if not created:
+        return None
+    if TRACKING_RANK[status] >= TRACKING_RANK.get(record.status, -1):
+        record.status = status
+        record.save(update_fields=["status", "updated_at"])
+    notification = _notification_create(order_id=order_id, shipment_id=shipment_id, status=status, message=message)
+    outbox_emit(
+        queue=CUSTOMER_NOTIFICATIONS, type="customer.notified", correlation_id=order_id, producer=PRODUCER,
+        payload={
+            "order_id": str(order_id),
+            "shipment_id": shipment_id,
+            "status": status,
+            "message": message,
+            "timestamp": timestamp.isoformat(),
+            "notification_id": notification.pk,
+        },
+    )
+    return entry
+
+
+def _notification_create(*, order_id: UUID, shipment_id: str, status: str, message: str) -> CustomerNotification:
+    contact = order_contact_get(order_id=order_id)
+    name, email = contact if contact else ("customer", "")
+    notification, created = CustomerNotification.objects.get_or_create(
+        order_id=order_id, status=status,
+        defaults={
+            "shipment_id": shipment_id,
+            "recipient": email,
+            "subject": f"{STAGE_SUBJECTS[status]} ({shipment_id})",
+            "body": f"Hello {name},\n\n{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
+        },
+    )
+    if created and email:
+        # Sent after commit, so a rolled-back stage never emails anyone.
+        transaction.on_commit(lambda: notification_send(notification_id=notification.pk))
+    return notification
+
+
+def notification_send(*, notification_id: int) -> None:
+    notification = CustomerNotification.objects.filter(pk=notification_id, sent_at__isnull=True).first()
+    if notification is None or not notification.recipient:
+        return
+    try:
+        send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
+    except Exception:  # noqa: BLE001 - a mail outage must not fail the stage; sent_at stays empty
+        logger.exception("could not send notification %s", notification_id)
+        return
+    CustomerNotification.objects.filter(pk=notification_id).update(sent_at=timezone.now())

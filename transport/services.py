@@ -1,0 +1,142 @@
+"""Transport writes: shipments, vehicle assignment and the delivery lifecycle.
+
+Vehicle assignment takes the fleet lock (every vehicle row, in primary-key order) both when
+a shipment arrives and when a vehicle is released, so a shipment can never miss a vehicle
+released at the same moment, and no vehicle is given to two shipments.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.outbox import outbox_emit
+from messaging.topology import DELIVERY_UPDATES
+from simulation.clock import stage_delay, step_schedule
+from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent, Vehicle
+
+PRODUCER = "transport"
+
+
+def fleet_lock() -> list[Vehicle]:
+    return list(Vehicle.objects.select_for_update().order_by("pk"))
+
+
+def _stage_message(shipment: Shipment, status: str, vehicle: Vehicle | None) -> str:
+    city = (shipment.shipping_address or {}).get("city") or "the destination"
+    code = vehicle.code if vehicle else ""
+    return {
+        ShipmentStatus.AWAITING_VEHICLE: "Shipment registered; waiting for a free vehicle",
+        ShipmentStatus.VEHICLE_ASSIGNED: f"Vehicle {code} assigned",
+        ShipmentStatus.PICKED_UP: f"Picked up from the warehouse by {code}",
+        ShipmentStatus.IN_TRANSIT: f"In transit to {city}",
+        ShipmentStatus.OUT_FOR_DELIVERY: f"Out for delivery in {city}",
+        ShipmentStatus.DELIVERED: "Delivered",
+    }[status]
+
+
+def _shipment_record_stage(shipment: Shipment, status: str) -> None:
+    """Set the stage, record its tracking event and announce it on ``delivery_updates``.
+
+    Caller holds the shipment's row lock.
+    """
+    now = timezone.now()
+    shipment.status = status
+    if status == ShipmentStatus.DELIVERED:
+        shipment.delivered_at = now
+    shipment.save()
+    message = _stage_message(shipment, status, shipment.vehicle)
+    TrackingEvent.objects.create(
+        shipment=shipment, status=status, message=message,
+        vehicle_code=shipment.vehicle.code if shipment.vehicle else "", timestamp=now,
+    )
+    outbox_emit(
+        queue=DELIVERY_UPDATES, type="shipment.status_changed", correlation_id=shipment.order_id, producer=PRODUCER,
+        payload={
+            "order_id": str(shipment.order_id),
+            "shipment_id": shipment.id,
+            "status": status,
+            "message": message,
+            "vehicle_id": shipment.vehicle.code if shipment.vehicle else None,
+            "timestamp": now.isoformat(),
+        },
+    )
+    next_stage = NEXT_STAGE.get(status)
+    if next_stage is not None:
+        step_schedule("transport.tasks.shipment_advance", shipment.id, next_stage, delay_seconds=stage_delay())
+
+
+def _vehicle_assign(shipment: Shipment, vehicle: Vehicle) -> None:
+    """Caller holds the fleet lock and the shipment's row lock."""
+    vehicle.status = Vehicle.Status.BUSY
+    vehicle.save(update_fields=["status", "updated_at"])
+    shipment.vehicle = vehicle
+    _shipment_record_stage(shipment, ShipmentStatus.VEHICLE_ASSIGNED)
+
+
+@transaction.atomic
+def shipment_create(
+    *, order_id: UUID, recipient: str, shipping_address: dict, shipping_method: str
+) -> Shipment:
+    """A shipment for a picked order, with the first free vehicle or a place in line. Idempotent."""
+    existing = Shipment.objects.filter(order_id=order_id).first()
+    if existing is not None:
+        return existing
+    fleet = fleet_lock()
+    shipment = Shipment.objects.create(
+        order_id=order_id, recipient=recipient, shipping_address=shipping_address,
+        shipping_method=shipping_method, status=ShipmentStatus.AWAITING_VEHICLE,
+    )
+    free = next((v for v in fleet if v.status == Vehicle.Status.AVAILABLE), None)
+    if free is None:
+        _shipment_record_stage(shipment, ShipmentStatus.AWAITING_VEHICLE)
+    else:
+        _vehicle_assign(shipment, free)
+    return shipment
+
+
+@transaction.atomic
+def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
+    """Play the next stage. A repeated or out-of-order step changes nothing."""
+    shipment = Shipment.objects.select_for_update().select_related("vehicle").filter(pk=shipment_id).first()
+    if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
+        return shipment
+    _shipment_record_stage(shipment, to_status)
+    if to_status == ShipmentStatus.DELIVERED:
+        vehicle_release(vehicle_id=shipment.vehicle_id, location=shipment.shipping_address.get("city") or "")
+    return shipment
+
+
+def vehicle_release(*, vehicle_id: int, location: str = "") -> None:
+    """The vehicle is free: give it to the longest-waiting shipment, or mark it available.
+
+    Runs inside the caller's transaction.
+    """
+    fleet = {v.pk: v for v in fleet_lock()}
+    vehicle = fleet[vehicle_id]
+    if location:
+        vehicle.location = location[:100]
+    waiting = (
+        Shipment.objects.select_for_update()
+        .filter(status=ShipmentStatus.AWAITING_VEHICLE)
+        .order_by("created_at", "pk")
+        .first()
+    )
+    if waiting is None:
+        vehicle.status = Vehicle.Status.AVAILABLE
+        vehicle.save(update_fields=["status", "location", "updated_at"])
+        return
+    vehicle.save(update_fields=["location", "updated_at"])
+    _vehicle_assign(waiting, vehicle)
+
+
+def vehicle_upsert(*, code: str, type: str, location: str) -> Vehicle:
+    vehicle, created = Vehicle.objects.get_or_create(code=code, defaults={"type": type, "location": location})
+    if not created and (vehicle.type, vehicle.location) != (type, location) and vehicle.status == Vehicle.Status.AVAILABLE:
+        vehicle.type, vehicle.location = type, location
+        vehicle.save(update_fields=["type", "location", "updated_at"])
+    return vehicle
+
+

@@ -1,0 +1,128 @@
+"""Warehouse writes: all-or-nothing stock reservation and picking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from messaging.outbox import outbox_emit
+from messaging.topology import ORDER_CONFIRMATIONS, SHIPPING_ORDERS
+from simulation.clock import picking_delay, step_schedule
+from warehouse.models import Reservation, ReservationLine, StockItem
+
+PRODUCER = "warehouse"
+
+
+@dataclass(frozen=True)
+class RequestedLine:
+    sku: str
+    quantity: int
+    name: str = ""
+
+
+def stock_lock(*, skus: Sequence[str]) -> dict[str, StockItem]:
+    """Lock the stock rows of ``skus`` in primary-key order (one order for every caller: no deadlocks)."""
+    items = StockItem.objects.select_for_update().filter(sku__in=set(skus)).order_by("pk")
+    return {item.sku: item for item in items}
+
+
+@transaction.atomic
+def stock_reserve(
+    *,
+    order_id: UUID,
+    lines: Sequence[RequestedLine],
+    recipient: str,
+    shipping_address: dict,
+    shipping_method: str,
+) -> Reservation:
+    """Reserve every line of the order or none, and answer on ``order_confirmations``.
+
+    A repeated request for the same order returns the first answer and emits nothing.
+    """
+    existing = Reservation.objects.filter(order_id=order_id).first()
+    if existing is not None:
+        return existing
+    wanted: dict[str, int] = {}
+    for line in lines:
+        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    items = stock_lock(skus=list(wanted))
+    shortages = []
+    for sku, quantity in sorted(wanted.items()):
+        item = items.get(sku)
+        if item is None:
+            shortages.append({"product_id": sku, "requested": quantity, "available": 0})
+        elif item.quantity_on_hand < quantity:
+            shortages.append({"product_id": sku, "requested": quantity, "available": item.quantity_on_hand})
+
+    reservation = Reservation(
+        order_id=order_id, recipient=recipient, shipping_address=shipping_address, shipping_method=shipping_method
+    )
+    if shortages:
+        reservation.status = Reservation.Status.REJECTED
+        reservation.reason = "Insufficient stock for: " + ", ".join(
+            f"{s['product_id']} (requested {s['requested']}, available {s['available']})" for s in shortages
+        )
+        reservation.save()
+        outbox_emit(
+            queue=ORDER_CONFIRMATIONS, type="order.rejected", correlation_id=order_id, producer=PRODUCER,
+            payload={"order_id": str(order_id), "message": reservation.reason, "unavailable": shortages},
+        )
+        return reservation
+
+    reservation.status = Reservation.Status.RESERVED
+    reservation.save()
+    for sku, quantity in wanted.items():
+        item = items[sku]
+        # Caller holds the row lock; the conditional update is the belt to those braces.
+        updated = StockItem.objects.filter(pk=item.pk, quantity_on_hand__gte=quantity).update(
+            quantity_on_hand=F("quantity_on_hand") - quantity
+        )
+        if updated != 1:  # pragma: no cover - impossible while the lock is held
+            raise RuntimeError(f"stock of {sku} changed under its lock")
+        ReservationLine.objects.create(reservation=reservation, stock_item=item, quantity=quantity)
+    outbox_emit(
+        queue=ORDER_CONFIRMATIONS, type="order.confirmed", correlation_id=order_id, producer=PRODUCER,
+        payload={
+            "order_id": str(order_id),
+            "message": "All items reserved: " + ", ".join(f"{q} x {s}" for s, q in wanted.items()),
+            "items": [{"product_id": s, "quantity": q} for s, q in wanted.items()],
+        },
+    )
+    step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=picking_delay())
+    return reservation
+
+
+@transaction.atomic
+def reservation_pick(*, order_id: UUID) -> Reservation | None:
+    """Picking is done: hand the order to transport on ``shipping_orders``. Idempotent."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None or reservation.status != Reservation.Status.RESERVED:
+        return reservation
+    reservation.status = Reservation.Status.PICKED
+    reservation.picked_at = timezone.now()
+    reservation.save(update_fields=["status", "picked_at"])
+    lines = reservation.lines.select_related("stock_item").order_by("stock_item__sku")
+    outbox_emit(
+        queue=SHIPPING_ORDERS, type="shipment.requested", correlation_id=order_id, producer=PRODUCER,
+        payload={
+            "order_id": str(order_id),
+            "recipient": reservation.recipient,
+            "shipping_address": reservation.shipping_address,
+            "shipping_method": reservation.shipping_method,
+            "items": [{"product_id": line.stock_item.sku, "quantity": line.quantity} for line in lines],
+            "picked_at": reservation.picked_at.isoformat(),
+        },
+    )
+    return reservation
+
+
+def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: str) -> StockItem:
+    item, _ = StockItem.objects.update_or_create(
+        sku=sku, defaults={"name": name, "quantity_on_hand": quantity_on_hand, "location": location}
+    )
+    return item
