@@ -100,7 +100,7 @@ def shipment_create(
 @transaction.atomic
 def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
     """Play the next stage. A repeated or out-of-order step changes nothing."""
-    shipment = Shipment.objects.select_for_update().select_related("vehicle").filter(pk=shipment_id).first()
+    shipment = Shipment.objects.select_for_update(of=("self",)).select_related("vehicle").filter(pk=shipment_id).first()
     if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
         return shipment
     _shipment_record_stage(shipment, to_status)

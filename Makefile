@@ -1,0 +1,52 @@
+# One command each, from a fresh clone (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo run test bench install install-dev broker migrate clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+broker: install
+	scripts/ensure_rabbitmq.sh
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+## make demo: the whole system, the seed scenario's orders, live progress, a summary; exits 0 when all are final
+demo: broker
+	$(PY) manage.py demo
+
+## make run: the same system in the foreground until Ctrl-C
+run: broker migrate
+	$(PY) manage.py setup_broker
+	$(PY) manage.py load_demo_data
+	$(VENV)/bin/honcho start
+
+## make test: RabbitMQ and PostgreSQL made reachable, then the whole pytest suite against them
+test: install-dev
+	scripts/ensure_rabbitmq.sh
+	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+## make bench: the benchmarks in bench/, figures printed and written to bench/results/
+bench: install-dev
+	scripts/ensure_rabbitmq.sh
+	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
+	  $(PY) bench/run.py
+
+clean:
+	rm -rf .run .pytest_cache

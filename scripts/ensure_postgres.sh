@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Print a DATABASE_URL of a PostgreSQL server that answers: DATABASE_URL itself when it is a
+# postgres:// URL that answers, otherwise a cluster of the project's own in .pgdata/ (ignored
+# by git), created and started here. Progress goes to stderr; the URL is the only stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PY:-.venv/bin/python}
+PG_PORT=${PG_PORT:-55432}
+PG_BIN=${PG_BIN:-}
+if [ -z "$PG_BIN" ]; then
+  for v in 17 16 15 14 13; do
+    if [ -x "/usr/lib/postgresql/$v/bin/initdb" ]; then PG_BIN="/usr/lib/postgresql/$v/bin"; break; fi
+  done
+fi
+
+answers() {
+  "$PY" - "$1" <<'PY' >/dev/null 2>&1
+import sys, psycopg
+from urllib.parse import urlparse
+u = urlparse(sys.argv[1])
+psycopg.connect(host=u.hostname or "localhost", port=u.port or 5432, user=u.username or "postgres",
+                password=u.password or None, dbname="postgres", connect_timeout=3).close()
+PY
+}
+
+case "${DATABASE_URL:-}" in
+  postgres://*|postgresql://*)
+    if answers "$DATABASE_URL"; then
+      echo "PostgreSQL: using DATABASE_URL" >&2
+      echo "$DATABASE_URL"
+      exit 0
+    fi
+    echo "PostgreSQL: DATABASE_URL does not answer; starting a local cluster instead" >&2
+    ;;
+esac
+
+LOCAL_URL="postgres://postgres@127.0.0.1:${PG_PORT}/logistics"
+if answers "$LOCAL_URL"; then
+  echo "PostgreSQL: local cluster on port $PG_PORT is up" >&2
+  echo "$LOCAL_URL"
+  exit 0
+fi
+
+if [ -z "$PG_BIN" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "PostgreSQL: binaries missing; installing Debian's postgresql..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 || {
+      apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  else
+    echo "No PostgreSQL server answers and no PostgreSQL binaries found; set DATABASE_URL" >&2
+    exit 1
+  fi
+fi
+
+DATA="$ROOT/.pgdata"
+# PostgreSQL refuses to run as root: run it as the postgres user when we are root.
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
+  if ! runuser -u postgres -- test -x "$ROOT"; then
+    # The checkout is not reachable by the postgres user (e.g. under /root): keep the cluster
+    # in a folder of its own elsewhere.
+    DATA="/var/tmp/logistics-pgdata-$(echo "$ROOT" | md5sum | cut -c1-8)"
+  fi
+  AS_PG=(runuser -u postgres --)
+else
+  AS_PG=()
+fi
+
+if [ ! -f "$DATA/PG_VERSION" ]; then
+  echo "PostgreSQL: initialising a cluster in $DATA" >&2
+  mkdir -p "$DATA"
+  [ "$(id -u)" = 0 ] && chown postgres: "$DATA"
+  chmod 700 "$DATA"
+  "${AS_PG[@]}" "$PG_BIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+fi
+mkdir -p "$DATA/run" 2>/dev/null || true
+[ "$(id -u)" = 0 ] && chown postgres: "$DATA/run"
+echo "PostgreSQL: starting on 127.0.0.1:$PG_PORT" >&2
+"${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 \
+  -o "-p $PG_PORT -k $DATA/run -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null || { tail -20 "$DATA/server.log" >&2; exit 1; }
+for _ in $(seq 1 30); do
+  if answers "$LOCAL_URL"; then
+    echo "$LOCAL_URL"
+    exit 0
+  fi
+  sleep 1
+done
+echo "PostgreSQL did not answer on port $PG_PORT; see $DATA/server.log" >&2
+exit 1

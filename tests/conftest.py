@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import shutil
+import uuid
+
+import pika
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from messaging import broker as broker_mod
+from messaging import topology
+from shop.services import customer_create
+from tests.harness import LOG_DIR, System
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_logs():
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def broker():
+    """The real RabbitMQ with the topology declared and every queue empty."""
+    try:
+        connection = broker_mod.connect()
+    except pika.exceptions.AMQPError as exc:
+        pytest.fail(f"RabbitMQ is not reachable (make test starts it): {exc!r}")
+    channel = connection.channel()
+    topology.declare(channel)
+    for name in topology.all_queue_names():
+        channel.queue_purge(name)
+    yield channel
+    if connection.is_open:
+        connection.close()
+
+
+@pytest.fixture
+def catalogue(db):
+    call_command("load_demo_data", verbosity=0)
+
+
+@pytest.fixture
+def make_customer(db):
+    def make(username: str | None = None, email: str = "customer@example.com"):
+        customer, token = customer_create(username=username or f"c-{uuid.uuid4().hex[:8]}", email=email)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return customer, client
+
+    return make
+
+
+@pytest.fixture
+def customer_client(make_customer):
+    return make_customer("jaan", "jaan.tamm@example.com")[1]
+
+
+@pytest.fixture
+def system(transactional_db, broker):
+    """The relay, every queue worker and qcluster as real processes (SIM_TIME_SCALE=0)."""
+    system = System()
+    yield system
+    system.stop_all()

@@ -1,0 +1,60 @@
+import pytest
+from django.db import transaction
+
+from messaging.models import OutboxMessage
+from messaging.outbox import outbox_emit
+from shop.models import Order
+from shop.services import Contact, OrderItem, order_place
+
+pytestmark = pytest.mark.django_db
+
+
+def place(customer):
+    return order_place(
+        customer=customer,
+        contact=Contact(name="Jaan Tamm", email="jaan.tamm@example.com"),
+        shipping_address={"street": "Narva mnt 5", "city": "Tallinn"},
+        items=[OrderItem(product_id="PRD001", quantity=1), OrderItem(product_id="PRD003", quantity=2)],
+        shipping_method="express",
+        payment_method="credit_card",
+    )
+
+
+def test_order_and_its_new_orders_message_are_written_together(catalogue, make_customer):
+    # given
+    customer, _ = make_customer()
+    # when
+    order = place(customer)
+    # then
+    row = OutboxMessage.objects.get()
+    assert (row.queue, row.type, row.correlation_id, row.producer) == ("new_orders", "order.placed", str(order.id), "shop")
+    assert row.published_at is None
+    assert row.payload["order_id"] == str(order.id)
+    assert row.payload["items"] == [
+        {"product_id": "PRD001", "name": "Laptop", "quantity": 1},
+        {"product_id": "PRD003", "name": "Mechanical keyboard", "quantity": 2},
+    ]
+    assert row.payload["total"] == "1539.97"
+
+
+def test_a_rolled_back_order_leaves_no_message(catalogue, make_customer):
+    # given
+    customer, _ = make_customer()
+    # when
+    with pytest.raises(RuntimeError), transaction.atomic():
+        place(customer)
+        raise RuntimeError("the request failed after the order was written")
+    # then
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_emit_refuses_to_run_outside_a_transaction():
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        outbox_emit(queue="new_orders", type="order.placed", correlation_id="x", payload={}, producer="test")
+
+
+def test_outbox_emit_refuses_an_unknown_queue():
+    with pytest.raises(ValueError, match="unknown queue"), transaction.atomic():
+        outbox_emit(queue="nowhere", type="x", correlation_id="x", payload={}, producer="test")

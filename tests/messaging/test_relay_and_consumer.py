@@ -1,0 +1,109 @@
+"""The relay and a queue worker against the real RabbitMQ and PostgreSQL."""
+
+import json
+import uuid
+
+import pika
+import pytest
+from django.db import transaction
+
+from messaging.consumer import QueueWorker
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.outbox import outbox_emit
+from messaging.relay import OutboxRelay
+from warehouse.models import Reservation, StockItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def order_placed_payload(order_id: str, quantity: int = 1) -> dict:
+    return {
+        "order_id": order_id,
+        "recipient": "Jaan Tamm",
+        "shipping_address": {"street": "Narva mnt 5", "city": "Tallinn"},
+        "shipping_method": "express",
+        "items": [{"product_id": "PRD001", "quantity": quantity}],
+    }
+
+
+def test_relay_publishes_committed_rows_with_envelope_and_marks_them(broker):
+    # given
+    order_ids = [str(uuid.uuid4()) for _ in range(3)]
+    with transaction.atomic():
+        rows = [
+            outbox_emit(queue="new_orders", type="order.placed", correlation_id=oid,
+                        payload=order_placed_payload(oid), producer="shop")
+            for oid in order_ids
+        ]
+    # when
+    stats = OutboxRelay(install_signal_handlers=False).run(once=True)
+    # then
+    assert stats.published == 3
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
+    received = []
+    for _ in range(3):
+        method, properties, body = broker.basic_get("new_orders", auto_ack=True)
+        received.append((properties.message_id, properties.correlation_id, properties.type,
+                         properties.delivery_mode, json.loads(body)["order_id"]))
+    assert received == [(str(r.message_id), oid, "order.placed", 2, oid) for r, oid in zip(rows, order_ids)]
+    assert broker.basic_get("new_orders")[0] is None
+
+
+def test_unroutable_row_is_not_marked_published_and_is_reported(broker):
+    # given: a destination no queue is bound to
+    row = OutboxMessage.objects.create(queue="no_such_queue", type="x.y", correlation_id="c", payload={"a": 1})
+    # when
+    stats = OutboxRelay(install_signal_handlers=False).run(once=True)
+    # then
+    row.refresh_from_db()
+    assert (stats.published, stats.failed) == (0, 1)
+    assert row.published_at is None
+    assert row.attempts == 1
+    assert "unroutable" in row.last_error
+    assert row.next_attempt_at is not None
+
+
+def publish_raw(channel, queue: str, body: bytes, *, message_id: str | None = "m", msg_type: str | None = "order.placed"):
+    channel.basic_publish(
+        exchange="", routing_key=queue, body=body,
+        properties=pika.BasicProperties(message_id=message_id, type=msg_type, correlation_id="c", delivery_mode=2),
+    )
+
+
+def test_worker_parks_bad_messages_survives_them_and_handles_the_next_good_one(catalogue, broker):
+    # given: five kinds of poison, then one good order, straight onto the queue
+    good_order = str(uuid.uuid4())
+    publish_raw(broker, "new_orders", b"{not json", message_id="bad-json")
+    publish_raw(broker, "new_orders", b"[1, 2]", message_id="not-object")
+    publish_raw(broker, "new_orders", b'{"order_id": "x"}', message_id="missing-fields")
+    publish_raw(broker, "new_orders", b"{}", message_id="unknown-type", msg_type="order.exploded")
+    publish_raw(broker, "new_orders", b"{}", message_id=None)
+    publish_raw(broker, "new_orders", json.dumps(order_placed_payload(good_order, quantity=2)).encode(), message_id="good")
+    # when
+    stats = QueueWorker("new_orders", prefetch=10, install_signal_handlers=False).run(idle_exit_seconds=1.0)
+    # then
+    assert (stats.handled, stats.parked) == (1, 5)
+    parked = dict(DeadLetter.objects.values_list("message_id", "reason"))
+    assert parked == {"bad-json": "invalid", "not-object": "invalid", "missing-fields": "invalid",
+                      "unknown-type": "invalid", "": "invalid"}
+    assert "not JSON" in DeadLetter.objects.get(message_id="bad-json").error
+    assert "order.exploded" in DeadLetter.objects.get(message_id="unknown-type").error
+    assert Reservation.objects.get(order_id=good_order).status == "reserved"
+    assert StockItem.objects.get(sku="PRD001").quantity_on_hand == 8
+    assert broker.queue_declare("new_orders", passive=True).method.message_count == 0
+
+
+def test_a_redelivered_message_changes_nothing_twice(catalogue, broker):
+    # given: the same message delivered twice (a crash between commit and ack looks like this)
+    order_id = str(uuid.uuid4())
+    body = json.dumps(order_placed_payload(order_id, quantity=3)).encode()
+    publish_raw(broker, "new_orders", body, message_id="same-id")
+    publish_raw(broker, "new_orders", body, message_id="same-id")
+    # when
+    stats = QueueWorker("new_orders", prefetch=10, install_signal_handlers=False).run(idle_exit_seconds=1.0)
+    # then
+    assert (stats.handled, stats.duplicates) == (1, 1)
+    assert StockItem.objects.get(sku="PRD001").quantity_on_hand == 7
+    assert Reservation.objects.filter(order_id=order_id).count() == 1
+    assert ProcessedMessage.objects.filter(consumer="warehouse.new_orders", message_id="same-id").count() == 1
+    assert OutboxMessage.objects.filter(queue="order_confirmations", correlation_id=order_id).count() == 1
