@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from config.errors import NotFound
@@ -22,7 +23,7 @@ def order_get(*, user, order_id: UUID | str) -> Order:
     """The order if ``user`` may see it; NotFound otherwise (never telling that it exists)."""
     try:
         return order_list(user=user).prefetch_related("history").get(pk=order_id)
-    except (Order.DoesNotExist, ValueError):
+    except (Order.DoesNotExist, ValueError, ValidationError):
         raise NotFound("order not found") from None
 
 

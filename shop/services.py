@@ -9,6 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -135,7 +136,7 @@ def order_place(
 def _order_lock(order_id: UUID | str) -> Order:
     try:
         return Order.objects.select_for_update().get(pk=order_id)
-    except (Order.DoesNotExist, ValueError):
+    except (Order.DoesNotExist, ValueError, ValidationError):
         raise NotFound(f"order {order_id} does not exist", field="order_id") from None
 
 

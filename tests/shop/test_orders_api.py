@@ -1,0 +1,130 @@
+import copy
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from messaging.models import OutboxMessage
+from shop.models import Order
+from simulation.demo_data import SEED_ORDER
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_order_is_accepted_as_it_is_with_catalogue_prices(catalogue, customer_client):
+    # given: the seed's body, with client-sent names and prices that must not be trusted
+    body = copy.deepcopy(SEED_ORDER)
+    body["items"][0]["unit_price"] = 0.01
+    body["items"][0]["name"] = "Free laptop"
+    # when
+    response = customer_client.post("/api/orders/", body, format="json")
+    # then
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert data["status"] == "new"
+    order = Order.objects.get(pk=data["order_id"])
+    assert order.total == Decimal("1539.97")
+    assert data["total"] == "1539.97"
+    assert [(i["product_id"], i["name"], i["unit_price"], i["quantity"]) for i in data["items"]] == [
+        ("PRD001", "Laptop", "1299.99", 1),
+        ("PRD003", "Mechanical keyboard", "119.99", 2),
+    ]
+    assert OutboxMessage.objects.filter(queue="new_orders", correlation_id=data["order_id"]).count() == 1
+
+
+def test_order_detail_has_the_contract_fields(catalogue, customer_client):
+    order_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
+    data = customer_client.get(f"/api/orders/{order_id}/").json()
+    assert {"order_id", "status", "items", "total", "warehouse_confirmation", "shipment_id", "delivery_status"} <= set(data)
+    assert data["warehouse_confirmation"] == {"status": None, "message": None}
+    assert data["delivery_status"] == {"status": None, "message": None, "timestamp": None}
+    assert data["shipment_id"] is None
+
+
+def without(body: dict, key: str) -> dict:
+    body = copy.deepcopy(body)
+    body.pop(key)
+    return body
+
+
+def with_item(**changes) -> dict:
+    body = copy.deepcopy(SEED_ORDER)
+    body["items"] = [{"product_id": "PRD001", "quantity": 1, **changes}]
+    return body
+
+
+def with_customer(customer) -> dict:
+    body = copy.deepcopy(SEED_ORDER)
+    body["customer"] = customer
+    return body
+
+
+MALFORMED = [
+    ("no items", without(SEED_ORDER, "items"), "items"),
+    ("empty items", {**SEED_ORDER, "items": []}, "items"),
+    ("items not a list", {**SEED_ORDER, "items": "PRD001"}, "items"),
+    ("unknown product", with_item(product_id="PRD999"), "items"),
+    ("quantity zero", with_item(quantity=0), "items"),
+    ("quantity negative", with_item(quantity=-3), "items"),
+    ("quantity a string", with_item(quantity="two"), "items"),
+    ("quantity fractional", with_item(quantity=1.5), "items"),
+    ("quantity absurd", with_item(quantity=10**12), "items"),
+    ("quantity null", with_item(quantity=None), "items"),
+    ("no customer", without(SEED_ORDER, "customer"), "customer"),
+    ("customer without name", with_customer({"email": "a@b.ee"}), "customer"),
+    ("bad email", with_customer({"name": "Jaan", "email": "not-an-email"}), "customer"),
+    ("no address", without(SEED_ORDER, "shipping_address"), "shipping_address"),
+    ("address not an object", {**SEED_ORDER, "shipping_address": 42}, "shipping_address"),
+    ("NUL in name", with_customer({"name": "Ja\x00an"}), "customer"),
+    ("oversized name", with_customer({"name": "x" * 5000}), "customer"),
+]
+
+
+@pytest.mark.parametrize("label,body,field", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_orders_get_400_naming_the_field(catalogue, customer_client, label, body, field):
+    response = customer_client.post("/api/orders/", body, format="json")
+    assert response.status_code == 400, (label, response.status_code, response.content)
+    assert field in response.json(), response.json()
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_json_array_body_is_400_not_500(catalogue, customer_client):
+    response = customer_client.post("/api/orders/", [SEED_ORDER], format="json")
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()
+
+
+def test_anonymous_users_can_neither_order_nor_read(catalogue):
+    client = APIClient()
+    assert client.post("/api/orders/", SEED_ORDER, format="json").status_code == 401
+    assert client.get("/api/orders/").status_code == 401
+
+
+def test_a_customer_sees_only_their_own_orders(catalogue, make_customer):
+    # given
+    _, alice = make_customer("alice")
+    _, bob = make_customer("bob")
+    alice_order = alice.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
+    # when / then
+    assert bob.get(f"/api/orders/{alice_order}/").status_code == 404
+    assert bob.get("/api/orders/").json()["count"] == 0
+    assert alice.get("/api/orders/").json()["count"] == 1
+    assert alice.get("/api/orders/not-a-uuid/").status_code == 404
+
+
+def test_staff_see_every_order(catalogue, make_customer, django_user_model):
+    _, alice = make_customer("alice")
+    alice.post("/api/orders/", SEED_ORDER, format="json")
+    staff = django_user_model.objects.create_user("ops", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(staff)
+    assert client.get("/api/orders/").json()["count"] == 1
+
+
+def test_openapi_schema_and_docs_are_served():
+    client = APIClient()
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/orders/" in schema.json()["paths"]
+    assert client.get("/api/docs/").status_code == 200
