@@ -157,6 +157,26 @@ MESSAGING = {
     "RETRY_DELAYS": (1, 5, 25),
 }
 
+
+
+def _fault_injection() -> dict[str, float]:
+    raw = os.environ.get("FAULT_INJECTION", "").strip()
+    points: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, prob = part.partition("=")
+        try:
+            value = float(prob)
+        except ValueError:
+            raise ImproperlyConfigured(f"FAULT_INJECTION: {part!r} is not name=probability") from None
+        if not 0 <= value <= 1:
+            raise ImproperlyConfigured(f"FAULT_INJECTION: probability of {name} must be in [0, 1]")
+        points[name.strip()] = value
+    return points
+
+
+# Test-only crash points (messaging/faults.py); empty unless the fault tests set it.
+FAULT_INJECTION = _fault_injection()
+
 # --- simulation ---------------------------------------------------------------
 SIM_TIME_SCALE = _env_float("SIM_TIME_SCALE", 1.0)
 SIM_PICKING_SECONDS = 2.0

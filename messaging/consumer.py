@@ -29,6 +29,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from config.errors import DomainError
 from messaging import broker, topology
 from messaging.envelope import InvalidMessage, Message, current_message, decode
+from messaging.faults import fault_point
 from messaging.models import DeadLetter, ProcessedMessage
 from messaging.registry import QueueRoute, route_for
 
@@ -168,6 +169,7 @@ class QueueWorker:
         message_id = getattr(properties, "message_id", None) or "?"
         correlation_id = getattr(properties, "correlation_id", None) or "-"
         try:
+            fault_point("consumer.before_handle")
             message = decode(self.queue, properties, body, redelivered=bool(method.redelivered))
             outcome = deliver(self.route, message)
         except (InvalidMessage, DomainError) as exc:
@@ -175,6 +177,7 @@ class QueueWorker:
         except Exception as exc:  # noqa: BLE001 - any other failure may be transient: retry, then park
             outcome = self._retry_or_park(channel, method, properties, body, exc)
         else:
+            fault_point("consumer.after_commit")  # committed, not acked: redelivery must change nothing
             channel.basic_ack(method.delivery_tag)
             if outcome == DUPLICATE:
                 self.stats.duplicates += 1

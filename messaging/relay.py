@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from messaging import broker, topology
+from messaging.faults import fault_point
 from messaging.models import OutboxMessage
 
 logger = logging.getLogger("messaging.relay")
@@ -139,6 +140,7 @@ class OutboxRelay:
                         failures.append((row.id, "broker refused the message (nack)"))
                     else:
                         published_ids.append(row.id)
+                fault_point("relay.after_publish")  # confirmed by the broker, not yet marked
             finally:
                 # Even when the connection breaks mid-batch, what was confirmed is recorded.
                 self._record(published_ids, failures)

@@ -7,6 +7,7 @@ released at the same moment, and no vehicle is given to two shipments.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 from django.db import transaction
@@ -140,3 +141,30 @@ def vehicle_upsert(*, code: str, type: str, location: str) -> Vehicle:
     return vehicle
 
 
+
+
+def shipments_overdue_resume(*, older_than_seconds: float, limit: int = 500) -> int:
+    """Replay the next stage of shipments stuck far longer than any stage takes (a lost
+    scheduled step), and hand free vehicles to waiting shipments. Idempotent."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stuck = list(
+        Shipment.objects.filter(status__in=list(NEXT_STAGE), updated_at__lt=cutoff)
+        .order_by("updated_at").values_list("id", "status")[:limit]
+    )
+    with transaction.atomic():
+        for shipment_id, status in stuck:
+            step_schedule("transport.tasks.shipment_advance", shipment_id, NEXT_STAGE[status], delay_seconds=0)
+    return len(stuck) + vehicles_dispatch()
+
+
+@transaction.atomic
+def vehicles_dispatch() -> int:
+    """Give every available vehicle to the longest-waiting shipments. Returns how many were assigned."""
+    free = [v for v in fleet_lock() if v.status == Vehicle.Status.AVAILABLE]
+    waiting = list(
+        Shipment.objects.select_for_update().filter(status=ShipmentStatus.AWAITING_VEHICLE)
+        .order_by("created_at", "pk")[: len(free)]
+    )
+    for shipment, vehicle in zip(waiting, free):
+        _vehicle_assign(shipment, vehicle)
+    return min(len(waiting), len(free))

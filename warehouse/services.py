@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 from django.db import transaction
@@ -126,3 +127,16 @@ def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: s
         sku=sku, defaults={"name": name, "quantity_on_hand": quantity_on_hand, "location": location}
     )
     return item
+
+
+def picking_overdue_reschedule(*, older_than_seconds: float, limit: int = 500) -> int:
+    """Schedule picking again for reservations long overdue (a lost scheduled step). Idempotent."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    order_ids = list(
+        Reservation.objects.filter(status=Reservation.Status.RESERVED, created_at__lt=cutoff)
+        .order_by("created_at").values_list("order_id", flat=True)[:limit]
+    )
+    with transaction.atomic():
+        for order_id in order_ids:
+            step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=0)
+    return len(order_ids)

@@ -72,3 +72,20 @@ def test_a_repeated_shipping_order_creates_one_shipment(catalogue):
     kwargs = dict(order_id=order_id, recipient="A", shipping_address={"street": "x"}, shipping_method="standard")
     assert shipment_create(**kwargs).id == shipment_create(**kwargs).id
     assert Shipment.objects.filter(order_id=order_id).count() == 1
+
+
+def test_a_lost_stage_is_replayed_by_the_recovery_sweep(catalogue):
+    # given: a shipment whose next scheduled stage was lost long ago
+    from django.utils import timezone
+
+    from django_q.models import OrmQ
+    from transport.services import shipments_overdue_resume
+
+    shipment = create()
+    Shipment.objects.filter(pk=shipment.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
+    queued_before = OrmQ.objects.count()
+    # when
+    resumed = shipments_overdue_resume(older_than_seconds=60)
+    # then: one advance to the next stage is queued again
+    assert resumed == 1
+    assert OrmQ.objects.count() == queued_before + 1

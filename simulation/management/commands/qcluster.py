@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 from django_q.brokers import get_broker
 from django_q.cluster import Cluster
+from django_q.models import Schedule
 from django_q.scheduler import scheduler
 
 logger = logging.getLogger("simulation.qcluster")
@@ -26,6 +27,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         settings.SECRET_KEY  # the cluster signs tasks with it
+        # A step lost to a crash (say a worker killed mid-task) is found and replayed.
+        Schedule.objects.update_or_create(
+            name="stalled-steps-resume",
+            defaults={"func": "simulation.tasks.stalled_steps_resume", "schedule_type": Schedule.MINUTES,
+                      "minutes": 1, "repeats": -1},
+        )
         broker = get_broker()
         cluster = Cluster(broker)
         cluster.start()
