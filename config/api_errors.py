@@ -21,3 +21,35 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         logger.exception("unhandled API error", exc_info=exc)
         return Response({"detail": "Internal error; it has been logged."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     return response
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    """JSON 404 under /api/, Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if _wants_json(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as html_server_error
+
+    if _wants_json(request):
+        return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)
+    return html_server_error(request)
+
+
+def bad_request(request, exception=None):
+    from django.http import JsonResponse
+    from django.views.defaults import bad_request as html_bad_request
+
+    if _wants_json(request):
+        return JsonResponse({"detail": "Bad request."}, status=400)
+    return html_bad_request(request, exception)

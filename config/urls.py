@@ -1,17 +1,29 @@
+"""One entry point for the outside world: /api/ (also as /api/v1/), /track/, /admin/, /dashboard/."""
+
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from shop.api import OrderDetailApi, OrderListCreateApi
 from support.api import TrackingApi
 from support.views import track_page
 
+api_v1 = [
+    path("orders/", OrderListCreateApi.as_view(), name="order-list"),
+    path("orders/<str:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
+    path("tracking/<str:shipment_id>/", TrackingApi.as_view(), name="tracking"),
+]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/orders/", OrderListCreateApi.as_view(), name="order-list"),
-    path("api/orders/<str:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
-    path("api/tracking/<str:shipment_id>/", TrackingApi.as_view(), name="tracking"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The versioned routes, and the contract's unversioned paths as the current version.
+    path("api/v1/", include((api_v1, "v1"))),
+    path("api/", include((api_v1, "api"))),
     path("track/<str:shipment_id>/", track_page, name="track"),
 ]
+
+handler400 = "config.api_errors.bad_request"
+handler404 = "config.api_errors.not_found"
+handler500 = "config.api_errors.server_error"

@@ -81,8 +81,13 @@ def order_place(
     items: Sequence[OrderItem],
     shipping_method: str,
     payment_method: str,
+    order_id: UUID | None = None,
 ) -> Order:
-    """Store the order with catalogue prices and announce it on ``new_orders``, in one transaction."""
+    """Store the order with catalogue prices and announce it on ``new_orders``, in one transaction.
+
+    ``order_id`` lets the API use its request id, so that one id follows the request, the
+    order and every message it causes.
+    """
     if not items:
         raise DomainError("an order needs at least one item", field="items")
     quantities: dict[str, int] = {}
@@ -98,6 +103,7 @@ def order_place(
 
     total = sum((products[sku].price * qty for sku, qty in quantities.items()), Decimal("0"))
     order = Order.objects.create(
+        **({"id": order_id} if order_id else {}),
         customer=customer,
         contact_name=contact.name,
         contact_email=contact.email,

@@ -27,3 +27,38 @@ SEED_ORDER = {
     "shipping_method": "express",
     "payment_method": "credit_card",
 }
+
+
+def _order(name: str, email: str, phone: str, street: str, city: str, postal_code: str,
+           items: list[tuple[str, int]], shipping_method: str = "standard") -> dict:
+    """An order body in the seed's shape (names and prices are informative: the catalogue sets both)."""
+    catalogue = {sku: (product_name, price) for sku, product_name, price, _location, _stock in PRODUCTS}
+    return {
+        "customer": {"name": name, "email": email, "phone": phone},
+        "shipping_address": {"street": street, "city": city, "postal_code": postal_code, "country": "Estonia"},
+        "items": [
+            {"product_id": sku, "name": catalogue[sku][0], "quantity": quantity, "unit_price": float(catalogue[sku][1])}
+            for sku, quantity in items
+        ],
+        "shipping_method": shipping_method,
+        "payment_method": "credit_card",
+    }
+
+
+# `manage.py demo` places these right after SEED_ORDER. Six of the seven fit the seed's stock,
+# so more shipments than the three vehicles are in flight at once (some wait for a vehicle);
+# Kristjan Lepp wants 11 laptops where the seed stocks 10, so the warehouse rejects his order.
+DEMO_ORDERS = [
+    _order("Mari Kask", "mari.kask@example.com", "+372 5555 2345", "Riia 12", "Tartu", "51010",
+           [("PRD002", 1), ("PRD004", 1)]),
+    _order("Andres Saar", "andres.saar@example.com", "+372 5555 3456", "Rüütli 21", "Pärnu", "80010",
+           [("PRD004", 2)], "express"),
+    _order("Kristjan Lepp", "kristjan.lepp@example.com", "+372 5555 4567", "Tallinna 3", "Viljandi", "71020",
+           [("PRD001", 11)]),
+    _order("Liis Mägi", "liis.magi@example.com", "+372 5555 5678", "Puškini 8", "Narva", "20308",
+           [("PRD001", 1), ("PRD004", 1)]),
+    _order("Kadri Rebane", "kadri.rebane@example.com", "+372 5555 6789", "Pikk 17", "Rakvere", "44307",
+           [("PRD003", 3)]),
+    _order("Toomas Kukk", "toomas.kukk@example.com", "+372 5555 7890", "Lossi 4", "Kuressaare", "93815",
+           [("PRD002", 2)], "express"),
+]

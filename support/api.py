@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import NotFound
+from config.openapi import COMMON_ERRORS, NOT_FOUND
 from support.models import TrackingEntry, TrackingRecord
 from support.selectors import tracking_get
 
@@ -30,9 +31,9 @@ class TrackingOut(serializers.ModelSerializer):
 
 class TrackingApi(APIView):
     permission_classes = [AllowAny]
-    throttle_scope = "tracking"
 
-    @extend_schema(summary="Track a shipment by its id", responses=TrackingOut)
+    @extend_schema(summary="Track a shipment by its id", responses={200: TrackingOut, 404: NOT_FOUND, **COMMON_ERRORS},
+                   auth=[])
     def get(self, request: Request, shipment_id: str) -> Response:
         record = tracking_get(shipment_id=shipment_id)
         if record is None:
