@@ -6,6 +6,7 @@ the ``transactional_db`` fixture) and the real RabbitMQ.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,10 +40,17 @@ def test_database_url() -> str:
 
 
 class System:
-    """Start, kill and restart the system's worker processes."""
+    """Start, kill and restart the system's worker processes.
 
-    def __init__(self, *, env: dict[str, str] | None = None) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+    ``env`` applies to every process; ``start(..., env=..., args=...)`` adds environment and
+    command-line options for the processes of that call only (say FAULT_INJECTION for the queue
+    workers, or ``--prefetch 1``); ``replace_dead()`` restarts dead processes with the options
+    they were started with. ``log_dir`` keeps one test's logs apart (default: LOG_DIR).
+    """
+
+    def __init__(self, *, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+        self.log_dir = Path(log_dir) if log_dir is not None else LOG_DIR
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
@@ -55,17 +63,26 @@ class System:
         self.procs: dict[str, list[subprocess.Popen]] = {}
         self.restarts = 0
 
-    def start(self, name: str, *, count: int = 1) -> None:
-        args = WORKERS[name.split("#")[0]]
+    def start(self, name: str, *, count: int = 1, env: dict[str, str] | None = None,
+              args: Iterable[str] = ()) -> list[subprocess.Popen]:
+        """Start ``count`` processes of ``name``; ``env``/``args`` are for these processes only."""
+        command = WORKERS[name.split("#")[0]]
+        extra_env = dict(env or {})
+        extra_args = list(args)
+        started = []
         for _ in range(count):
             index = len(self.procs.get(name, []))
-            log = open(LOG_DIR / f"{name}-{index}.log", "ab")  # noqa: SIM115 - closed with the process
+            log = open(self.log_dir / f"{name}-{index}.log", "ab")  # noqa: SIM115 - closed with the process
             proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), *args],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, str(ROOT / "manage.py"), *command, *extra_args],
+                cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             log.close()
+            proc.spec = (extra_env, extra_args)  # how replace_dead() starts it again
             self.procs.setdefault(name, []).append(proc)
+            started.append(proc)
+        return started
 
     def start_all(self, names: Iterable[str] = WORKERS) -> None:
         for name in names:
@@ -92,6 +109,49 @@ class System:
         self.procs[name] = []
         return killed
 
+    def dead(self, name: str) -> list[subprocess.Popen]:
+        return [p for p in self.procs.get(name, []) if p.poll() is not None]
+
+    def kill_one(self, proc: subprocess.Popen, *, sig: int = signal.SIGKILL, wait: float = 30) -> int:
+        """Signal one process (its process group) and wait for it; returns its exit code."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=10)
+
+    def replace_dead(self, name: str) -> list[subprocess.Popen]:
+        """Start a fresh process for every dead one of ``name`` (same env and args).
+
+        Returns the dead processes replaced (their ``returncode`` says how they ended) and
+        adds them to ``restarts``.
+        """
+        replaced = []
+        for proc in self.dead(name):
+            # A SIGKILLed leader may leave children of its group (qcluster's workers).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            self.procs[name].remove(proc)
+            extra_env, extra_args = getattr(proc, "spec", ({}, []))
+            self.start(name, env=extra_env, args=extra_args)
+            replaced.append(proc)
+            self.restarts += 1
+        return replaced
+
+    def respawn(self, name: str, *, env: dict[str, str] | None = None, args: Iterable[str] | None = None,
+                sig: int = signal.SIGKILL) -> None:
+        """Replace every process of ``name`` by as many new ones started with ``env``/``args``
+        (default: those of the processes replaced)."""
+        old = self.procs.get(name, [])
+        count = max(1, len(old))
+        spec_env, spec_args = getattr(old[0], "spec", ({}, [])) if old else ({}, [])
+        self.kill(name, sig=sig)
+        self.start(name, count=count, env=spec_env if env is None else env,
+                   args=spec_args if args is None else args)
+
     def restart(self, name: str) -> None:
         count = max(1, len(self.procs.get(name, [])))
         self.kill(name)
@@ -104,7 +164,7 @@ class System:
 
     def log_tail(self, lines: int = 40) -> str:
         out = []
-        for path in sorted(LOG_DIR.glob("*.log")):
+        for path in sorted(self.log_dir.glob("*.log")):
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)

@@ -1,0 +1,308 @@
+"""Helpers of the fault tests: placing orders, waiting, and counting every effect once."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pika
+from django.utils import timezone
+
+from messaging import broker as broker_mod
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.topology import WORK_QUEUES
+from shop.models import Order, OrderStatusChange
+from simulation.demo_data import SEED_ORDER
+from support.models import CustomerNotification, TrackingEntry
+from tests.harness import System
+from transport.models import Shipment, TrackingEvent, Vehicle
+from warehouse.models import Reservation, ReservationLine, StockItem
+
+LIFECYCLE = ("vehicle_assigned", "picked_up", "in_transit", "out_for_delivery", "delivered")
+CONSUMERS = ("new_orders", "order_confirmations", "shipping_orders", "delivery_updates", "customer_notifications")
+FINAL = {"delivered", "rejected", "cancelled"}
+SKUS = ("PRD001", "PRD002", "PRD003", "PRD004")
+
+
+# --- orders -----------------------------------------------------------------------------
+def order_body(items: list[tuple[str, int]]) -> dict:
+    body = copy.deepcopy(SEED_ORDER)
+    body["items"] = [{"product_id": sku, "quantity": quantity} for sku, quantity in items]
+    return body
+
+
+def random_items(rng: random.Random) -> list[tuple[str, int]]:
+    skus = rng.sample(SKUS, rng.randint(1, 2))
+    return [(sku, rng.randint(1, 3)) for sku in skus]
+
+
+def place_order(client, items: list[tuple[str, int]]) -> str:
+    response = client.post("/api/orders/", order_body(items), format="json")
+    assert response.status_code == 201, (response.status_code, response.content[:500])
+    return response.json()["order_id"]
+
+
+def stock() -> dict[str, int]:
+    return dict(StockItem.objects.values_list("sku", "quantity_on_hand"))
+
+
+def statuses(order_ids) -> Counter:
+    return Counter(Order.objects.filter(pk__in=list(order_ids)).values_list("status", flat=True))
+
+
+def all_final(order_ids) -> bool:
+    counts = statuses(order_ids)
+    return sum(counts.values()) == len(order_ids) and set(counts) <= FINAL
+
+
+def messages_settled() -> bool:
+    """Every outbox row published and handled by its consumer (one processed record each)."""
+    return (not OutboxMessage.objects.filter(published_at__isnull=True).exists()
+            and ProcessedMessage.objects.count() >= OutboxMessage.objects.count())
+
+
+def queue_depths(names=WORK_QUEUES) -> dict[str, tuple[int, int] | None]:
+    return broker_mod.queue_depths(list(names))
+
+
+# --- waiting under supervision ----------------------------------------------------------------
+@dataclass
+class Supervisor:
+    """Restarts every dead process of ``names`` and counts how they died."""
+
+    system: System
+    names: tuple[str, ...]
+    killed_by_us: set[int] = field(default_factory=set)  # pids we SIGKILLed ourselves
+    deaths: Counter = field(default_factory=Counter)  # (name, how) -> n
+
+    def tick(self) -> int:
+        replaced = 0
+        for name in self.names:
+            for proc in self.system.replace_dead(name):
+                if proc.pid in self.killed_by_us:
+                    how = "killed"
+                elif proc.returncode == -9:
+                    how = "self-kill"  # FAULT_INJECTION's SIGKILL on itself
+                else:
+                    how = f"exit {proc.returncode}"
+                self.deaths[(name, how)] += 1
+                replaced += 1
+        return replaced
+
+    def kill(self, name: str, rng: random.Random) -> bool:
+        alive = self.system.alive(name)
+        if not alive:
+            return False
+        proc = rng.choice(alive)
+        self.killed_by_us.add(proc.pid)
+        self.system.kill_one(proc)
+        return True
+
+    def count(self, how: str, name: str | None = None) -> int:
+        return sum(n for (nm, h), n in self.deaths.items() if h == how and (name is None or nm == name))
+
+    def unexpected(self) -> dict:
+        return {k: n for k, n in self.deaths.items() if k[1] not in {"killed", "self-kill"}}
+
+    def wait(self, predicate, *, timeout: float, what: str, interval: float = 0.25) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            self.tick()
+            if predicate():
+                return time.monotonic() - started
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.2) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# --- logs ---------------------------------------------------------------------------------
+def log_count(system: System, pattern: str, *, names: tuple[str, ...] | None = None) -> int:
+    regex = re.compile(pattern)
+    total = 0
+    for path in system.log_dir.glob("*.log"):
+        if names is not None and not any(path.name.startswith(f"{n}-") for n in names):
+            continue
+        total += sum(1 for line in path.read_text(errors="replace").splitlines() if regex.search(line))
+    return total
+
+
+def duplicates_absorbed(system: System) -> int:
+    """Deliveries a consumer recognised as already handled (outcome=duplicate in its log)."""
+    return log_count(system, r"outcome=duplicate")
+
+
+# --- effects --------------------------------------------------------------------------------
+@dataclass
+class Effects:
+    """Every effect of a set of orders, with what is missing and what happened twice."""
+
+    orders: int
+    statuses: Counter
+    missing: list[str]
+    doubled: list[str]
+    waited_for_vehicle: int
+
+    @property
+    def lost(self) -> int:
+        return self.orders - self.statuses.get("delivered", 0) - self.statuses.get("rejected", 0)
+
+
+def effects(order_ids: list[str]) -> Effects:
+    """Look at what every order left behind in every app, expecting each effect exactly once.
+
+    delivered order: one reservation (picked), one shipment (delivered), each of the five
+    lifecycle tracking events once (plus awaiting_vehicle once if it waited), the same stages
+    once each in support's tracking entries and customer notifications, each order status once.
+    rejected order: one rejected reservation and nothing else downstream.
+    """
+    ids = [uuid.UUID(str(i)) for i in order_ids]
+    missing: list[str] = []
+    doubled: list[str] = []
+    orders = {o.pk: o for o in Order.objects.filter(pk__in=ids)}
+    reservations = Counter(Reservation.objects.filter(order_id__in=ids).values_list("order_id", flat=True))
+    reservation_status = dict(Reservation.objects.filter(order_id__in=ids).values_list("order_id", "status"))
+    shipments = defaultdict(list)
+    for shipment_id, order_id in Shipment.objects.filter(order_id__in=ids).values_list("id", "order_id"):
+        shipments[order_id].append(shipment_id)
+    events = defaultdict(Counter)
+    for shipment_id, status in TrackingEvent.objects.filter(shipment__order_id__in=ids).values_list(
+            "shipment_id", "status"):
+        events[shipment_id][status] += 1
+    entries = defaultdict(Counter)
+    for order_id, status in TrackingEntry.objects.filter(record__order_id__in=ids).values_list(
+            "record__order_id", "status"):
+        entries[order_id][status] += 1
+    notes = defaultdict(Counter)
+    for order_id, status in CustomerNotification.objects.filter(order_id__in=ids).values_list("order_id", "status"):
+        notes[order_id][status] += 1
+    history = defaultdict(Counter)
+    for order_id, status in OrderStatusChange.objects.filter(order_id__in=ids).values_list("order_id", "status"):
+        history[order_id][status] += 1
+
+    def once(counter: Counter, keys, where: str, optional=()) -> None:
+        """Each of ``keys`` exactly once, each of ``optional`` at most once, nothing else."""
+        for key in keys:
+            n = counter.get(key, 0)
+            if n == 0:
+                missing.append(f"{where}: {key}")
+        for key, n in counter.items():
+            if n > 1:
+                doubled.append(f"{where}: {key} x{n}")
+            if key not in keys and key not in optional:
+                doubled.append(f"{where}: unexpected {key} x{n}")
+
+    waited = 0
+    for oid in ids:
+        order = orders.get(oid)
+        if order is None:
+            missing.append(f"order {oid}")
+            continue
+        once(Counter({"r": reservations.get(oid, 0)}), ["r"], f"reservation of {oid}")
+        if order.status == "rejected":
+            once(history[oid], {"new", "rejected"}, f"status history of {oid}")
+        else:
+            # stages between confirmed and delivered may be skipped when updates arrive out of order
+            once(history[oid], {"new", "confirmed", order.status}, f"status history of {oid}",
+                 optional={"picked_up", "in_transit", "out_for_delivery"})
+        if order.status == "rejected":
+            if reservation_status.get(oid) != Reservation.Status.REJECTED:
+                missing.append(f"rejected reservation of {oid} (is {reservation_status.get(oid)})")
+            for what, found in (("shipment", shipments[oid]), ("tracking entry", list(entries[oid])),
+                                ("notification", list(notes[oid]))):
+                if found:
+                    doubled.append(f"{what} of rejected order {oid}: {found}")
+            continue
+        if reservation_status.get(oid) != Reservation.Status.PICKED:
+            missing.append(f"picked reservation of {oid} (is {reservation_status.get(oid)})")
+        if len(shipments[oid]) != 1:
+            (missing if not shipments[oid] else doubled).append(f"shipment of {oid}: {shipments[oid]}")
+            continue
+        stages = set(LIFECYCLE)
+        if events[shipments[oid][0]].get("awaiting_vehicle"):
+            stages.add("awaiting_vehicle")
+            waited += 1
+        once(events[shipments[oid][0]], stages, f"tracking events of {shipments[oid][0]}")
+        once(entries[oid], stages, f"support tracking entries of {oid}")
+        once(notes[oid], stages, f"customer notifications of {oid}")
+    return Effects(orders=len(ids), statuses=statuses(order_ids), missing=missing, doubled=doubled,
+                   waited_for_vehicle=waited)
+
+
+def expected_stock(initial: dict[str, int], ordered: dict[str, list[tuple[str, int]]],
+                   delivered_ids) -> dict[str, int]:
+    result = dict(initial)
+    for order_id in delivered_ids:
+        for sku, quantity in ordered[order_id]:
+            result[sku] -= quantity
+    return result
+
+
+def reserved_quantities() -> dict[str, int]:
+    totals: Counter = Counter()
+    for sku, quantity in ReservationLine.objects.values_list("stock_item__sku", "quantity"):
+        totals[sku] += quantity
+    return dict(totals)
+
+
+def vehicles_all_available() -> bool:
+    return set(Vehicle.objects.values_list("status", flat=True)) == {"available"}
+
+
+def processed_matches_outbox() -> tuple[int, int, int]:
+    """(outbox rows, processed records, outbox rows whose message id has exactly one record)."""
+    outbox_ids = {str(m) for m in OutboxMessage.objects.values_list("message_id", flat=True)}
+    processed = Counter(ProcessedMessage.objects.values_list("message_id", flat=True))
+    exactly_once = sum(1 for m in outbox_ids if processed.get(m) == 1)
+    return len(outbox_ids), sum(processed.values()), exactly_once
+
+
+def dead_letters() -> int:
+    return DeadLetter.objects.count()
+
+
+# --- broker -----------------------------------------------------------------------------------
+def publish_raw(channel, queue: str, body: bytes, *, message_id: str | None, msg_type: str | None,
+                correlation_id: str = "", headers: dict | None = None) -> None:
+    """Publish straight onto ``queue`` through the default exchange, confirmed by the broker."""
+    channel.basic_publish(
+        exchange="",
+        routing_key=queue,
+        body=body,
+        properties=pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id,
+            type=msg_type,
+            correlation_id=correlation_id or None,
+            headers=headers,
+            timestamp=int(time.time()),
+        ),
+        mandatory=True,
+    )
+
+
+def json_body(payload) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def now_iso() -> str:
+    return timezone.now().isoformat()
+
+
+def rabbitmq(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
