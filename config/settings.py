@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -233,6 +234,14 @@ SPECTACULAR_SETTINGS = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
+# Shared by every web worker process (throttling counts per user across all of them).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.environ.get("DJANGO_CACHE_DIR") or str(BASE_DIR / ".run" / "cache"),
+    }
+}
+
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@logistics.example")
@@ -244,6 +253,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the admin's and Swagger UI's static files from any server, DEBUG or not,
+# straight from the apps (no collectstatic step for the demo).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
 LOGIN_URL = "/admin/login/"
 
 # --- security -------------------------------------------------------------------
