@@ -241,6 +241,8 @@ CACHES = {
         "LOCATION": os.environ.get("DJANGO_CACHE_DIR") or str(BASE_DIR / ".run" / "cache"),
     }
 }
+if os.environ.get("PYTEST_VERSION"):  # each test run counts its own requests
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
