@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from messaging.models import DeadLetter
+from shop.models import Order
 from tests.fault.tools import (
     CONSUMERS,
     Supervisor,
@@ -26,8 +27,8 @@ pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
 ORDERS = 20
 TIMER_KILLS = 15  # at least; the timer goes on (at most MAX_TIMER_KILLS) until CHAOS_UNTIL_DELIVERED
-MAX_TIMER_KILLS = 60
-CHAOS_UNTIL_DELIVERED = 14  # orders delivered before the faults stop: most of the flow runs under them
+MAX_TIMER_KILLS = 30
+CHAOS_UNTIL_DELIVERED = 10  # orders delivered before the faults stop: most of the flow runs under them
 # Per delivery: die before handling (nothing committed) or after the commit, before the ack.
 CONSUMER_FAULTS = {"FAULT_INJECTION": "consumer.before_handle=0.04,consumer.after_commit=0.08"}
 VICTIMS = ("relay", *CONSUMERS)  # not qcluster: a step it loses is replayed only after 60 s (see report)
@@ -57,11 +58,13 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
     victims = rng.sample(VICTIMS, len(VICTIMS))
     timer_kills = 0
 
+    def delivered() -> int:
+        return Order.objects.filter(pk__in=list(ordered), status="delivered").count()
+
     def chaos_goes_on() -> bool:
         if len(ordered) < ORDERS or timer_kills < TIMER_KILLS:
             return True
-        return (timer_kills < MAX_TIMER_KILLS
-                and effects(list(ordered)).statuses.get("delivered", 0) < CHAOS_UNTIL_DELIVERED)
+        return timer_kills < MAX_TIMER_KILLS and delivered() < CHAOS_UNTIL_DELIVERED
 
     try:
         while chaos_goes_on() and time.monotonic() - started < 90:
@@ -74,17 +77,17 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
                 victim = victims[timer_kills] if timer_kills < len(victims) else rng.choice(VICTIMS)
                 if supervisor.kill(victim, rng):
                     timer_kills += 1
-                next_kill = now + rng.uniform(0.6, 1.4)
+                next_kill = now + rng.uniform(0.7, 1.5)
             supervisor.tick()
-            time.sleep(0.05)
+            time.sleep(0.1)
         chaos_seconds = time.monotonic() - started
         assert len(ordered) == ORDERS and timer_kills >= TIMER_KILLS
-        in_flight = sum(1 for s in effects(list(ordered)).statuses.elements() if s != "delivered")
+        in_flight = ORDERS - delivered()
         # then injection off: every queue worker replaced by one without FAULT_INJECTION
         for name in CONSUMERS:
             system.respawn(name, env={})
         settle_seconds = supervisor.wait(
-            lambda: effects(list(ordered)).statuses.get("delivered", 0) == ORDERS and messages_settled(),
+            lambda: delivered() == ORDERS and messages_settled(),
             timeout=150, what="every order delivered and every message handled")
     except AssertionError:
         print(f"seed={seed} deaths={dict(supervisor.deaths)} statuses={effects(list(ordered)).statuses}")
