@@ -189,7 +189,7 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 10.0)
                     continue
                 if sent:
-                    logger.info("relayed %d outbox messages", sent)
+                    logger.debug("relayed %d outbox messages", sent)
                     continue
                 if once:
                     break
