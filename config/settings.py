@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "warehouse",
     "transport",
     "support",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -258,6 +259,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the admin's and Swagger UI's static files from any server, DEBUG or not,
 # straight from the apps (no collectstatic step for the demo).
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic's target; WhiteNoise warns when it is missing
 WHITENOISE_AUTOREFRESH = False
 LOGIN_URL = "/admin/login/"
 
@@ -278,6 +280,22 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", False)
 if _env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- observability (README "Seeing the flow") ---------------------------------------------
+# prometheus_client picks multiprocess mode from this variable when it is first imported, so
+# it is set here, before anything can import it; the queue workers started from this process
+# inherit it. A test session (and its worker processes) gets a folder of its own.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+    BASE_DIR / ".run" / (f"prometheus-test/{os.getpid()}" if os.environ.get("PYTEST_VERSION") else "prometheus"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# /metrics: a scraper with "Authorization: Bearer <METRICS_TOKEN>", staff, or (unless behind a
+# TLS proxy, where every request seems to come from loopback) a client on the loopback address.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOW_LOOPBACK = _env_bool("METRICS_ALLOW_LOOPBACK", not _env_bool("DJANGO_BEHIND_TLS_PROXY", False))
+DASHBOARD_POLL_SECONDS = _env_float("DASHBOARD_POLL_SECONDS", 2.0, minimum=0.5)
+# Probes and scrapers speak plain HTTP to the process, not through the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 LOGGING = {
     "version": 1,
