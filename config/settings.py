@@ -93,7 +93,6 @@ INSTALLED_APPS = [
     "warehouse",
     "transport",
     "support",
-    "observability",
 ]
 
 MIDDLEWARE = [
