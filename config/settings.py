@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "django_q",
     "messaging",
     "shop",
+    "payments",
     "warehouse",
     "transport",
     "support",
@@ -184,6 +185,16 @@ FAULT_INJECTION = _fault_injection()
 SIM_TIME_SCALE = _env_float("SIM_TIME_SCALE", 1.0)
 SIM_PICKING_SECONDS = 2.0
 SIM_STAGE_SECONDS = (1.0, 3.0)
+SIM_PAYMENT_SECONDS = (0.5, 1.5)  # the simulated payment provider's latency
+
+# --- payments -----------------------------------------------------------------
+PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "payments.provider.SimulatedPaymentProvider")
+# The shop waits this long (times SIM_TIME_SCALE, but never less than the floor) for an
+# answer to a payment request, asks again, and after PAYMENT_MAX_REQUESTS requests fails
+# the order with compensation.
+PAYMENT_TIMEOUT_SECONDS = _env_float("PAYMENT_TIMEOUT_SECONDS", 30.0)
+PAYMENT_TIMEOUT_FLOOR_SECONDS = _env_float("PAYMENT_TIMEOUT_FLOOR_SECONDS", 10.0)
+PAYMENT_MAX_REQUESTS = _env_int("PAYMENT_MAX_REQUESTS", 3, minimum=1)
 
 Q_CLUSTER = {
     "name": "logistics",

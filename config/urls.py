@@ -4,13 +4,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop.api import OrderDetailApi, OrderListCreateApi
+from shop.api import OrderCancelApi, OrderDetailApi, OrderListCreateApi
 from support.api import TrackingApi
 from support.views import track_page
 
 api_v1 = [
     path("orders/", OrderListCreateApi.as_view(), name="order-list"),
     path("orders/<str:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<str:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
     path("tracking/<str:shipment_id>/", TrackingApi.as_view(), name="tracking"),
 ]
 

@@ -13,7 +13,9 @@ class OutboxMessage(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    queue = models.CharField(max_length=100, help_text="destination queue (routing key)")
+    exchange = models.CharField(max_length=100, default="logistics",
+                                help_text="logistics (point-to-point) or logistics.events (publish-subscribe)")
+    queue = models.CharField(max_length=100, help_text="routing key: the queue's name, or the event type on logistics.events")
     type = models.CharField(max_length=100)
     correlation_id = models.CharField(max_length=64, db_index=True, help_text="the order's id")
     causation_id = models.CharField(max_length=64, blank=True, default="", help_text="message id that caused this one")

@@ -1,4 +1,9 @@
-"""outbox_emit(): the only way an app emits a message."""
+"""outbox_emit() and outbox_publish(): the only ways an app emits a message.
+
+``outbox_emit(queue=...)`` sends to one queue (point-to-point); ``outbox_publish(...)``
+publishes an event that every subscribed queue receives (publish-subscribe, see
+``messaging.topology.EVENT_SUBSCRIPTIONS``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from django.db import connection
 from config.request_context import current_request_id
 from messaging.envelope import current_message
 from messaging.models import OutboxMessage
-from messaging.topology import WORK_QUEUES
+from messaging import topology
+from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, WORK_QUEUES
 
 
 def outbox_emit(
@@ -21,16 +27,37 @@ def outbox_emit(
     payload: dict[str, Any],
     producer: str,
 ) -> OutboxMessage:
-    """Write an event to the outbox. Caller holds the transaction of the state change it announces."""
+    """Write a message for one queue. Caller holds the transaction of the state change it announces."""
     if queue not in WORK_QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
+    return _outbox_write(exchange=topology.exchange(), routing_key=queue, type=type, correlation_id=correlation_id,
+                         payload=payload, producer=producer)
+
+
+def outbox_publish(
+    *,
+    type: str,
+    correlation_id: UUID | str,
+    payload: dict[str, Any],
+    producer: str,
+) -> OutboxMessage:
+    """Write an event for every queue subscribed to ``type``. Caller holds the transaction."""
+    if type not in EVENT_SUBSCRIPTIONS:
+        raise ValueError(f"no queue subscribes to event {type!r}")
+    return _outbox_write(exchange=EVENTS_EXCHANGE, routing_key=type, type=type, correlation_id=correlation_id,
+                         payload=payload, producer=producer)
+
+
+def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id: UUID | str,
+                  payload: dict[str, Any], producer: str) -> OutboxMessage:
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_emit() must run inside the transaction of the change it announces")
     # What caused this event: the message being handled, else the HTTP request being served.
     cause = current_message.get()
     causation_id = cause.message_id if cause else (current_request_id.get() or "")
     return OutboxMessage.objects.create(
-        queue=queue,
+        exchange=exchange,
+        queue=routing_key,
         type=type,
         correlation_id=str(correlation_id),
         causation_id=causation_id,

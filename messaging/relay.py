@@ -128,7 +128,7 @@ class OutboxRelay:
                 for row in rows:
                     try:
                         channel.basic_publish(
-                            exchange=topology.exchange(),
+                            exchange=row.exchange,
                             routing_key=row.queue,
                             body=message_body(row),
                             properties=message_properties(row),

@@ -1,9 +1,17 @@
 """The RabbitMQ topology: every exchange and queue the system uses, declared in one place.
 
-For each work queue ``Q`` (durable, messages persistent):
+Two ways a message travels:
 
-* ``Q`` is bound to the direct exchange ``logistics`` with routing key ``Q``; the relay
-  publishes there with ``mandatory`` so an unbound destination is reported, not dropped.
+* **point-to-point**: to the direct exchange ``logistics`` with the queue's name as routing
+  key -- exactly one queue (one consuming service) gets it;
+* **publish-subscribe**: to the topic exchange ``logistics.events`` with the event type as
+  routing key -- every queue bound to that type (``EVENT_SUBSCRIPTIONS``) gets its own copy.
+
+The relay publishes with ``mandatory``, so a message no queue would receive is reported,
+not dropped. For each work queue ``Q`` (durable, messages persistent):
+
+* ``Q`` is bound to ``logistics`` with routing key ``Q``, and to ``logistics.events`` with
+  each event type it subscribes to.
 * ``Q.retry.N`` (N = 1, 2, ...) hold a transiently failed message for RETRY_DELAYS[N-1]
   seconds (queue TTL) and then dead-letter it back to ``logistics``/``Q``: delayed retry
   with no broker plugin.
@@ -20,6 +28,10 @@ ORDER_CONFIRMATIONS = "order_confirmations"
 SHIPPING_ORDERS = "shipping_orders"
 DELIVERY_UPDATES = "delivery_updates"
 CUSTOMER_NOTIFICATIONS = "customer_notifications"
+PAYMENT_REQUESTS = "payment_requests"
+PAYMENT_RESULTS = "payment_results"
+FULFILMENT_REQUESTS = "fulfilment_requests"
+SUPPORT_REQUESTS = "support_requests"
 
 WORK_QUEUES: tuple[str, ...] = (
     NEW_ORDERS,
@@ -27,7 +39,24 @@ WORK_QUEUES: tuple[str, ...] = (
     SHIPPING_ORDERS,
     DELIVERY_UPDATES,
     CUSTOMER_NOTIFICATIONS,
+    PAYMENT_REQUESTS,
+    PAYMENT_RESULTS,
+    FULFILMENT_REQUESTS,
+    SUPPORT_REQUESTS,
 )
+
+EVENTS_EXCHANGE = "logistics.events"
+
+# Publish-subscribe: which queues receive a copy of each event published to logistics.events.
+EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    # the warehouse's answer: the shop follows the order, payments charges a confirmed one
+    "order.confirmed": (ORDER_CONFIRMATIONS, PAYMENT_REQUESTS),
+    "order.rejected": (ORDER_CONFIRMATIONS,),
+    # the shop's compensations: stock goes back, the payment is voided or refunded,
+    # customer service tells the customer
+    "order.cancelled": (FULFILMENT_REQUESTS, PAYMENT_REQUESTS, SUPPORT_REQUESTS),
+    "order.payment_failed": (FULFILMENT_REQUESTS, PAYMENT_REQUESTS, SUPPORT_REQUESTS),
+}
 
 
 def exchange() -> str:
@@ -50,9 +79,14 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+def subscriptions_of(queue: str) -> list[str]:
+    return sorted(event for event, queues in EVENT_SUBSCRIPTIONS.items() if queue in queues)
+
+
 def declare(channel) -> None:
     """Declare every exchange, queue and binding. Idempotent; safe from any process."""
     channel.exchange_declare(exchange=exchange(), exchange_type="direct", durable=True)
+    channel.exchange_declare(exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=dead_letter_exchange(), exchange_type="direct", durable=True)
     for queue in WORK_QUEUES:
         channel.queue_declare(
@@ -64,6 +98,8 @@ def declare(channel) -> None:
             },
         )
         channel.queue_bind(queue=queue, exchange=exchange(), routing_key=queue)
+        for event in subscriptions_of(queue):
+            channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event)
         dlq = dead_letter_queue(queue)
         channel.queue_declare(queue=dlq, durable=True)
         channel.queue_bind(queue=dlq, exchange=dead_letter_exchange(), routing_key=queue)

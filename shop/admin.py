@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from payments.selectors import payment_for_order
 from shop.models import Customer, Order, OrderLine, OrderStatusChange, Product
 
 
@@ -43,7 +44,21 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status", "shipping_method", "created_at"]
     search_fields = ["id", "contact_name", "contact_email", "shipment_id"]
     inlines = [OrderLineInline, OrderStatusChangeInline]
-    readonly_fields = [f.name for f in Order._meta.fields]
+    readonly_fields = ["payment"] + [f.name for f in Order._meta.fields]
+
+    @admin.display(description="payment (payments app)")
+    def payment(self, order: Order) -> str:
+        payment = payment_for_order(order_id=order.id)
+        if payment is None:
+            return "none yet"
+        parts = [f"{payment.amount} {payment.currency} by {payment.method}: {payment.get_status_display()}"]
+        if payment.provider_reference:
+            parts.append(f"reference {payment.provider_reference}")
+        if payment.refund_reference:
+            parts.append(f"refund {payment.refund_reference}")
+        if payment.reason:
+            parts.append(payment.reason)
+        return "; ".join(parts)
 
     def has_add_permission(self, request):
         return False  # orders come through the API, where prices come from the catalogue

@@ -9,7 +9,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.openapi import COMMON_ERRORS, NOT_FOUND
+from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 from shop import selectors, services
 from shop.models import Order, OrderLine
@@ -73,6 +73,12 @@ class WarehouseConfirmationOut(serializers.Serializer):
     message = serializers.CharField(source="warehouse_message", allow_null=True)
 
 
+class PaymentOut(serializers.Serializer):
+    status = serializers.CharField(source="payment_status", allow_null=True)
+    message = serializers.CharField(source="payment_message", allow_null=True)
+    reference = serializers.CharField(source="payment_reference", allow_null=True)
+
+
 class DeliveryStatusOut(serializers.Serializer):
     status = serializers.CharField(source="delivery_status", allow_null=True)
     message = serializers.CharField(source="delivery_message", allow_null=True)
@@ -90,6 +96,7 @@ class OrderOut(serializers.ModelSerializer):
     customer = serializers.SerializerMethodField()
     items = OrderLineOut(source="lines", many=True)
     warehouse_confirmation = WarehouseConfirmationOut(source="*")
+    payment = PaymentOut(source="*")
     delivery_status = DeliveryStatusOut(source="*")
     shipment_id = serializers.CharField(allow_null=True)
 
@@ -97,7 +104,7 @@ class OrderOut(serializers.ModelSerializer):
         model = Order
         fields = [
             "order_id", "status", "customer", "shipping_address", "shipping_method", "payment_method",
-            "items", "total", "currency", "warehouse_confirmation", "shipment_id", "delivery_status",
+            "items", "total", "currency", "warehouse_confirmation", "payment", "shipment_id", "delivery_status",
             "created_at", "updated_at",
         ]
 
@@ -108,7 +115,7 @@ class OrderOut(serializers.ModelSerializer):
     def to_representation(self, order: Order) -> dict:
         data = super().to_representation(order)
         data["shipment_id"] = order.shipment_id or None
-        for key in ("warehouse_confirmation", "delivery_status"):
+        for key in ("warehouse_confirmation", "payment", "delivery_status"):
             data[key] = {k: (v or None) for k, v in data[key].items()}
         return data
 
@@ -163,3 +170,14 @@ class OrderDetailApi(GenericAPIView):
     def get(self, request: Request, order_id: str) -> Response:
         order = selectors.order_get(user=request.user, order_id=order_id)
         return Response(OrderDetailOut(order).data)
+
+
+class OrderCancelApi(GenericAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = OrderDetailOut
+
+    @extend_schema(summary="Cancel your order before picking starts", request=None,
+                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, **COMMON_ERRORS})
+    def post(self, request: Request, order_id: str) -> Response:
+        services.order_cancel(user=request.user, order_id=order_id)
+        return Response(OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)

@@ -7,11 +7,12 @@ from rest_framework import serializers
 from messaging.envelope import Message
 from messaging.payloads import payload_validated as validated
 from messaging.registry import message_handler
-from messaging.topology import CUSTOMER_NOTIFICATIONS, ORDER_CONFIRMATIONS
+from messaging.topology import CUSTOMER_NOTIFICATIONS, ORDER_CONFIRMATIONS, PAYMENT_RESULTS
 from shop import services
 
 CONSUMER_CONFIRMATIONS = "shop.order_confirmations"
 CONSUMER_NOTIFICATIONS = "shop.customer_notifications"
+CONSUMER_PAYMENTS = "shop.payment_results"
 
 
 class OrderConfirmationPayload(serializers.Serializer):
@@ -46,3 +47,20 @@ def on_customer_notified(message: Message) -> None:
         order_id=data["order_id"], shipment_id=data["shipment_id"], status=data["status"],
         message=data["message"], timestamp=data["timestamp"],
     )
+
+
+class PaymentResultPayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["captured", "declined", "refunded"])
+    reference = serializers.CharField(max_length=64, allow_blank=True)
+    reason = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+def _payment_result(message: Message) -> None:
+    data = validated(PaymentResultPayload, message)
+    services.order_payment_result_apply(order_id=data["order_id"], status=data["status"],
+                                        reference=data["reference"], reason=data["reason"])
+
+
+for _type in ("payment.captured", "payment.declined", "payment.refunded"):
+    message_handler(PAYMENT_RESULTS, _type, consumer=CONSUMER_PAYMENTS)(_payment_result)

@@ -39,6 +39,8 @@ class OrderStatus(models.TextChoices):
     NEW = "new", "new"
     CONFIRMED = "confirmed", "confirmed"
     REJECTED = "rejected", "rejected"
+    PAID = "paid", "paid"
+    PAYMENT_FAILED = "payment_failed", "payment failed"
     PICKED_UP = "picked_up", "picked up"
     IN_TRANSIT = "in_transit", "in transit"
     OUT_FOR_DELIVERY = "out_for_delivery", "out for delivery"
@@ -51,13 +53,19 @@ STATUS_RANK = {
     OrderStatus.NEW: 0,
     OrderStatus.CONFIRMED: 1,
     OrderStatus.REJECTED: 1,
+    OrderStatus.PAID: 2,
+    OrderStatus.PAYMENT_FAILED: 2,
     OrderStatus.PICKED_UP: 3,
     OrderStatus.IN_TRANSIT: 4,
     OrderStatus.OUT_FOR_DELIVERY: 5,
     OrderStatus.DELIVERED: 6,
     OrderStatus.CANCELLED: 7,
 }
-FINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
+FINAL_STATUSES = frozenset(
+    {OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED})
+# Picking starts the moment the shop hands a paid order to the warehouse: until then the
+# customer may cancel.
+CANCELLABLE_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.CONFIRMED})
 
 
 class Order(models.Model):
@@ -72,6 +80,10 @@ class Order(models.Model):
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.NEW, db_index=True)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="EUR")
+    payment_status = models.CharField(max_length=20, blank=True)
+    payment_message = models.TextField(blank=True)
+    payment_reference = models.CharField(max_length=64, blank=True)
+    payment_requests = models.PositiveIntegerField(default=0, help_text="payment requests sent (first + retries)")
     warehouse_status = models.CharField(max_length=20, blank=True)
     warehouse_message = models.TextField(blank=True)
     shipment_id = models.CharField(max_length=40, blank=True, db_index=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -31,6 +33,19 @@ def order_contact_get(*, order_id: UUID | str) -> tuple[str, str] | None:
     """(name, email) to tell the customer about an order, for customer service."""
     row = Order.objects.filter(pk=order_id).values_list("contact_name", "contact_email").first()
     return tuple(row) if row else None
+
+
+@dataclass(frozen=True)
+class PaymentTerms:
+    total: Decimal
+    currency: str
+    method: str
+
+
+def order_payment_terms_get(*, order_id: UUID | str) -> PaymentTerms | None:
+    """What to charge for an order: its catalogue total, for payments."""
+    row = Order.objects.filter(pk=order_id).values_list("total", "currency", "payment_method").first()
+    return PaymentTerms(*row) if row else None
 
 
 def order_status_map(*, order_ids: list[str]) -> dict[str, Order]:

@@ -8,15 +8,17 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from config.errors import DomainError, NotFound
-from messaging.outbox import outbox_emit
-from messaging.topology import NEW_ORDERS
+from config.errors import Conflict, DomainError, NotFound
+from messaging.outbox import outbox_emit, outbox_publish
+from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS, PAYMENT_REQUESTS
 from shop.models import (
+    CANCELLABLE_STATUSES,
     FINAL_STATUSES,
     STATUS_RANK,
     Customer,
@@ -26,6 +28,8 @@ from shop.models import (
     OrderStatusChange,
     Product,
 )
+from shop.selectors import order_get
+from simulation.clock import step_schedule
 
 PRODUCER = "shop"
 
@@ -161,12 +165,106 @@ def _order_advance(order: Order, status: str, note: str) -> bool:
 
 @transaction.atomic
 def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -> Order:
+    """The warehouse's answer. A confirmed order is being charged by payments (which heard the
+    same event); the shop starts the clock on that payment."""
     order = _order_lock(order_id)
     status = OrderStatus.CONFIRMED if confirmed else OrderStatus.REJECTED
+    order.warehouse_status = order.warehouse_status or status
+    order.warehouse_message = order.warehouse_message or message
+    fields = ["warehouse_status", "warehouse_message", "updated_at"]
     if _order_advance(order, status, message):
-        order.warehouse_status = status
-        order.warehouse_message = message
-        order.save(update_fields=["status", "warehouse_status", "warehouse_message", "updated_at"])
+        fields.append("status")
+        if confirmed:
+            order.payment_requests = 1
+            fields.append("payment_requests")
+            _payment_timeout_schedule(order)
+    order.save(update_fields=fields)
+    return order
+
+
+def payment_timeout_seconds() -> float:
+    scaled = settings.PAYMENT_TIMEOUT_SECONDS * settings.SIM_TIME_SCALE
+    return max(scaled, settings.PAYMENT_TIMEOUT_FLOOR_SECONDS)
+
+
+def _payment_timeout_schedule(order: Order) -> None:
+    step_schedule("shop.tasks.payment_timeout_check", str(order.id), str(order.payment_requests),
+                  delay_seconds=payment_timeout_seconds())
+
+
+@transaction.atomic
+def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order:
+    """No answer from payments to request ``request_number``: ask again, or give up with compensation."""
+    order = _order_lock(order_id)
+    if order.status != OrderStatus.CONFIRMED or order.payment_requests != request_number:
+        return order  # answered meanwhile, or a newer request owns the clock
+    if order.payment_requests < settings.PAYMENT_MAX_REQUESTS:
+        order.payment_requests += 1
+        order.save(update_fields=["payment_requests", "updated_at"])
+        outbox_emit(queue=PAYMENT_REQUESTS, type="payment.requested", correlation_id=order.id, producer=PRODUCER,
+                    payload={"order_id": str(order.id), "request_number": order.payment_requests})
+        _payment_timeout_schedule(order)
+        return order
+    reason = f"no answer from payments after {order.payment_requests} requests"
+    _order_fail_payment(order, reason)
+    return order
+
+
+def _order_fail_payment(order: Order, reason: str) -> None:
+    """Compensate: the order fails, and everyone who acted on it undoes their part. Caller holds the lock."""
+    _order_advance(order, OrderStatus.PAYMENT_FAILED, reason)
+    order.payment_status = order.payment_status or "failed"
+    order.payment_message = reason
+    order.save(update_fields=["status", "payment_status", "payment_message", "updated_at"])
+    outbox_publish(type="order.payment_failed", correlation_id=order.id, producer=PRODUCER,
+                   payload={"order_id": str(order.id), "message": reason})
+
+
+@transaction.atomic
+def order_payment_result_apply(
+    *, order_id: UUID, status: str, reference: str, reason: str
+) -> Order:
+    """Payments' answer: captured -> paid and handed to the warehouse for picking;
+    declined -> payment_failed with compensation; refunded -> recorded. Repeats change nothing."""
+    order = _order_lock(order_id)
+    if status == "refunded":
+        if order.payment_status != "refunded":
+            order.payment_status = "refunded"
+            order.payment_message = f"refunded ({reference})"
+            order.save(update_fields=["payment_status", "payment_message", "updated_at"])
+        return order
+    if order.is_final or STATUS_RANK[order.status] >= STATUS_RANK[OrderStatus.PAID]:
+        return order  # cancelled or failed meanwhile (payments refunds), or already paid
+    if status == "captured":
+        _order_advance(order, OrderStatus.PAID, f"payment captured ({reference})")
+        order.payment_status = "captured"
+        order.payment_reference = reference
+        order.payment_message = "payment captured"
+        order.save(update_fields=["status", "payment_status", "payment_reference", "payment_message", "updated_at"])
+        outbox_emit(queue=FULFILMENT_REQUESTS, type="order.paid", correlation_id=order.id, producer=PRODUCER,
+                    payload={"order_id": str(order.id)})
+    elif status == "declined":
+        order.payment_status = "declined"
+        order.save(update_fields=["payment_status", "updated_at"])
+        _order_fail_payment(order, f"payment declined: {reason}")
+    return order
+
+
+@transaction.atomic
+def order_cancel(*, user, order_id: UUID | str) -> Order:
+    """The customer cancels before picking starts: stock goes back, a payment is voided or refunded."""
+    order_get(user=user, order_id=order_id)  # NotFound unless it is theirs (or staff)
+    order = _order_lock(order_id)
+    if order.status == OrderStatus.CANCELLED:
+        return order
+    if order.status not in CANCELLABLE_STATUSES:
+        if order.is_final:
+            raise Conflict(f"the order is already {order.status} and cannot be cancelled")
+        raise Conflict(f"picking has started (order is {order.status}); the order can no longer be cancelled")
+    _order_advance(order, OrderStatus.CANCELLED, "cancelled by the customer")
+    order.save(update_fields=["status", "updated_at"])
+    outbox_publish(type="order.cancelled", correlation_id=order.id, producer=PRODUCER,
+                   payload={"order_id": str(order.id), "message": "cancelled by the customer"})
     return order
 
 

@@ -7,11 +7,12 @@ from rest_framework import serializers
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
 from messaging.registry import message_handler
-from messaging.topology import DELIVERY_UPDATES
+from messaging.topology import DELIVERY_UPDATES, SUPPORT_REQUESTS
 from support import services
 from support.models import TRACKING_RANK
 
 CONSUMER = "support.delivery_updates"
+REQUESTS_CONSUMER = "support.support_requests"
 
 
 class DeliveryUpdatePayload(serializers.Serializer):
@@ -29,3 +30,20 @@ def on_shipment_status_changed(message: Message) -> None:
         order_id=data["order_id"], shipment_id=data["shipment_id"], status=data["status"],
         message=data["message"], timestamp=data["timestamp"],
     )
+
+
+class OrderOutcomePayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+@message_handler(SUPPORT_REQUESTS, "order.cancelled", consumer=REQUESTS_CONSUMER)
+def on_order_cancelled(message: Message) -> None:
+    data = payload_validated(OrderOutcomePayload, message)
+    services.customer_tell_order_outcome(order_id=data["order_id"], outcome="cancelled", message=data["message"])
+
+
+@message_handler(SUPPORT_REQUESTS, "order.payment_failed", consumer=REQUESTS_CONSUMER)
+def on_order_payment_failed(message: Message) -> None:
+    data = payload_validated(OrderOutcomePayload, message)
+    services.customer_tell_order_outcome(order_id=data["order_id"], outcome="payment_failed", message=data["message"])

@@ -45,7 +45,7 @@ class CustomerNotification(models.Model):
     """What customer service told (or is telling) the customer: one per order and stage."""
 
     order_id = models.UUIDField(db_index=True)
-    shipment_id = models.CharField(max_length=40)
+    shipment_id = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20)
     recipient = models.EmailField(blank=True)
     subject = models.CharField(max_length=200)

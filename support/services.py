@@ -26,6 +26,12 @@ STAGE_SUBJECTS = {
     "in_transit": "Your order is on its way",
     "out_for_delivery": "Your order is out for delivery",
     "delivered": "Your order has been delivered",
+    "cancelled": "Your order has been cancelled",
+    "payment_failed": "We could not take payment for your order",
+}
+OUTCOME_TEXT = {
+    "cancelled": "Your order has been cancelled as you asked. Any payment taken is refunded in full.",
+    "payment_failed": "Your payment did not go through, so your order has been cancelled and nothing was charged.",
 }
 
 
@@ -60,19 +66,33 @@ def tracking_record_stage(
     return entry
 
 
+@transaction.atomic
+def customer_tell_order_outcome(*, order_id: UUID, outcome: str, message: str) -> CustomerNotification:
+    """Tell the customer their order ended without delivery (cancelled, payment failed). Once."""
+    contact = order_contact_get(order_id=order_id)
+    name, email = contact if contact else ("customer", "")
+    body = f"Hello {name},\n\n{OUTCOME_TEXT[outcome]}\n" + (f"\nDetails: {message}\n" if message else "")
+    return _notification_get_or_create(order_id=order_id, shipment_id="", status=outcome, recipient=email,
+                                       subject=f"{STAGE_SUBJECTS[outcome]} ({str(order_id)[:8]})", body=body)
+
+
 def _notification_create(*, order_id: UUID, shipment_id: str, status: str, message: str) -> CustomerNotification:
     contact = order_contact_get(order_id=order_id)
     name, email = contact if contact else ("customer", "")
+    return _notification_get_or_create(
+        order_id=order_id, shipment_id=shipment_id, status=status, recipient=email,
+        subject=f"{STAGE_SUBJECTS[status]} ({shipment_id})",
+        body=f"Hello {name},\n\n{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
+    )
+
+
+def _notification_get_or_create(*, order_id: UUID, shipment_id: str, status: str, recipient: str, subject: str,
+                                 body: str) -> CustomerNotification:
     notification, created = CustomerNotification.objects.get_or_create(
         order_id=order_id, status=status,
-        defaults={
-            "shipment_id": shipment_id,
-            "recipient": email,
-            "subject": f"{STAGE_SUBJECTS[status]} ({shipment_id})",
-            "body": f"Hello {name},\n\n{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
-        },
+        defaults={"shipment_id": shipment_id, "recipient": recipient, "subject": subject, "body": body},
     )
-    if created and email:
+    if created and recipient:
         # Sent after commit, so a rolled-back stage never emails anyone.
         transaction.on_commit(lambda: notification_send(notification_id=notification.pk))
     return notification

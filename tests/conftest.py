@@ -24,7 +24,7 @@ def _fresh_logs():
 def broker():
     """The real RabbitMQ with the topology declared and every queue empty."""
     try:
-        connection = broker_mod.connect()
+        connection = broker_mod.connect(heartbeat=0)  # idle through a whole test: no heartbeat to miss
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not reachable (make test starts it): {exc!r}")
     channel = connection.channel()

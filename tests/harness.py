@@ -27,6 +27,10 @@ WORKERS = {
     "shipping_orders": ["consume", "shipping_orders"],
     "delivery_updates": ["consume", "delivery_updates"],
     "customer_notifications": ["consume", "customer_notifications"],
+    "payment_requests": ["consume", "payment_requests"],
+    "payment_results": ["consume", "payment_results"],
+    "fulfilment_requests": ["consume", "fulfilment_requests"],
+    "support_requests": ["consume", "support_requests"],
     "scheduler": ["qcluster"],
 }
 
@@ -84,7 +88,7 @@ class System:
             started.append(proc)
         return started
 
-    def start_all(self, names: Iterable[str] = WORKERS) -> None:
+    def start_all(self, names: Iterable[str] = tuple(WORKERS)) -> None:
         for name in names:
             self.start(name)
 

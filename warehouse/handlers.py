@@ -7,10 +7,11 @@ from rest_framework import serializers
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
 from messaging.registry import message_handler
-from messaging.topology import NEW_ORDERS
+from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS
 from warehouse import services
 
 CONSUMER = "warehouse.new_orders"
+FULFILMENT_CONSUMER = "warehouse.fulfilment_requests"
 
 
 class LinePayload(serializers.Serializer):
@@ -37,3 +38,26 @@ def on_order_placed(message: Message) -> None:
         shipping_address=data["shipping_address"],
         shipping_method=data["shipping_method"],
     )
+
+
+class OrderRefPayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+@message_handler(FULFILMENT_REQUESTS, "order.paid", consumer=FULFILMENT_CONSUMER)
+def on_order_paid(message: Message) -> None:
+    data = payload_validated(OrderRefPayload, message)
+    services.picking_start(order_id=data["order_id"])
+
+
+@message_handler(FULFILMENT_REQUESTS, "order.cancelled", consumer=FULFILMENT_CONSUMER)
+def on_order_cancelled(message: Message) -> None:
+    data = payload_validated(OrderRefPayload, message)
+    services.reservation_release(order_id=data["order_id"], reason=data["message"] or "order cancelled")
+
+
+@message_handler(FULFILMENT_REQUESTS, "order.payment_failed", consumer=FULFILMENT_CONSUMER)
+def on_order_payment_failed(message: Message) -> None:
+    data = payload_validated(OrderRefPayload, message)
+    services.reservation_release(order_id=data["order_id"], reason=data["message"] or "payment failed")

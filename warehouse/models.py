@@ -26,20 +26,22 @@ class Reservation(models.Model):
     """The warehouse's answer to one order: all its lines reserved, or nothing."""
 
     class Status(models.TextChoices):
-        RESERVED = "reserved", "reserved"
+        RESERVED = "reserved", "reserved (awaiting payment)"
         REJECTED = "rejected", "rejected"
+        PICKING = "picking", "picking (paid)"
         PICKED = "picked", "picked and handed to transport"
-        RELEASED = "released", "released"
+        RELEASED = "released", "released (stock returned)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(unique=True)
     status = models.CharField(max_length=20, choices=Status.choices)
     reason = models.TextField(blank=True)
-    recipient = models.CharField(max_length=200)
-    shipping_address = models.JSONField()
-    shipping_method = models.CharField(max_length=32)
+    recipient = models.CharField(max_length=200, blank=True)
+    shipping_address = models.JSONField(default=dict, blank=True)
+    shipping_method = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     picked_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,12 +12,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from messaging.outbox import outbox_emit
-from messaging.topology import ORDER_CONFIRMATIONS, SHIPPING_ORDERS
+from messaging.outbox import outbox_emit, outbox_publish
+from messaging.topology import SHIPPING_ORDERS
 from simulation.clock import picking_delay, step_schedule
 from warehouse.models import Reservation, ReservationLine, StockItem
 
 PRODUCER = "warehouse"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,8 @@ def stock_reserve(
             f"{s['product_id']} (requested {s['requested']}, available {s['available']})" for s in shortages
         )
         reservation.save()
-        outbox_emit(
-            queue=ORDER_CONFIRMATIONS, type="order.rejected", correlation_id=order_id, producer=PRODUCER,
+        outbox_publish(
+            type="order.rejected", correlation_id=order_id, producer=PRODUCER,
             payload={"order_id": str(order_id), "message": reservation.reason, "unavailable": shortages},
         )
         return reservation
@@ -86,15 +88,50 @@ def stock_reserve(
         if updated != 1:  # pragma: no cover - impossible while the lock is held
             raise RuntimeError(f"stock of {sku} changed under its lock")
         ReservationLine.objects.create(reservation=reservation, stock_item=item, quantity=quantity)
-    outbox_emit(
-        queue=ORDER_CONFIRMATIONS, type="order.confirmed", correlation_id=order_id, producer=PRODUCER,
+    outbox_publish(
+        type="order.confirmed", correlation_id=order_id, producer=PRODUCER,
         payload={
             "order_id": str(order_id),
             "message": "All items reserved: " + ", ".join(f"{q} x {s}" for s, q in wanted.items()),
             "items": [{"product_id": s, "quantity": q} for s, q in wanted.items()],
         },
     )
+    return reservation
+
+
+@transaction.atomic
+def picking_start(*, order_id: UUID) -> Reservation | None:
+    """The order is paid: pick it (takes SIM_PICKING_SECONDS). Idempotent."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None or reservation.status != Reservation.Status.RESERVED:
+        return reservation
+    reservation.status = Reservation.Status.PICKING
+    reservation.save(update_fields=["status"])
     step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=picking_delay())
+    return reservation
+
+
+@transaction.atomic
+def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
+    """Compensation: return a reserved order's stock (once). An order not reserved yet gets a
+    released reservation, so that its late request reserves nothing."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None:
+        return Reservation.objects.create(order_id=order_id, status=Reservation.Status.RELEASED, reason=reason,
+                                          released_at=timezone.now())
+    if reservation.status != Reservation.Status.RESERVED:
+        if reservation.status in (Reservation.Status.PICKING, Reservation.Status.PICKED):
+            logger.error("order %s: release asked after picking started (%s); nothing released",
+                         order_id, reservation.status)
+        return reservation
+    lines = list(reservation.lines.all())
+    stock_lock(skus=[line.stock_item.sku for line in reservation.lines.select_related("stock_item")])
+    for line in lines:
+        StockItem.objects.filter(pk=line.stock_item_id).update(quantity_on_hand=F("quantity_on_hand") + line.quantity)
+    reservation.status = Reservation.Status.RELEASED
+    reservation.reason = reason
+    reservation.released_at = timezone.now()
+    reservation.save(update_fields=["status", "reason", "released_at"])
     return reservation
 
 
@@ -102,7 +139,7 @@ def stock_reserve(
 def reservation_pick(*, order_id: UUID) -> Reservation | None:
     """Picking is done: hand the order to transport on ``shipping_orders``. Idempotent."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-    if reservation is None or reservation.status != Reservation.Status.RESERVED:
+    if reservation is None or reservation.status != Reservation.Status.PICKING:
         return reservation
     reservation.status = Reservation.Status.PICKED
     reservation.picked_at = timezone.now()
@@ -133,7 +170,7 @@ def picking_overdue_reschedule(*, older_than_seconds: float, limit: int = 500) -
     """Schedule picking again for reservations long overdue (a lost scheduled step). Idempotent."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     order_ids = list(
-        Reservation.objects.filter(status=Reservation.Status.RESERVED, created_at__lt=cutoff)
+        Reservation.objects.filter(status=Reservation.Status.PICKING, created_at__lt=cutoff)
         .order_by("created_at").values_list("order_id", flat=True)[:limit]
     )
     with transaction.atomic():

@@ -3,11 +3,13 @@
 import copy
 import time
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from django.db.models import Count
 
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from payments.models import Payment
 from shop.models import Order
 from simulation.demo_data import SEED_ORDER
 from support.models import CustomerNotification
@@ -41,9 +43,11 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     # then: every stage, in order
     order = Order.objects.get(pk=order_id)
     assert list(order.history.values_list("status", flat=True)) == [
-        "new", "confirmed", "picked_up", "in_transit", "out_for_delivery", "delivered"]
+        "new", "confirmed", "paid", "picked_up", "in_transit", "out_for_delivery", "delivered"]
     detail = customer_client.get(f"/api/orders/{order_id}/").json()
     assert detail["warehouse_confirmation"]["status"] == "confirmed"
+    assert detail["payment"]["status"] == "captured"
+    assert Payment.objects.get(order_id=order_id).amount == Decimal("1539.97")
     assert detail["delivery_status"]["status"] == "delivered"
     shipment_id = detail["shipment_id"]
     assert shipment_id and shipment_id.startswith("SHP-")
@@ -57,17 +61,24 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     shipment = Shipment.objects.get(pk=shipment_id)
     assert shipment.vehicle.status == "available"
     # every hop was a message on the seed's queues, each handled exactly once
-    hops = Counter(OutboxMessage.objects.filter(correlation_id=order_id).values_list("queue", "type"))
+    hops = Counter(OutboxMessage.objects.filter(correlation_id=order_id).values_list("exchange", "queue", "type"))
     assert hops == {
-        ("new_orders", "order.placed"): 1,
-        ("order_confirmations", "order.confirmed"): 1,
-        ("shipping_orders", "shipment.requested"): 1,
-        ("delivery_updates", "shipment.status_changed"): 5,
-        ("customer_notifications", "customer.notified"): 5,
+        ("logistics", "new_orders", "order.placed"): 1,
+        ("logistics.events", "order.confirmed", "order.confirmed"): 1,  # to the shop and to payments
+        ("logistics", "payment_results", "payment.captured"): 1,
+        ("logistics", "fulfilment_requests", "order.paid"): 1,
+        ("logistics", "shipping_orders", "shipment.requested"): 1,
+        ("logistics", "delivery_updates", "shipment.status_changed"): 5,
+        ("logistics", "customer_notifications", "customer.notified"): 5,
     }
-    wait_until(lambda: ProcessedMessage.objects.count() == 13, timeout=10, what="last acks")
+    wait_until(lambda: ProcessedMessage.objects.count() == 16, timeout=10, what="last acks")
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
-    assert ProcessedMessage.objects.count() == 13
+    handled = Counter(ProcessedMessage.objects.values_list("consumer", flat=True))
+    assert handled == {
+        "warehouse.new_orders": 1, "shop.order_confirmations": 1, "payments.payment_requests": 1,
+        "shop.payment_results": 1, "warehouse.fulfilment_requests": 1, "transport.shipping_orders": 1,
+        "support.delivery_updates": 5, "shop.customer_notifications": 5,
+    }
     assert CustomerNotification.objects.filter(order_id=order_id).count() == 5
     assert DeadLetter.objects.count() == 0
 

@@ -106,4 +106,4 @@ def test_a_redelivered_message_changes_nothing_twice(catalogue, broker):
     assert StockItem.objects.get(sku="PRD001").quantity_on_hand == 7
     assert Reservation.objects.filter(order_id=order_id).count() == 1
     assert ProcessedMessage.objects.filter(consumer="warehouse.new_orders", message_id="same-id").count() == 1
-    assert OutboxMessage.objects.filter(queue="order_confirmations", correlation_id=order_id).count() == 1
+    assert OutboxMessage.objects.filter(type="order.confirmed", correlation_id=order_id).count() == 1

@@ -1,0 +1,104 @@
+"""The shop as the order saga's coordinator: payment results, timeouts, cancellation."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from messaging.models import OutboxMessage
+from shop.models import Order
+from shop.services import (
+    order_confirmation_apply,
+    order_payment_result_apply,
+    order_payment_timeout,
+)
+from simulation.demo_data import SEED_ORDER
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def confirmed_order(catalogue, customer_client):
+    order_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
+    order_confirmation_apply(order_id=order_id, confirmed=True, message="All items reserved")
+    return Order.objects.get(pk=order_id)
+
+
+def emitted(order, type_: str) -> int:
+    return OutboxMessage.objects.filter(correlation_id=str(order.id), type=type_).count()
+
+
+def test_captured_payment_makes_the_order_paid_and_hands_it_to_picking_once(confirmed_order):
+    order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-1", reason="")
+    order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-1", reason="")
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert (order.status, order.payment_status, order.payment_reference) == ("paid", "captured", "PAY-1")
+    assert emitted(order, "order.paid") == 1
+    row = OutboxMessage.objects.get(type="order.paid")
+    assert (row.exchange, row.queue) == ("logistics", "fulfilment_requests")
+
+
+def test_declined_payment_fails_the_order_and_publishes_the_compensation_once(confirmed_order):
+    order_payment_result_apply(order_id=confirmed_order.id, status="declined", reference="", reason="card declined")
+    order_payment_result_apply(order_id=confirmed_order.id, status="declined", reference="", reason="card declined")
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert order.status == "payment_failed" and "card declined" in order.payment_message
+    assert emitted(order, "order.payment_failed") == 1
+    row = OutboxMessage.objects.get(type="order.payment_failed")
+    assert (row.exchange, row.queue) == ("logistics.events", "order.payment_failed")
+
+
+def test_an_unanswered_payment_is_asked_again_then_failed(confirmed_order, settings):
+    settings.PAYMENT_MAX_REQUESTS = 3
+    # when: the first two waits end with no answer
+    order_payment_timeout(order_id=confirmed_order.id, request_number=1)
+    order_payment_timeout(order_id=confirmed_order.id, request_number=1)  # a stale, repeated check
+    order_payment_timeout(order_id=confirmed_order.id, request_number=2)
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert (order.status, order.payment_requests) == ("confirmed", 3)
+    assert emitted(order, "payment.requested") == 2
+    # when: the last one too
+    order_payment_timeout(order_id=confirmed_order.id, request_number=3)
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert order.status == "payment_failed"
+    assert order.payment_message == "no answer from payments after 3 requests"
+    assert emitted(order, "order.payment_failed") == 1
+
+
+def test_an_answer_stops_the_clock(confirmed_order):
+    order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-1", reason="")
+    order_payment_timeout(order_id=confirmed_order.id, request_number=1)
+    assert Order.objects.get(pk=confirmed_order.id).status == "paid"
+    assert emitted(confirmed_order, "payment.requested") == 0
+
+
+def test_cancel_before_picking_cancels_and_publishes_the_compensation(confirmed_order, customer_client):
+    response = customer_client.post(f"/api/orders/{confirmed_order.id}/cancel/")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "cancelled"
+    assert emitted(confirmed_order, "order.cancelled") == 1
+    # cancelling again answers the same and publishes nothing more
+    assert customer_client.post(f"/api/orders/{confirmed_order.id}/cancel/").status_code == 200
+    assert emitted(confirmed_order, "order.cancelled") == 1
+
+
+def test_a_payment_captured_after_cancellation_changes_nothing_in_the_shop(confirmed_order, customer_client):
+    customer_client.post(f"/api/orders/{confirmed_order.id}/cancel/")
+    order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-9", reason="")
+    order_payment_result_apply(order_id=confirmed_order.id, status="refunded", reference="RFD-9", reason="")
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert (order.status, order.payment_status) == ("cancelled", "refunded")
+    assert emitted(order, "order.paid") == 0
+
+
+def test_cancel_after_picking_started_is_409_with_the_reason(confirmed_order, customer_client):
+    order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-1", reason="")
+    response = customer_client.post(f"/api/orders/{confirmed_order.id}/cancel/")
+    assert response.status_code == 409
+    assert "picking has started" in response.json()["detail"]
+    assert Order.objects.get(pk=confirmed_order.id).status == "paid"
+
+
+def test_only_the_orders_customer_may_cancel(confirmed_order, make_customer):
+    _, other = make_customer("mallory")
+    assert other.post(f"/api/orders/{confirmed_order.id}/cancel/").status_code == 404
+    assert APIClient().post(f"/api/orders/{confirmed_order.id}/cancel/").status_code == 401
+    assert Order.objects.get(pk=confirmed_order.id).status == "confirmed"
