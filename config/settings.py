@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "warehouse",
     "transport",
     "support",
+    "observability",
 ]
 
 MIDDLEWARE = [
