@@ -39,6 +39,7 @@ run: broker migrate
 ## make test: RabbitMQ and PostgreSQL made reachable, then the whole pytest suite against them
 test: install-dev
 	scripts/ensure_rabbitmq.sh
+	scripts/ensure_chromium.sh
 	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "warehouse",
     "transport",
     "support",
+    "observability",
 ]
 
 MIDDLEWARE = [

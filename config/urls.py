@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from observability import views as observability_views
 from shop.api import OrderCancelApi, OrderDetailApi, OrderListCreateApi
 from support.api import TrackingApi
 from support.views import track_page
@@ -23,6 +24,11 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "v1"))),
     path("api/", include((api_v1, "api"))),
     path("track/<str:shipment_id>/", track_page, name="track"),
+    path("dashboard/", include("observability.urls")),
+    path("healthz", observability_views.healthz, name="healthz"),
+    path("readyz", observability_views.readyz, name="readyz"),
+    path("metrics", observability_views.metrics, name="metrics"),
+    path("favicon.ico", observability_views.favicon),
 ]
 
 handler400 = "config.api_errors.bad_request"

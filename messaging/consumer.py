@@ -32,6 +32,7 @@ from messaging.envelope import InvalidMessage, Message, current_message, decode
 from messaging.faults import fault_point
 from messaging.models import DeadLetter, ProcessedMessage
 from messaging.registry import QueueRoute, route_for
+from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
 
@@ -189,6 +190,7 @@ class QueueWorker:
             "queue=%s type=%s message_id=%s correlation_id=%s outcome=%s duration_ms=%.1f",
             self.queue, msg_type, message_id, correlation_id, outcome, (time.monotonic() - started) * 1000,
         )
+        message_observed(queue=self.queue, outcome=outcome, seconds=time.monotonic() - started)
 
     def _attempt_of(self, properties) -> int:
         headers = getattr(properties, "headers", None) or {}

@@ -1,5 +1,6 @@
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 
 from support.models import TRACKING_RANK
 from support.selectors import tracking_get
@@ -12,10 +13,14 @@ STAGE_LABELS = {
     "out_for_delivery": "Out for delivery",
     "delivered": "Delivered",
 }
+FINAL_STAGE = "delivered"
+REFRESH_SECONDS = 10
 
 
+@never_cache
 def track_page(request: HttpRequest, shipment_id: str) -> HttpResponse:
-    """The customer's view of a shipment's journey (no personal data)."""
+    """The customer's view of a shipment's journey (no personal data): every stage, the time it
+    was reached, the current one highlighted; the page refreshes itself until delivered."""
     record = tracking_get(shipment_id=shipment_id)
     if record is None:
         raise Http404("shipment not found")
@@ -25,4 +30,12 @@ def track_page(request: HttpRequest, shipment_id: str) -> HttpResponse:
         for key in sorted(TRACKING_RANK, key=TRACKING_RANK.get)
         if key != "awaiting_vehicle" or key in reached
     ]
-    return render(request, "support/track.html", {"record": record, "stages": stages})
+    done = sum(1 for stage in stages if stage["entry"])
+    return render(request, "support/track.html", {
+        "record": record,
+        "stages": stages,
+        "current_label": STAGE_LABELS.get(record.status, record.status),
+        "delivered": record.status == FINAL_STAGE,
+        "progress_pct": round(100 * done / len(stages)) if stages else 0,
+        "refresh_seconds": REFRESH_SECONDS,
+    })

@@ -1,0 +1,108 @@
+"""Prometheus metrics: what the queue workers count, and what the database says at scrape time.
+
+The workers are separate processes, so the counters and the histogram run in
+prometheus_client's multiprocess mode: each process writes its own files under
+``PROMETHEUS_MULTIPROC_DIR`` (set in config/settings.py before this module can be imported)
+and ``/metrics`` adds them up with ``MultiProcessCollector``. The database figures (outbox
+backlog, relay lag, dead letters, orders per status) are not counted anywhere: a collector
+computes them from the database on each scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+logger = logging.getLogger("observability.metrics")
+
+# Outcomes as messaging/consumer.py names them.
+HANDLED_OUTCOMES = ("handled", "duplicate")
+FAILED_OUTCOMES = ("retry", "parked")
+
+# registry=None: in multiprocess mode only the per-scrape registry below exposes them.
+MESSAGES_HANDLED = Counter(
+    "logistics_messages_handled_total",
+    "Messages a queue worker handled and acked (outcome: handled, or duplicate = already handled before)",
+    ["queue", "outcome"],
+    registry=None,
+)
+MESSAGES_FAILED = Counter(
+    "logistics_messages_failed_total",
+    "Messages a queue worker could not handle (outcome: retry = sent to a delay queue, parked = dead letter)",
+    ["queue", "outcome"],
+    registry=None,
+)
+HANDLER_SECONDS = Histogram(
+    "logistics_message_handler_seconds",
+    "Time a queue worker spent on one message: decode, handler transaction, ack (every outcome)",
+    ["queue"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=None,
+)
+
+_warned = False
+
+
+def message_observed(*, queue: str, outcome: str, seconds: float) -> None:
+    """Count one delivery (called by the queue worker right after its log line). Never raises:
+    a metrics problem must not stop messages being handled."""
+    global _warned
+    try:
+        if outcome in FAILED_OUTCOMES:
+            MESSAGES_FAILED.labels(queue=queue, outcome=outcome).inc()
+        else:
+            MESSAGES_HANDLED.labels(queue=queue, outcome=outcome).inc()
+        HANDLER_SECONDS.labels(queue=queue).observe(max(0.0, seconds))
+    except Exception:  # noqa: BLE001
+        if not _warned:
+            _warned = True
+            logger.warning("could not record message metrics", exc_info=True)
+
+
+def _now():
+    return timezone.now()
+
+
+class DatabaseCollector:
+    """Gauges computed from the database when /metrics is scraped."""
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to read at registration time
+
+    def collect(self) -> Iterator[Metric]:
+        from observability.selectors import metrics_snapshot
+
+        snapshot = metrics_snapshot(now=_now())
+        yield GaugeMetricFamily(
+            "logistics_outbox_backlog", "Outbox rows not yet published by the relay",
+            value=snapshot["outbox_backlog"])
+        yield GaugeMetricFamily(
+            "logistics_relay_lag_seconds", "Age of the oldest unpublished outbox row (0 when none)",
+            value=snapshot["relay_lag_seconds"])
+        dead = GaugeMetricFamily(
+            "logistics_dead_letters", "Dead letters not yet re-driven, per queue", labels=["queue"])
+        for queue, count in snapshot["dead_letters"].items():
+            dead.add_metric([queue], count)
+        yield dead
+        orders = GaugeMetricFamily("logistics_orders", "Orders per status", labels=["status"])
+        for status, count in snapshot["orders"].items():
+            orders.add_metric([status], count)
+        yield orders
+
+
+def registry_build() -> CollectorRegistry:
+    """A fresh registry per scrape: every process's counters plus the database gauges."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(DatabaseCollector())
+    return registry
+
+
+def metrics_render() -> tuple[bytes, str]:
+    """(exposition text, its content type)."""
+    return generate_latest(registry_build()), CONTENT_TYPE_LATEST

@@ -1,0 +1,366 @@
+"""Reads for the dashboard, the order journey, the health checks and the metrics.
+
+Nothing here writes. Every function takes what it needs as keyword arguments (``now`` too,
+so a test can pin the clock) and returns plain data: dicts, lists, numbers, ISO strings.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Count, Exists, Min, OuterRef
+
+from messaging import broker, topology
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from shop.models import FINAL_STATUSES, Order, OrderStatus, OrderStatusChange
+from transport.models import Vehicle
+from transport.selectors import vehicle_counts
+
+# The order's stages as the dashboard shows them, in the order they happen.
+STAGES: list[str] = [
+    OrderStatus.NEW,
+    OrderStatus.CONFIRMED,
+    OrderStatus.PAID,
+    OrderStatus.PICKED_UP,
+    OrderStatus.IN_TRANSIT,
+    OrderStatus.OUT_FOR_DELIVERY,
+    OrderStatus.DELIVERED,
+    OrderStatus.REJECTED,
+    OrderStatus.PAYMENT_FAILED,
+    OrderStatus.CANCELLED,
+]
+# The stages an order is still moving through (the flow chart stacks these).
+IN_FLIGHT_STAGES: list[str] = [s for s in STAGES if s not in FINAL_STATUSES]
+STAGE_LABELS: dict[str, str] = {str(value): str(label) for value, label in OrderStatus.choices}
+
+FLOW_SAMPLES = 60
+LATEST_ORDERS = 20
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
+    """Milliseconds from ``earlier`` to ``later`` (one decimal), None when either is unknown."""
+    if later is None or earlier is None:
+        return None
+    return round((later - earlier).total_seconds() * 1000, 1)
+
+
+# --- orders ------------------------------------------------------------------------------
+def orders_per_stage() -> dict[str, int]:
+    """{status: number of orders in it} for every status, zeros included, in stage order."""
+    counts = dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {stage: counts.get(stage, 0) for stage in STAGES}
+
+
+def orders_latest(*, limit: int = LATEST_ORDERS) -> list[dict[str, Any]]:
+    """The newest orders: id, stage, shipment and times (no personal data)."""
+    rows = Order.objects.order_by("-created_at", "-id").values(
+        "id", "status", "shipment_id", "created_at", "updated_at")[:limit]
+    return [
+        {
+            "order_id": str(row["id"]),
+            "status": row["status"],
+            "status_label": STAGE_LABELS.get(row["status"], row["status"]),
+            "shipment_id": row["shipment_id"] or None,
+            "created_at": _iso(row["created_at"]),
+            "updated_at": _iso(row["updated_at"]),
+        }
+        for row in rows
+    ]
+
+
+def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> dict[str, Any]:
+    """How orders moved through the stages in the last ``minutes``, from the status history.
+
+    * ``in_flight[stage][i]``: orders in each not-yet-final stage at ``times[i]`` (the
+      ``samples`` instants ending at ``now``), replayed from ``OrderStatusChange`` rows;
+    * ``placed[i]``, ``delivered[i]``, ``rejected[i]``: orders that reached that status in the
+      interval ending at ``times[i]``.
+
+    Only orders still moving at the window's start are read: one that was final before it
+    cannot be in flight inside it.
+    """
+    step = timedelta(seconds=minutes * 60 / samples)
+    start = now - step * samples
+    times = [start + step * (i + 1) for i in range(samples)]
+    finished_before = OrderStatusChange.objects.filter(
+        order=OuterRef("order_id"), status__in=FINAL_STATUSES, at__lt=start)
+    changes = (
+        OrderStatusChange.objects.filter(at__lte=now)
+        .filter(~Exists(finished_before))
+        .order_by("at", "id")
+        .values_list("order_id", "status", "at")
+    )
+    in_flight = {stage: [0] * samples for stage in IN_FLIGHT_STAGES}
+    arrivals = {status: [0] * samples for status in (OrderStatus.NEW, OrderStatus.DELIVERED, OrderStatus.REJECTED)}
+    current: dict[Any, str] = {}
+    stage_counts: Counter[str] = Counter()
+    sample = 0
+
+    def close_samples_until(moment: datetime) -> None:
+        nonlocal sample
+        while sample < samples and times[sample] < moment:
+            for stage in IN_FLIGHT_STAGES:
+                in_flight[stage][sample] = stage_counts[stage]
+            sample += 1
+
+    for order_id, status, at in changes.iterator(chunk_size=2000):
+        close_samples_until(at)
+        previous = current.get(order_id)
+        if previous is not None:
+            stage_counts[previous] -= 1
+        current[order_id] = status
+        stage_counts[status] += 1
+        if at > start and status in arrivals:
+            # interval i is (times[i] - step, times[i]]
+            index = min(samples - 1, max(0, math.ceil((at - start) / step) - 1))
+            arrivals[status][index] += 1
+    close_samples_until(now + timedelta(microseconds=1))
+    return {
+        "minutes": minutes,
+        "step_seconds": step.total_seconds(),
+        "times": [_iso(t) for t in times],
+        "stages": IN_FLIGHT_STAGES,
+        "in_flight": in_flight,
+        "placed": arrivals[OrderStatus.NEW],
+        "delivered": arrivals[OrderStatus.DELIVERED],
+        "rejected": arrivals[OrderStatus.REJECTED],
+    }
+
+
+# --- messaging -----------------------------------------------------------------------------
+def outbox_backlog(*, now: datetime) -> dict[str, Any]:
+    """Unpublished outbox rows, how old the oldest is (the relay's lag) and how many failed."""
+    pending = OutboxMessage.objects.filter(published_at__isnull=True)
+    stats = pending.aggregate(n=Count("id"), oldest=Min("created_at"))
+    oldest = stats["oldest"]
+    return {
+        "unpublished": stats["n"],
+        "oldest_created_at": _iso(oldest),
+        "oldest_age_seconds": round(max(0.0, (now - oldest).total_seconds()), 3) if oldest else 0.0,
+        "failing": pending.exclude(last_error="").count(),
+    }
+
+
+def dead_letters_per_queue() -> dict[str, int]:
+    """Dead letters not yet re-driven, per queue: every work queue (zeros included), then any other."""
+    counts = dict(
+        DeadLetter.objects.filter(redriven_at__isnull=True)
+        .values_list("queue").annotate(n=Count("id")).values_list("queue", "n")
+    )
+    result = {queue: counts.pop(queue, 0) for queue in topology.WORK_QUEUES}
+    result.update(sorted(counts.items()))
+    return result
+
+
+def queue_depths() -> dict[str, Any]:
+    """Each work queue's ready messages and consumers, with its retry and dead-letter queues.
+
+    ``{"reachable": False, "error": ...}`` when RabbitMQ cannot be asked: the dashboard then
+    says so instead of failing.
+    """
+    refused = _broker_port_error()
+    if refused:
+        return {"reachable": False, "error": refused, "queues": []}
+    try:
+        depths = broker.queue_depths(topology.all_queue_names())
+    except Exception as exc:  # noqa: BLE001 - any broker failure is "unreachable" here
+        return {"reachable": False, "error": type(exc).__name__, "queues": []}
+    attempts = range(1, len(topology.retry_delays()) + 1)
+    queues = []
+    for queue in topology.WORK_QUEUES:
+        main = depths.get(queue)
+        dlq = depths.get(topology.dead_letter_queue(queue))
+        retries = [depths.get(topology.retry_queue(queue, n)) for n in attempts]
+        queues.append({
+            "queue": queue,
+            "declared": main is not None,
+            "ready": main[0] if main else 0,
+            "consumers": main[1] if main else 0,
+            "retrying": sum(r[0] for r in retries if r),
+            "dlq": dlq[0] if dlq else 0,
+        })
+    return {"reachable": True, "error": None, "queues": queues}
+
+
+def vehicles_busy_free() -> dict[str, int]:
+    counts = vehicle_counts()
+    return {
+        "busy": counts.get(Vehicle.Status.BUSY, 0),
+        "free": counts.get(Vehicle.Status.AVAILABLE, 0),
+        "maintenance": counts.get(Vehicle.Status.MAINTENANCE, 0),
+    }
+
+
+def dashboard_data(*, now: datetime, minutes: int) -> dict[str, Any]:
+    """Everything /dashboard/ shows, as one JSON-ready dict."""
+    return {
+        "generated_at": _iso(now),
+        "stages": [{"status": s, "label": STAGE_LABELS[s], "count": n} for s, n in orders_per_stage().items()],
+        "flow": flow_series(now=now, minutes=minutes),
+        "broker": queue_depths(),
+        "outbox": outbox_backlog(now=now),
+        "dead_letters": dead_letters_per_queue(),
+        "vehicles": vehicles_busy_free(),
+        "latest_orders": orders_latest(),
+    }
+
+
+# --- one order's journey ---------------------------------------------------------------------
+def order_journey(*, order_id: str) -> dict[str, Any] | None:
+    """The order's timeline across systems, or None when nothing is known about ``order_id``.
+
+    ``hops``: every outbox message correlated with the order, oldest first, each with who
+    handled it and when, and how long each step took:
+
+    * ``write_to_publish_ms``: written to the outbox -> confirmed by the broker (relay);
+    * ``publish_to_handle_ms``: published -> handled by its consumer (queue + worker);
+    * ``cause_to_write_ms``: the message that caused it handled -> this one written (the
+      handler, or a timed step in between). None when the cause was an HTTP request.
+    """
+    order = _order_or_none(order_id)
+    messages = list(OutboxMessage.objects.filter(correlation_id=order_id).order_by("created_at", "id"))
+    if order is None and not messages:
+        return None
+    ids = [str(m.message_id) for m in messages]
+    known = set(ids)
+    causes = {m.causation_id for m in messages if m.causation_id}
+    # A cause may be a message of another correlation id; anything else is an HTTP request.
+    elsewhere = [c for c in causes - known if _is_uuid(c)]
+    message_causes = known | {
+        str(mid) for mid in OutboxMessage.objects.filter(message_id__in=elsewhere).values_list("message_id", flat=True)}
+    handled_by: dict[str, list[tuple[str, datetime]]] = {}
+    for consumer, message_id, processed_at in (
+        ProcessedMessage.objects.filter(message_id__in=known | causes).order_by("processed_at", "id")
+        .values_list("consumer", "message_id", "processed_at")
+    ):
+        handled_by.setdefault(message_id, []).append((consumer, processed_at))
+    handled_at = {mid: rows[0][1] for mid, rows in handled_by.items()}
+    hops = []
+    for index, message in enumerate(messages, start=1):
+        message_id = str(message.message_id)
+        consumers = handled_by.get(message_id, [])
+        first_handled = consumers[0][1] if consumers else None
+        caused_by_message = message.causation_id in message_causes
+        hops.append({
+            "index": index,
+            "message_id": message_id,
+            "queue": message.queue,
+            "type": message.type,
+            "producer": message.producer,
+            "causation_id": message.causation_id or None,
+            "caused_by": "message" if caused_by_message else ("request" if message.causation_id else None),
+            "handled_by": [{"consumer": c, "processed_at": _iso(at)} for c, at in consumers],
+            "created_at": _iso(message.created_at),
+            "published_at": _iso(message.published_at),
+            "handled_at": _iso(first_handled),
+            "write_to_publish_ms": _ms(message.published_at, message.created_at),
+            "publish_to_handle_ms": _ms(first_handled, message.published_at),
+            "cause_to_write_ms": (
+                _ms(message.created_at, handled_at.get(message.causation_id)) if caused_by_message else None),
+            "attempts": message.attempts,
+            "last_error": message.last_error or None,
+        })
+    history = []
+    if order is not None:
+        history = [
+            {"status": status, "label": STAGE_LABELS.get(status, status), "at": _iso(at), "note": note}
+            for status, at, note in order.history.order_by("at", "id").values_list("status", "at", "note")
+        ]
+    dead_letters = [
+        {"queue": q, "type": t, "message_id": mid, "reason": reason, "error": error[:300],
+         "created_at": _iso(created), "redriven_at": _iso(redriven)}
+        for q, t, mid, reason, error, created, redriven in DeadLetter.objects.filter(correlation_id=order_id)
+        .order_by("created_at", "id")
+        .values_list("queue", "type", "message_id", "reason", "error", "created_at", "redriven_at")
+    ]
+    ends = [m.created_at for m in messages] + [handled_at[mid] for mid in ids if mid in handled_at]
+    first = messages[0].created_at if messages else None
+    return {
+        "order_id": order_id,
+        "status": order.status if order else None,
+        "status_label": STAGE_LABELS.get(order.status, order.status) if order else None,
+        "shipment_id": (order.shipment_id or None) if order else None,
+        "created_at": _iso(order.created_at) if order else None,
+        "hops": hops,
+        "status_history": history,
+        "dead_letters": dead_letters,
+        "total_ms": _ms(max(ends), first) if ends and first else None,
+    }
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _order_or_none(order_id: str) -> Order | None:
+    try:
+        return Order.objects.filter(pk=order_id).first()
+    except (ValidationError, ValueError):
+        return None
+
+
+# --- health ------------------------------------------------------------------------------------
+def check_database() -> str:
+    """"ok", or "error: <exception type>" (never the message: it may name hosts or users)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _broker_port_error(timeout: float = 2.0) -> str | None:
+    """None when the broker's TCP port accepts a connection, else the error's type name.
+
+    Checked before pika connects so that a broker that is simply down costs one refused
+    socket, not pika's half-dozen ERROR log lines on every dashboard poll.
+    """
+    try:
+        params = broker.connection_parameters()
+        with socket.create_connection((params.host, params.port), timeout=timeout):
+            return None
+    except Exception as exc:  # noqa: BLE001
+        return type(exc).__name__
+
+
+def check_broker() -> str:
+    refused = _broker_port_error()
+    if refused:
+        return f"error: {refused}"
+    try:
+        conn = broker.connect(heartbeat=0)
+    except Exception as exc:  # noqa: BLE001
+        return f"error: {type(exc).__name__}"
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001,S110 - we connected, that was the check
+        pass
+    return "ok"
+
+
+# --- metrics read at scrape time ------------------------------------------------------------------
+def metrics_snapshot(*, now: datetime) -> dict[str, Any]:
+    outbox = outbox_backlog(now=now)
+    return {
+        "outbox_backlog": outbox["unpublished"],
+        "relay_lag_seconds": outbox["oldest_age_seconds"],
+        "dead_letters": dead_letters_per_queue(),
+        "orders": orders_per_stage(),
+    }
