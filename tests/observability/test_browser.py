@@ -31,7 +31,8 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-b
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = ROOT / ".run" / "artifacts"
 ORDERS = 5
-STAGES = ["new", "confirmed", "picked_up", "in_transit", "out_for_delivery", "delivered", "rejected", "cancelled"]
+STAGES = ["new", "confirmed", "paid", "picked_up", "in_transit", "out_for_delivery", "delivered", "rejected",
+          "payment_failed", "cancelled"]
 
 
 @pytest.fixture
@@ -131,15 +132,15 @@ def test_dashboard_follows_orders_live_and_the_tracking_page_reads_on_a_phone(
             # then: the counts moved through the stages in the same page (no reload)
             assert page.evaluate("window.__sameDocument") is True
             assert seen[-1] == {**dict.fromkeys(STAGES, 0), "delivered": ORDERS}
-            in_between = [c for c in seen[1:-1] if any(c[s] for s in STAGES[1:5])]
+            in_between = [c for c in seen[1:-1] if any(c[s] for s in STAGES[1:6])]
             assert in_between, f"no order was seen between placed and delivered: {seen}"
             assert all(sum(c.values()) in (0, *range(1, ORDERS + 1)) for c in seen)
             print(f"stage counts seen on the dashboard: {len(seen)} states, e.g. {in_between[0]}")
-            # the charts are drawn: five stacked stage areas and the bars of what was placed and delivered
+            # the charts are drawn: six stacked stage areas and the bars of what was placed and delivered
             page.wait_for_function(
                 f"document.getElementById('throughput-chart').getAttribute('data-delivered') === '{ORDERS}'",
                 timeout=10_000)
-            assert page.locator("#flow-chart path.area").count() == 5
+            assert page.locator("#flow-chart path.area").count() == 6  # the six in-flight stages
             assert page.locator("#flow-chart path.total").count() == 1
             assert page.get_attribute("#flow-chart", "data-samples") == "60"
             assert page.get_attribute("#throughput-chart", "data-placed") == str(ORDERS)

@@ -17,7 +17,8 @@ from transport.models import Vehicle
 
 pytestmark = pytest.mark.django_db
 
-STAGES = ["new", "confirmed", "picked_up", "in_transit", "out_for_delivery", "delivered", "rejected", "cancelled"]
+STAGES = ["new", "confirmed", "paid", "picked_up", "in_transit", "out_for_delivery", "delivered", "rejected",
+          "payment_failed", "cancelled"]
 WORK_QUEUES = ["new_orders", "order_confirmations", "shipping_orders", "delivery_updates", "customer_notifications"]
 
 
@@ -106,12 +107,11 @@ def test_data_shows_stages_outbox_dead_letters_vehicles_queues_and_latest_orders
     assert response.status_code == 200
     data = response.json()
     assert [(s["status"], s["count"]) for s in data["stages"]] == list(
-        zip(STAGES, [2, 1, 0, 1, 0, 1, 0, 0], strict=True))
-    assert data["stages"][4]["label"] == "out for delivery"
+        zip(STAGES, [2, 1, 0, 0, 1, 0, 1, 0, 0, 0], strict=True))
+    assert data["stages"][5]["label"] == "out for delivery"
     assert data["outbox"]["unpublished"] == 2 and data["outbox"]["failing"] == 1
     assert 40 <= data["outbox"]["oldest_age_seconds"] < 45
-    assert data["dead_letters"] == {"new_orders": 1, "order_confirmations": 0, "shipping_orders": 0,
-                                    "delivery_updates": 1, "customer_notifications": 0}
+    assert data["dead_letters"] == {**dict.fromkeys(WORK_QUEUES, 0), "new_orders": 1, "delivery_updates": 1}
     assert data["vehicles"] == {"busy": 1, "free": 2, "maintenance": 0}
     assert data["broker"] == {"reachable": True, "error": None, "queues": [
         {"queue": q, "declared": True, "ready": 1 if q == "new_orders" else 0, "consumers": 0, "retrying": 0, "dlq": 0}
