@@ -59,7 +59,7 @@ from messaging import broker, topology
 from messaging.models import OutboxMessage
 from shop.models import Order
 from shop.services import customer_create
-from simulation.demo_data import DEMO_ORDERS, PRODUCTS, SEED_ORDER, VEHICLES
+from simulation.demo_data import CANCELLED_ORDER, DECLINED_ORDER, DEMO_ORDERS, PRODUCTS, SEED_ORDER, VEHICLES
 from transport.models import Vehicle
 
 BASE_DIR: Path = settings.BASE_DIR
@@ -85,6 +85,7 @@ SIMULATION_STEPS = ("warehouse.tasks.picking_complete", "transport.tasks.shipmen
 STATUS_STYLES = {
     "new": "bright_white",
     "confirmed": "cyan",
+    "paid": "bright_cyan",
     "picked_up": "blue",
     "in_transit": "magenta",
     "out_for_delivery": "yellow",
@@ -467,6 +468,10 @@ class TrackedOrder:
     is_seed: bool
     over_stock: bool  # asks for more of a product than the seed stocks: must be rejected
     placed_at: float  # time.monotonic()
+    expected: str = "delivered"  # how the scenario means it to end
+    payment_status: str = ""
+    payment_message: str = ""
+    compensation: str = ""
     status: str = "new"
     warehouse_message: str = ""
     delivery_status: str = ""
@@ -488,6 +493,8 @@ class TrackedOrder:
     def describe(self) -> str:
         if self.status == "rejected":
             return self.warehouse_message
+        if self.status in ("payment_failed", "cancelled"):
+            return self.payment_message or self.status
         if self.delivery_status:
             return f"{self.delivery_status}: {self.delivery_message}"
         return self.warehouse_message
@@ -522,6 +529,38 @@ def api_session(token: str) -> requests.Session:
     return _http_session(token)
 
 
+def order_expected(body: dict) -> str:
+    if order_over_stock(body):
+        return "rejected"
+    if body is DECLINED_ORDER:
+        return "payment_failed"
+    if body is CANCELLED_ORDER:
+        return "cancelled"
+    return "delivered"
+
+
+def orders_cancel(session: requests.Session, base_url: str, orders: Sequence[TrackedOrder]) -> list[str]:
+    """Cancel the orders the scenario cancels (right after placing them, before picking can start)."""
+    notes = []
+    for order in orders:
+        if order.expected != "cancelled":
+            continue
+        try:
+            response = session.post(f"{base_url}/api/orders/{order.order_id}/cancel/", timeout=30)
+        except requests.RequestException as exc:
+            raise DemoError(f"POST /api/orders/{order.order_id}/cancel/ failed: {exc!r}") from exc
+        if response.status_code == 200:
+            order_apply(order, response.json())
+            notes.append(f"cancelled {order.short_id} ({order.customer})")
+        elif response.status_code == 409:
+            # Too late (picking began): a legitimate answer; the order is then delivered.
+            order.expected = "delivered"
+            notes.append(f"cancel of {order.short_id} refused: {response.json().get('detail')}")
+        else:
+            raise DemoError(f"cancel of {order.order_id} answered {response.status_code}: {response.text[:300]}")
+    return notes
+
+
 def orders_place(session: requests.Session, base_url: str, bodies: Sequence[dict]) -> list[TrackedOrder]:
     """POST every body to /api/orders/, one right after the other."""
     placed: list[TrackedOrder] = []
@@ -543,6 +582,7 @@ def orders_place(session: requests.Session, base_url: str, bodies: Sequence[dict
             is_seed=body is SEED_ORDER,
             over_stock=order_over_stock(body),
             placed_at=time.monotonic(),
+            expected=order_expected(body),
         )
         order_apply(order, data)
         placed.append(order)
@@ -557,6 +597,9 @@ def order_apply(order: TrackedOrder, data: dict) -> None:
     order.delivery_status = delivery.get("status") or ""
     order.delivery_message = delivery.get("message") or ""
     order.shipment_id = data.get("shipment_id") or ""
+    payment = data.get("payment") or {}
+    order.payment_status = payment.get("status") or ""
+    order.payment_message = payment.get("message") or ""
     if order.is_final and order.final_seconds is None:
         order.final_seconds = _seconds_to_final(data) or (time.monotonic() - order.placed_at)
 
@@ -683,6 +726,7 @@ def summary_print(console: Console, orders: Sequence[TrackedOrder], accounts: De
     table.add_column("Total", justify="right", no_wrap=True)
     table.add_column("Final status", no_wrap=True)
     table.add_column("Shipment", no_wrap=True)
+    table.add_column("Compensation")
     table.add_column("Time to final", justify="right", no_wrap=True)
     for order in orders:
         table.add_row(
@@ -691,6 +735,7 @@ def summary_print(console: Console, orders: Sequence[TrackedOrder], accounts: De
             f"{order.total} {order.currency}",
             _status_text(order.status if order.is_final else f"{order.status} (not final)"),
             order.shipment_id or "–",
+            order.compensation or "–",
             f"{order.final_seconds:.1f}s" if order.final_seconds is not None else "–",
         )
     console.print(table)
@@ -726,9 +771,53 @@ def _url_exists(url: str) -> bool:
             return False
 
 
+def compensation_describe(order: TrackedOrder) -> str:
+    """What was undone for an order that ended without delivery (read from warehouse and payments)."""
+    from payments.selectors import payment_for_order
+    from warehouse.selectors import reservation_get
+
+    if order.status not in ("payment_failed", "cancelled"):
+        return ""
+    parts = []
+    reservation = reservation_get(order_id=order.order_id)
+    if reservation is not None and reservation.status == "released":
+        returned = ", ".join(f"{line.quantity}× {line.stock_item.sku}" for line in reservation.lines.all())
+        parts.append(f"stock returned ({returned})" if returned else "nothing was reserved")
+    elif reservation is not None:
+        parts.append(f"reservation {reservation.status}")
+    payment = payment_for_order(order_id=order.order_id)
+    if payment is not None:
+        parts.append({"declined": "payment declined, nothing charged", "voided": "payment voided before capture",
+                      "refunded": f"payment refunded ({payment.refund_reference})"}.get(
+                          payment.status, f"payment {payment.status}"))
+    return "; ".join(parts)
+
+
+def compensations_wait(orders: Sequence[TrackedOrder], *, timeout: float = 20.0) -> None:
+    """Let the compensations land (they travel after the order turned final), then describe them."""
+    deadline = time.monotonic() + timeout
+    pending = [o for o in orders if o.status in ("payment_failed", "cancelled")]
+    while True:
+        for order in pending:
+            order.compensation = compensation_describe(order)
+        settled = all(o.compensation and "reservation reserved" not in o.compensation
+                      and "pending" not in o.compensation for o in pending)
+        if settled or time.monotonic() > deadline:
+            return
+        time.sleep(0.25)
+
+
 def verdict_problems(orders: Sequence[TrackedOrder]) -> list[str]:
-    """Why the run failed; empty when every order is final, the seed's delivered, over-stock rejected."""
+    """Why the run failed; empty when every order ended as the scenario means it to."""
     problems = []
+    for order in orders:
+        if order.is_final and order.status != order.expected and not order.over_stock and not order.is_seed:
+            problems.append(f"order {order.order_id} ({order.customer}) ended {order.status}, "
+                            f"expected {order.expected}: {order.describe()}")
+        if order.is_final and order.expected in ("payment_failed", "cancelled") and order.status == order.expected \
+                and "stock returned" not in order.compensation and "nothing was reserved" not in order.compensation:
+            problems.append(f"order {order.order_id} ({order.customer}) ended {order.status} "
+                            f"but its stock was not returned: {order.compensation or 'no compensation seen'}")
     for order in orders:
         if not order.is_final:
             where = f", delivery {order.delivery_status}" if order.delivery_status else ""
@@ -804,11 +893,14 @@ def demo_run(console: Console, *, timeout: float, keep_running: bool = False) ->
             with api_session(accounts.customer_token) as session:
                 orders = orders_place(session, system.base_url, scenario_orders())
                 console.print(f"[green]✓[/] placed {len(orders)} orders through POST /api/orders/")
+                for note in orders_cancel(session, system.base_url, orders):
+                    console.print(f"[green]✓[/] {note} through POST /api/orders/<id>/cancel/")
                 all_final = progress_watch(console, session, system, orders, timeout=timeout)
             if not all_final:
                 console.print(f"[bold red]timed out after {timeout:.0f}s[/] with orders still in flight")
             elif not system_drain(system):
                 console.print(f"[yellow]messages still in flight after {DRAIN_SECONDS:.0f}s[/]")
+            compensations_wait(orders)
             summary_print(console, orders, accounts, system)
             problems = verdict_problems(orders)
             if keep_running:
@@ -825,4 +917,4 @@ def demo_run(console: Console, *, timeout: float, keep_running: bool = False) ->
         raise DemoError("the demo did not end as expected:\n  - " + "\n  - ".join(problems)
                         + f"\nlook at the process logs: {system.log_glob}")
     console.print("[bold green]demo passed:[/] every order final, the seed's order delivered, "
-                  "the over-stock order rejected")
+                  "the over-stock order rejected, the declined and the cancelled orders compensated")

@@ -30,7 +30,7 @@ SEED_ORDER = {
 
 
 def _order(name: str, email: str, phone: str, street: str, city: str, postal_code: str,
-           items: list[tuple[str, int]], shipping_method: str = "standard") -> dict:
+           items: list[tuple[str, int]], shipping_method: str = "standard", payment_method: str = "credit_card") -> dict:
     """An order body in the seed's shape (names and prices are informative: the catalogue sets both)."""
     catalogue = {sku: (product_name, price) for sku, product_name, price, _location, _stock in PRODUCTS}
     return {
@@ -41,7 +41,7 @@ def _order(name: str, email: str, phone: str, street: str, city: str, postal_cod
             for sku, quantity in items
         ],
         "shipping_method": shipping_method,
-        "payment_method": "credit_card",
+        "payment_method": payment_method,
     }
 
 
@@ -62,3 +62,13 @@ DEMO_ORDERS = [
     _order("Toomas Kukk", "toomas.kukk@example.com", "+372 5555 7890", "Lossi 4", "Kuressaare", "93815",
            [("PRD002", 2)], "express"),
 ]
+
+# Two orders that end without delivery, and show the saga's compensations:
+# Piret's card is always declined (the documented test value), so her reservation is released;
+# Marko cancels his order right after placing it, so his stock goes back and any payment is
+# voided or refunded.
+DECLINED_ORDER = _order("Piret Ilves", "piret.ilves@example.com", "+372 5555 8901", "Vabaduse 2", "Haapsalu",
+                        "90502", [("PRD002", 2)], payment_method="card_declined")
+CANCELLED_ORDER = _order("Marko Sepp", "marko.sepp@example.com", "+372 5555 9012", "Aia 6", "Paide", "72711",
+                         [("PRD003", 1), ("PRD004", 1)])
+DEMO_ORDERS.extend([DECLINED_ORDER, CANCELLED_ORDER])
