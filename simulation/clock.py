@@ -2,17 +2,27 @@
 
 ``step_schedule()`` writes the task into the database in the caller's transaction, so a
 step is scheduled if and only if the state change that asks for it commits.
+
+A step with no delay (SIM_TIME_SCALE=0: "instant") runs right away, in the caller's
+transaction, after the step that asked for it -- one after the other, never nested, so a
+chain of instant steps (a shipment's whole lifecycle) is one loop, not a deep recursion.
+It commits or rolls back with the change that caused it, exactly like a scheduled one.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+from collections import deque
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django.db import connection
+from django.utils.module_loading import import_string
 from django_q.models import Schedule
-from django_q.tasks import async_task
+
+_instant = threading.local()
 
 
 def sim_seconds(seconds: float) -> float:
@@ -30,14 +40,34 @@ def stage_delay() -> float:
 
 
 def step_schedule(func: str, *args: str, delay_seconds: float) -> None:
-    """Run ``func(*args)`` after ``delay_seconds`` on the qcluster workers. Args are strings."""
+    """Run ``func(*args)`` after ``delay_seconds`` on the qcluster workers (now, if no delay).
+
+    Caller holds the transaction of the change that asks for the step. Args are strings.
+    """
+    args = tuple(str(a) for a in args)
     if delay_seconds <= 0:
-        async_task(func, *(str(a) for a in args))
+        _instant_step_run(func, args)
         return
     Schedule.objects.create(
         func=func,
-        args=repr(tuple(str(a) for a in args)),
+        args=repr(args),
         schedule_type=Schedule.ONCE,
         repeats=-1,
         next_run=timezone.now() + timedelta(seconds=delay_seconds),
     )
+
+
+def _instant_step_run(func: str, args: tuple[str, ...]) -> None:
+    if not connection.in_atomic_block:
+        raise RuntimeError("step_schedule() must run inside the transaction of the change that asks for the step")
+    pending = getattr(_instant, "pending", None)
+    if pending is not None:  # a step is running: this one follows it
+        pending.append((func, args))
+        return
+    _instant.pending = deque([(func, args)])
+    try:
+        while _instant.pending:
+            name, step_args = _instant.pending.popleft()
+            import_string(name)(*step_args)
+    finally:
+        _instant.pending = None
