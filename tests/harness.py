@@ -135,9 +135,6 @@ class System:
         """
         replaced = []
         for proc in self.dead(name):
-            # A SIGKILLed leader may leave children of its group (qcluster's workers).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
             self.procs[name].remove(proc)
             extra_env, extra_args = getattr(proc, "spec", ({}, []))
             self.start(name, env=extra_env, args=extra_args)
@@ -162,9 +159,27 @@ class System:
         self.start(name, count=count)
         self.restarts += 1
 
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, sig=signal.SIGTERM)
+    def stop_all(self, *, timeout: float = 30) -> None:
+        """SIGTERM every process at once, then wait for all (SIGKILL after ``timeout``).
+
+        SIGTERM goes to each started process only, not to its process group: qcluster stops its
+        own children, and when they get SIGTERM too its sentinel dies inside a multiprocessing
+        wait and qcluster's stop then blocks until SIGKILL.
+        """
+        procs = [p for name in list(self.procs) for p in self.procs[name]]
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.procs = {}
 
     def log_tail(self, lines: int = 40) -> str:
         out = []

@@ -1,18 +1,20 @@
 """Fixtures of the fault tests: a RabbitMQ virtual host of their own, and a System per test.
 
-The fault tests purge queues, stop the broker's application and kill processes. They run in
-the virtual host ``FAULT_VHOST`` (created here with ``rabbitmqctl`` when the broker is local),
-so that a demo or a developer's system on the default virtual host of the same broker
-neither eats their messages nor has its own purged. Without ``rabbitmqctl`` they fall back to
-RABBITMQ_URL as it is.
+The fault tests purge queues and kill processes. When RABBITMQ_URL names the default virtual
+host ``/`` of a local broker, they run in a virtual host of their own, ``fault-<test database>``
+(created here with ``rabbitmqctl``), so that a demo or a developer's system on ``/`` of the same
+broker neither eats their messages nor has its own purged, and two test sessions with different
+databases do not share queues. A RABBITMQ_URL that names another virtual host is taken to be
+isolated already and used as it is; so is everything when ``rabbitmqctl`` is not available.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pika
 import pytest
@@ -21,8 +23,6 @@ from django.conf import settings
 from messaging import broker as broker_mod
 from messaging import topology
 from tests.harness import LOG_DIR, System
-
-FAULT_VHOST = "logistics-fault-tests"
 
 
 def _rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -35,23 +35,26 @@ def _vhost_url(base_url: str, vhost: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def fault_rabbitmq_url() -> str:
+def fault_rabbitmq_url(django_db_setup) -> str:
     base = settings.RABBITMQ_URL
-    host = urlsplit(base).hostname or "localhost"
-    if shutil.which("rabbitmqctl") is None or host not in {"localhost", "127.0.0.1", "::1"}:
+    parts = urlsplit(base)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    if vhost != "/" or shutil.which("rabbitmqctl") is None or parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
         return base
+    from django.db import connection
+
+    name = "fault-" + connection.settings_dict["NAME"]
     listed = _rabbitmqctl("list_vhosts", "--quiet", "--no-table-headers")
     if listed.returncode != 0:
         return base
-    if FAULT_VHOST not in listed.stdout.split():
-        created = _rabbitmqctl("add_vhost", FAULT_VHOST)
+    if name not in listed.stdout.split():
+        created = _rabbitmqctl("add_vhost", name)
         if created.returncode != 0 and "already" not in (created.stdout + created.stderr):
             return base
-    user = urlsplit(base).username or "guest"
-    granted = _rabbitmqctl("set_permissions", "-p", FAULT_VHOST, user, ".*", ".*", ".*")
-    if granted.returncode != 0:
+    user = parts.username or "guest"
+    if _rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*").returncode != 0:
         return base
-    return _vhost_url(base, FAULT_VHOST)
+    return _vhost_url(base, name)
 
 
 @pytest.fixture
@@ -74,15 +77,22 @@ def broker(fault_rabbitmq):
     for name in topology.all_queue_names():
         channel.queue_purge(name)
     yield channel
-    if connection.is_open:
-        connection.close()
+    # the broker may have been restarted under it (test_broker_outage)
+    with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+        if connection.is_open:
+            connection.close()
 
 
 @pytest.fixture
 def fault_system(request, transactional_db, broker):
-    """A System whose logs go to .run/test-logs/fault/<test>/; everything it started is
-    stopped afterwards. Tests start what they need."""
-    log_dir = LOG_DIR / "fault" / request.node.name
+    """A System whose logs go to .run/fault-logs-<test database>/<test>/; everything it started
+    is stopped afterwards. Tests start what they need.
+
+    Not under LOG_DIR: another test session starting meanwhile (say with a database of its own)
+    empties LOG_DIR, and these tests count lines of their workers' logs."""
+    from django.db import connection
+
+    log_dir = LOG_DIR.parent / f"fault-logs-{connection.settings_dict['NAME']}" / request.node.name
     shutil.rmtree(log_dir, ignore_errors=True)
     system = System(log_dir=log_dir)
     yield system

@@ -16,7 +16,7 @@ import pika
 from django.utils import timezone
 
 from messaging import broker as broker_mod
-from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.topology import WORK_QUEUES
 from shop.models import Order, OrderStatusChange
 from simulation.demo_data import SEED_ORDER
@@ -27,7 +27,6 @@ from warehouse.models import Reservation, ReservationLine, StockItem
 
 LIFECYCLE = ("vehicle_assigned", "picked_up", "in_transit", "out_for_delivery", "delivered")
 CONSUMERS = ("new_orders", "order_confirmations", "shipping_orders", "delivery_updates", "customer_notifications")
-FINAL = {"delivered", "rejected", "cancelled"}
 SKUS = ("PRD001", "PRD002", "PRD003", "PRD004")
 
 
@@ -55,11 +54,6 @@ def stock() -> dict[str, int]:
 
 def statuses(order_ids) -> Counter:
     return Counter(Order.objects.filter(pk__in=list(order_ids)).values_list("status", flat=True))
-
-
-def all_final(order_ids) -> bool:
-    counts = statuses(order_ids)
-    return sum(counts.values()) == len(order_ids) and set(counts) <= FINAL
 
 
 def messages_settled() -> bool:
@@ -135,7 +129,7 @@ def log_count(system: System, pattern: str, *, names: tuple[str, ...] | None = N
     regex = re.compile(pattern)
     total = 0
     for path in system.log_dir.glob("*.log"):
-        if names is not None and not any(path.name.startswith(f"{n}-") for n in names):
+        if names is not None and not any(path.stem == n or path.stem.startswith(f"{n}-") for n in names):
             continue
         total += sum(1 for line in path.read_text(errors="replace").splitlines() if regex.search(line))
     return total
@@ -269,10 +263,6 @@ def processed_matches_outbox() -> tuple[int, int, int]:
     processed = Counter(ProcessedMessage.objects.values_list("message_id", flat=True))
     exactly_once = sum(1 for m in outbox_ids if processed.get(m) == 1)
     return len(outbox_ids), sum(processed.values()), exactly_once
-
-
-def dead_letters() -> int:
-    return DeadLetter.objects.count()
 
 
 # --- broker -----------------------------------------------------------------------------------

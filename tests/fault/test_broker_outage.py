@@ -1,0 +1,146 @@
+"""RabbitMQ stopped while orders flow and started again: the API keeps taking orders, nothing
+is lost or doubled."""
+
+import logging
+import shutil
+import time
+
+import pytest
+from django.core.management import call_command
+
+from messaging import broker as broker_mod
+from messaging.models import DeadLetter, OutboxMessage
+from shop.models import Order
+from tests.fault.tools import (
+    CONSUMERS,
+    Supervisor,
+    duplicates_absorbed,
+    effects,
+    expected_stock,
+    messages_settled,
+    place_order,
+    processed_matches_outbox,
+    queue_depths,
+    rabbitmq,
+    stock,
+    vehicles_all_available,
+)
+
+pytestmark = [
+    pytest.mark.fault,
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl of a local RabbitMQ"),
+]
+
+BEFORE = 10  # orders placed while the broker runs
+DURING = 10  # orders placed while it is stopped
+ITEMS = [("PRD001", 1), ("PRD003", 2)]
+
+
+def reachable() -> bool:
+    pika_logger = logging.getLogger("pika")
+    level = pika_logger.level
+    pika_logger.setLevel(logging.CRITICAL)  # a refused connection is what we expect here
+    try:
+        return broker_mod.broker_reachable()
+    finally:
+        pika_logger.setLevel(level)
+
+
+def broker_running() -> bool:
+    if rabbitmq("rabbitmq-diagnostics", "-q", "check_running", timeout=30).returncode != 0:
+        return False
+    return reachable()
+
+
+def broker_start() -> float:
+    started = time.monotonic()
+    result = rabbitmq("rabbitmqctl", "start_app")
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 90
+    while not broker_running():
+        assert time.monotonic() < deadline, "RabbitMQ did not come back within 90 s"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_system, make_customer):
+    # given: every worker running, orders flowing
+    call_command("load_demo_data", stock=1000, verbosity=0)
+    initial = stock()
+    system = fault_system
+    system.start_all(("relay", "scheduler", *CONSUMERS))
+    supervisor = Supervisor(system, ("relay", *CONSUMERS))
+    _, client = make_customer()
+    ordered: dict[str, list[tuple[str, int]]] = {}
+    stopped = False
+    try:
+        for _ in range(BEFORE):
+            ordered[place_order(client, ITEMS)] = ITEMS
+            time.sleep(0.1)
+        supervisor.wait(lambda: OutboxMessage.objects.filter(queue="order_confirmations").exists(),
+                        timeout=60, what="the first orders under way")
+        delivered_before = Order.objects.filter(status="delivered").count()
+
+        # when: the broker stops ...
+        t0 = time.monotonic()
+        stopped = True
+        result = rabbitmq("rabbitmqctl", "stop_app")
+        assert result.returncode == 0, result.stderr
+        stop_seconds = time.monotonic() - t0
+        assert not reachable()
+        # ... the API still takes orders: they wait in the outbox
+        posted = time.monotonic()
+        during = []
+        for _ in range(DURING):
+            order_id = place_order(client, ITEMS)  # asserts 201
+            ordered[order_id] = ITEMS
+            during.append(order_id)
+        post_seconds = time.monotonic() - posted
+        time.sleep(3)  # the relay and the workers back off and retry meanwhile
+        waiting = OutboxMessage.objects.filter(published_at__isnull=True).count()
+        unpublished_new = OutboxMessage.objects.filter(
+            correlation_id__in=during, queue="new_orders", published_at__isnull=True).count()
+        down_seconds = time.monotonic() - t0
+        # ... and starts again
+        start_seconds = broker_start()
+        stopped = False
+        recovered = time.monotonic()
+        settle_seconds = supervisor.wait(
+            lambda: Order.objects.filter(pk__in=list(ordered), status="delivered").count() == len(ordered)
+            and messages_settled(),
+            timeout=120, what="every order delivered and every message handled")
+        recovery_seconds = time.monotonic() - recovered
+    except AssertionError:
+        print(f"statuses={effects(list(ordered)).statuses}")
+        print(system.log_tail(30))
+        raise
+    finally:
+        if stopped or not broker_running():
+            broker_start()
+
+    # then
+    found = effects(list(ordered))
+    outbox_rows, processed, exactly_once = processed_matches_outbox()
+    print(
+        f"\n[broker outage] orders={len(ordered)} ({BEFORE} before, {DURING} while stopped; "
+        f"{delivered_before} delivered when it stopped)\n"
+        f"  stop_app {stop_seconds:.1f}s, down {down_seconds:.1f}s, start_app+running {start_seconds:.1f}s, "
+        f"{DURING} POSTs while down in {post_seconds:.2f}s (all 201), "
+        f"outbox rows waiting while down={waiting}, all delivered {recovery_seconds:.1f}s after the broker was back\n"
+        f"  lost={found.lost} doubled={len(found.doubled)} missing effects={len(found.missing)} "
+        f"duplicate deliveries absorbed={duplicates_absorbed(system)} worker deaths={dict(supervisor.deaths)}\n"
+        f"  outbox rows={outbox_rows} processed records={processed} handled exactly once={exactly_once}"
+    )
+    assert unpublished_new == DURING
+    assert supervisor.deaths == {}, "a worker died during the outage"
+    assert found.lost == 0
+    assert found.statuses == {"delivered": len(ordered)}
+    assert found.missing == []
+    assert found.doubled == []
+    assert processed == outbox_rows == exactly_once
+    assert stock() == expected_stock(initial, ordered, ordered)
+    assert vehicles_all_available()
+    assert DeadLetter.objects.count() == 0
+    assert all(depth == (0, 1) for depth in queue_depths().values()), queue_depths()
+    assert settle_seconds < 120
