@@ -50,9 +50,9 @@ def published_history_fill(rows: int) -> None:
     table = OutboxMessage._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {table} (message_id, queue, type, correlation_id, causation_id, producer, payload,
+            f"""INSERT INTO {table} (message_id, exchange, queue, type, correlation_id, causation_id, producer, payload,
                                      created_at, published_at, attempts, last_error)
-                SELECT gen_random_uuid(), 'new_orders', 'order.placed', gen_random_uuid()::text, '', 'history',
+                SELECT gen_random_uuid(), 'logistics', 'new_orders', 'order.placed', gen_random_uuid()::text, '', 'history',
                        %s::jsonb, now() - interval '1 day', now() - interval '1 day', 0, ''
                 FROM generate_series(1, %s)""",
             [json.dumps(sample_payload()), rows],

@@ -131,7 +131,8 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 try:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=_env_int("DB_CONN_MAX_AGE", 300),
+                              conn_health_checks=True)
 except Exception as exc:  # dj_database_url raises several types for bad URLs
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -156,8 +157,12 @@ MESSAGING = {
     "EXCHANGE": "logistics",
     "DEAD_LETTER_EXCHANGE": "logistics.dlx",
     "PREFETCH": _env_int("CONSUMER_PREFETCH", 20, minimum=1),
-    "RELAY_BATCH_SIZE": _env_int("RELAY_BATCH_SIZE", 200, minimum=1),
+    "RELAY_BATCH_SIZE": _env_int("RELAY_BATCH_SIZE", 5000, minimum=1),
+    # unconfirmed messages in flight on the relay's channel
+    "RELAY_WINDOW": _env_int("RELAY_WINDOW", 2000, minimum=1),
+    # how often the relay looks for rows when it cannot LISTEN (SQLite), and when it can
     "RELAY_POLL_SECONDS": _env_float("RELAY_POLL_SECONDS", 0.2),
+    "RELAY_LISTEN_FALLBACK_SECONDS": _env_float("RELAY_LISTEN_FALLBACK_SECONDS", 2.0),
     # Delays (seconds) before the 1st, 2nd, ... retry of a transiently failing message.
     "RETRY_DELAYS": (1, 5, 25),
 }

@@ -15,6 +15,8 @@ from django.db import connection
 from config.request_context import current_request_id
 from messaging.envelope import current_message
 from messaging.models import OutboxMessage
+
+OUTBOX_NOTIFY_CHANNEL = "outbox"
 from messaging import topology
 from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, WORK_QUEUES
 
@@ -55,6 +57,10 @@ def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id:
     # What caused this event: the message being handled, else the HTTP request being served.
     cause = current_message.get()
     causation_id = cause.message_id if cause else (current_request_id.get() or "")
+    if connection.vendor == "postgresql":
+        # Wakes a LISTENing relay -- on commit only, and once however many rows the transaction writes.
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {OUTBOX_NOTIFY_CHANNEL}")
     return OutboxMessage.objects.create(
         exchange=exchange,
         queue=routing_key,
