@@ -66,25 +66,49 @@ def deliver(route: QueueRoute, message: Message) -> str:
 def dead_letter_record(
     *, queue: str, properties: Any, body: bytes, reason: str, error: str, attempts: int
 ) -> DeadLetter:
+    """Park a message, once per queue and message id (a redelivery after a lost ack finds it parked)."""
     headers = _plain_headers(getattr(properties, "headers", None) or {})
-    return DeadLetter.objects.create(
-        queue=queue,
-        message_id=str(getattr(properties, "message_id", "") or "")[:64],
-        type=str(getattr(properties, "type", "") or headers.get("type", "") or "")[:100],
-        correlation_id=str(getattr(properties, "correlation_id", "") or "")[:64],
-        headers=headers,
-        body=body.decode("utf-8", errors="replace"),
-        reason=reason,
-        error=error[:4000],
-        attempts=attempts,
-    )
+    message_id = _db_text(str(getattr(properties, "message_id", "") or ""))[:64]
+    fields = {
+        "type": _db_text(str(getattr(properties, "type", "") or headers.get("type", "") or ""))[:100],
+        "correlation_id": _db_text(str(getattr(properties, "correlation_id", "") or ""))[:64],
+        "headers": headers,
+        "body": _db_text(body.decode("utf-8", errors="replace")),
+        "reason": reason,
+        "error": _db_text(error)[:4000],
+        "attempts": attempts,
+    }
+    if not message_id:
+        return DeadLetter.objects.create(queue=queue, message_id="", **fields)
+    try:
+        with transaction.atomic():
+            letter, _ = DeadLetter.objects.get_or_create(queue=queue, message_id=message_id, defaults=fields)
+    except IntegrityError:  # parked by another worker at the same moment
+        letter = DeadLetter.objects.get(queue=queue, message_id=message_id)
+    return letter
+
+
+def _db_text(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep it visible as an escape instead."""
+    return text.replace("\x00", "\\u0000")
 
 
 def _plain_headers(headers: dict) -> dict:
     try:
-        return json.loads(json.dumps(headers, default=str))
+        return _without_nul(json.loads(json.dumps(headers, default=str)))
     except (TypeError, ValueError):
-        return {"unserialisable": repr(headers)[:1000]}
+        return {"unserialisable": _db_text(repr(headers)[:1000])}
+
+
+def _without_nul(value: Any) -> Any:
+    """jsonb refuses NUL in strings and keys as text does."""
+    if isinstance(value, str):
+        return _db_text(value)
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_db_text(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 @dataclass

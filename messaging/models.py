@@ -77,6 +77,11 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # A message redelivered after a lost ack is found parked, not parked twice.
+            models.UniqueConstraint(fields=["queue", "message_id"], condition=~Q(message_id=""),
+                                    name="dead_letter_once_per_message"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.queue}: {self.type or '?'} {self.message_id} ({self.reason})"

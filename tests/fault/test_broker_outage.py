@@ -78,7 +78,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_syst
         for _ in range(BEFORE):
             ordered[place_order(client, ITEMS)] = ITEMS
             time.sleep(0.1)
-        supervisor.wait(lambda: OutboxMessage.objects.filter(queue="order_confirmations").exists(),
+        supervisor.wait(lambda: OutboxMessage.objects.filter(type__in=["order.confirmed", "order.rejected"]).exists(),
                         timeout=60, what="the first orders under way")
         delivered_before = Order.objects.filter(status="delivered").count()
 

@@ -59,9 +59,12 @@ def test_two_warehouse_workers_never_oversell_and_no_vehicle_serves_two_shipment
     system.start("shipping_orders", count=2, args=["--prefetch", "1"])
     system.start("delivery_updates")
     system.start("customer_notifications")
+    for name in ("payment_requests", "payment_results", "fulfilment_requests", "support_requests"):
+        system.start(name)
     system.start("scheduler", count=2)
     supervisor = Supervisor(system, ("relay", "new_orders", "order_confirmations", "shipping_orders",
-                                     "delivery_updates", "customer_notifications"))
+                                     "delivery_updates", "customer_notifications", "payment_requests",
+                                     "payment_results", "fulfilment_requests", "support_requests"))
     supervisor.wait(lambda: queue_depths(["new_orders"])["new_orders"][1] == 2, timeout=60,
                     what="both warehouse workers listening")
     _, client = make_customer()

@@ -52,6 +52,12 @@ QUEUE_SHAPES = {
     "customer_notifications": ("customer.notified", {"order_id": None},
                                {"order_id": None, "shipment_id": ["SHP-X"], "status": 42, "message": "m",
                                 "timestamp": "not a time"}),
+    "payment_requests": ("order.confirmed", {"message": "All items reserved"},
+                         {"order_id": ["not", "a", "uuid"], "message": "m"}),
+    "payment_results": ("payment.captured", {"order_id": None, "status": "captured"},
+                        {"order_id": None, "status": "stolen", "reference": 7, "reason": "r"}),
+    "fulfilment_requests": ("order.paid", {"message": "paid"}, {"order_id": "12345"}),
+    "support_requests": ("order.cancelled", {"message": "cancelled"}, {"order_id": {"id": 1}, "message": "m"}),
 }
 
 # kind -> what the dead letter's error says
@@ -120,7 +126,7 @@ def test_malformed_messages_on_every_queue_are_parked_and_workers_survive(fault_
     print(f"\n[malformed] published={len(published)} parked={len(letters)} per queue={dict(per_queue)} "
           f"reasons={dict(Counter(dl.reason for dl in letters))} workers alive={sum(map(len, alive.values()))}/"
           f"{sum(map(len, started_pids.values()))} (same processes: {alive == started_pids})")
-    assert len(letters) == len(published) == 40
+    assert len(letters) == len(published) == 8 * len(CONSUMERS)
     assert parked == Counter(dict.fromkeys(published, 1))
     for dl in letters:
         kind = dl.correlation_id.removeprefix("malformed-")
@@ -139,15 +145,11 @@ def test_malformed_messages_on_every_queue_are_parked_and_workers_survive(fault_
              what="the good order delivered")
     found = effects([order_id])
     assert (found.lost, found.missing, found.doubled) == (0, [], [])
-    assert DeadLetter.objects.count() == 40
+    assert DeadLetter.objects.count() == 8 * len(CONSUMERS)
     assert {name: [p.pid for p in system.alive(name)] for name in started_pids} == started_pids
     print(f"  good order after them: delivered, lost={found.lost} doubled={len(found.doubled)}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG messaging/consumer.py dead_letter_record(): the body is stored as body.decode('utf-8', "
-    "errors='replace') in a TextField; PostgreSQL refuses NUL (0x00) characters (DataError), so _park() "
-    "falls back to basic_reject and the message ends up in <queue>.dlq, not as a DeadLetter row"))
 def test_a_body_with_nul_bytes_is_parked_as_a_dead_letter(fault_system, broker):
     # given: the five queue workers
     system = fault_system
@@ -311,11 +313,6 @@ class _AckLost:
         return getattr(self._channel, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG messaging/consumer.py QueueWorker._park(): parking is not idempotent -- the DeadLetter row "
-    "commits before the ack, nothing checks for an earlier row of the same message_id, so a message "
-    "redelivered after a lost ack (connection loss or kill -9 in that window) is parked twice; "
-    "dead_letters_redrive() then re-drives each copy under a new message id"))
 def test_a_bad_message_redelivered_after_a_lost_ack_is_parked_once(transactional_db, broker):
     # given: a message the shop cannot take (its order does not exist); the worker parks it and
     # loses the connection before the ack

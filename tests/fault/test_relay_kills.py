@@ -111,37 +111,30 @@ def test_relay_killed_after_confirm_before_marking_loses_nothing_and_duplicates_
     assert all(depth == (0, 1) for depth in queue_depths().values()), queue_depths()
 
 
-class _BreaksAtPublish:
-    """The relay's channel, whose connection is lost at the ``at``-th publish."""
+class _BreaksMidBatch:
+    """The relay's publisher, whose connection is lost after ``after`` messages of a batch were confirmed."""
 
-    def __init__(self, channel, at: int) -> None:
-        self._channel, self._at, self.calls = channel, at, 0
+    def __init__(self, publisher, after: int) -> None:
+        self._publisher, self._after = publisher, after
 
-    def basic_publish(self, **kwargs):
-        self.calls += 1
-        if self.calls == self._at:
-            raise pika.exceptions.StreamLostError("Stream connection lost (simulated)")
-        return self._channel.basic_publish(**kwargs)
+    def publish_batch(self, messages):
+        result = self._publisher.publish_batch(list(messages)[: self._after])
+        result.error = pika.exceptions.StreamLostError("Stream connection lost (simulated)")
+        return result
 
     def __getattr__(self, name):
-        return getattr(self._channel, name)
+        return getattr(self._publisher, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG messaging/relay.py OutboxRelay.drain_batch(): on PostgreSQL _record() runs inside the lease's "
-    "transaction.atomic(); when the connection breaks mid-batch the exception leaves that atomic block and "
-    "rolls back the published_at of the rows the broker had already confirmed, so they are sent again "
-    "(duplicates, absorbed by the consumers) -- contrary to the comment 'what was confirmed is recorded'"))
 def test_rows_confirmed_before_the_connection_broke_stay_marked_published(transactional_db, broker):
-    # given: five outbox rows, and a connection that breaks at the third publish
+    # given: five outbox rows, and a connection that breaks after the broker confirmed two
     with transaction.atomic():
         for _ in range(5):
             order_id = str(uuid.uuid4())
             outbox_emit(queue="new_orders", type="order.placed", correlation_id=order_id, producer="shop",
                         payload={"order_id": order_id})
     relay = OutboxRelay(install_signal_handlers=False)
-    relay._ensure_channel()
-    relay._channel = _BreaksAtPublish(relay._channel, at=3)
+    relay._publisher = _BreaksMidBatch(relay._ensure_publisher(), after=2)
 
     # when
     with pytest.raises(pika.exceptions.StreamLostError):

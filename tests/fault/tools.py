@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from messaging import broker as broker_mod
 from messaging.models import OutboxMessage, ProcessedMessage
-from messaging.topology import WORK_QUEUES
+from messaging.registry import route_for
+from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, WORK_QUEUES
+from payments.models import Payment
 from shop.models import Order, OrderStatusChange
 from simulation.demo_data import SEED_ORDER
 from support.models import CustomerNotification, TrackingEntry
@@ -26,7 +28,8 @@ from transport.models import Shipment, TrackingEvent, Vehicle
 from warehouse.models import Reservation, ReservationLine, StockItem
 
 LIFECYCLE = ("vehicle_assigned", "picked_up", "in_transit", "out_for_delivery", "delivered")
-CONSUMERS = ("new_orders", "order_confirmations", "shipping_orders", "delivery_updates", "customer_notifications")
+CONSUMERS = ("new_orders", "order_confirmations", "payment_requests", "payment_results", "fulfilment_requests",
+             "shipping_orders", "delivery_updates", "customer_notifications", "support_requests")
 SKUS = ("PRD001", "PRD002", "PRD003", "PRD004")
 
 
@@ -56,10 +59,21 @@ def statuses(order_ids) -> Counter:
     return Counter(Order.objects.filter(pk__in=list(order_ids)).values_list("status", flat=True))
 
 
+def expected_deliveries() -> set[tuple[str, str]]:
+    """(consumer, message id) for every delivery the outbox rows call for: one per point-to-point
+    message, one per subscribed queue for a published event."""
+    pairs = set()
+    for message_id, exchange, routing_key, msg_type in OutboxMessage.objects.values_list(
+            "message_id", "exchange", "queue", "type"):
+        queues = EVENT_SUBSCRIPTIONS[msg_type] if exchange == EVENTS_EXCHANGE else (routing_key,)
+        pairs.update((route_for(q).consumer, str(message_id)) for q in queues)
+    return pairs
+
+
 def messages_settled() -> bool:
-    """Every outbox row published and handled by its consumer (one processed record each)."""
+    """Every outbox row published and handled by each of its consumers (one processed record each)."""
     return (not OutboxMessage.objects.filter(published_at__isnull=True).exists()
-            and ProcessedMessage.objects.count() >= OutboxMessage.objects.count())
+            and ProcessedMessage.objects.count() >= len(expected_deliveries()))
 
 
 def queue_depths(names=WORK_QUEUES) -> dict[str, tuple[int, int] | None]:
@@ -184,6 +198,9 @@ def effects(order_ids: list[str]) -> Effects:
     notes = defaultdict(Counter)
     for order_id, status in CustomerNotification.objects.filter(order_id__in=ids).values_list("order_id", "status"):
         notes[order_id][status] += 1
+    payments = defaultdict(list)
+    for order_id, status in Payment.objects.filter(order_id__in=ids).values_list("order_id", "status"):
+        payments[order_id].append(status)
     history = defaultdict(Counter)
     for order_id, status in OrderStatusChange.objects.filter(order_id__in=ids).values_list("order_id", "status"):
         history[order_id][status] += 1
@@ -210,17 +227,20 @@ def effects(order_ids: list[str]) -> Effects:
         if order.status == "rejected":
             once(history[oid], {"new", "rejected"}, f"status history of {oid}")
         else:
-            # stages between confirmed and delivered may be skipped when updates arrive out of order
-            once(history[oid], {"new", "confirmed", order.status}, f"status history of {oid}",
-                 optional={"picked_up", "in_transit", "out_for_delivery"})
+            # paid always comes before picking; confirmed and the transit stages may be skipped
+            # when updates arrive out of order
+            once(history[oid], {"new", "paid", order.status}, f"status history of {oid}",
+                 optional={"confirmed", "picked_up", "in_transit", "out_for_delivery"})
         if order.status == "rejected":
             if reservation_status.get(oid) != Reservation.Status.REJECTED:
                 missing.append(f"rejected reservation of {oid} (is {reservation_status.get(oid)})")
             for what, found in (("shipment", shipments[oid]), ("tracking entry", list(entries[oid])),
-                                ("notification", list(notes[oid]))):
+                                ("notification", list(notes[oid])), ("payment", payments[oid])):
                 if found:
                     doubled.append(f"{what} of rejected order {oid}: {found}")
             continue
+        if payments[oid] != [Payment.Status.CAPTURED]:
+            (doubled if len(payments[oid]) > 1 else missing).append(f"captured payment of {oid}: {payments[oid]}")
         if reservation_status.get(oid) != Reservation.Status.PICKED:
             missing.append(f"picked reservation of {oid} (is {reservation_status.get(oid)})")
         if len(shipments[oid]) != 1:
@@ -258,11 +278,14 @@ def vehicles_all_available() -> bool:
 
 
 def processed_matches_outbox() -> tuple[int, int, int]:
-    """(outbox rows, processed records, outbox rows whose message id has exactly one record)."""
-    outbox_ids = {str(m) for m in OutboxMessage.objects.values_list("message_id", flat=True)}
-    processed = Counter(ProcessedMessage.objects.values_list("message_id", flat=True))
-    exactly_once = sum(1 for m in outbox_ids if processed.get(m) == 1)
-    return len(outbox_ids), sum(processed.values()), exactly_once
+    """(deliveries the outbox calls for, processed records, deliveries handled exactly once).
+
+    A point-to-point message is one delivery; a published event one per subscribed queue.
+    """
+    expected = expected_deliveries()
+    processed = Counter(ProcessedMessage.objects.values_list("consumer", "message_id"))
+    exactly_once = sum(1 for pair in expected if processed.get(pair) == 1)
+    return len(expected), sum(processed.values()), exactly_once
 
 
 # --- broker -----------------------------------------------------------------------------------
