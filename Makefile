@@ -41,6 +41,7 @@ test: install-dev
 	scripts/ensure_rabbitmq.sh
 	scripts/ensure_chromium.sh
 	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
+	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make bench: the benchmarks in bench/, figures printed and written to bench/results/

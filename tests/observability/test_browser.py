@@ -154,7 +154,7 @@ def test_dashboard_follows_orders_live_and_the_tracking_page_reads_on_a_phone(
             # an order's journey, from its link on the dashboard
             page.click(f"#latest tr[data-order='{order_ids[0]}'] a.journey")
             page.wait_for_url(f"{base}/dashboard/orders/{order_ids[0]}/journey/")
-            assert page.locator("#hops tbody tr").count() == 13
+            assert page.locator("#hops tbody tr").count() == 15
             shot(page, "journey.png")
 
             # the customer's tracking page on a phone
