@@ -156,7 +156,9 @@ RABBITMQ_URL = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5
 MESSAGING = {
     "EXCHANGE": "logistics",
     "DEAD_LETTER_EXCHANGE": "logistics.dlx",
-    "PREFETCH": _env_int("CONSUMER_PREFETCH", 20, minimum=1),
+    "PREFETCH": _env_int("CONSUMER_PREFETCH", 50, minimum=1),
+    # handled (committed) messages acknowledged together with one basic.ack(multiple=True)
+    "ACK_BATCH": _env_int("CONSUMER_ACK_BATCH", 10, minimum=1),
     "RELAY_BATCH_SIZE": _env_int("RELAY_BATCH_SIZE", 5000, minimum=1),
     # unconfirmed messages in flight on the relay's channel
     "RELAY_WINDOW": _env_int("RELAY_WINDOW", 2000, minimum=1),
@@ -186,6 +188,8 @@ def _fault_injection() -> dict[str, float]:
 
 # Test-only crash points (messaging/faults.py); empty unless the fault tests set it.
 FAULT_INJECTION = _fault_injection()
+
+OUTBOX_RETENTION_DAYS = _env_float("OUTBOX_RETENTION_DAYS", 7.0, minimum=1.0)
 
 # --- simulation ---------------------------------------------------------------
 SIM_TIME_SCALE = _env_float("SIM_TIME_SCALE", 1.0)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pika
+from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 
 from config.errors import DomainError
@@ -126,6 +127,10 @@ class QueueWorker:
         self.queue = queue
         self.route = route_for(queue)
         self.prefetch = prefetch
+        # never as many as the prefetch: the broker would stop delivering while acks wait
+        self.ack_batch = max(1, min(settings.MESSAGING["ACK_BATCH"], prefetch // 2))
+        self._ack_pending_tag: int | None = None
+        self._ack_pending = 0
         self.stats = WorkerStats()
         self._stopping = False
         self._install_signal_handlers = install_signal_handlers
@@ -170,6 +175,7 @@ class QueueWorker:
                 if self._stopping:
                     break
                 if method is None:
+                    self._acks_flush(channel)  # idle: nothing more is coming right now
                     if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
                         break
                     continue
@@ -178,7 +184,8 @@ class QueueWorker:
                 seen += 1
                 if max_messages is not None and seen >= max_messages:
                     break
-            # Hand back whatever was prefetched but not handled.
+            # Ack what was handled, hand back whatever was prefetched but not handled.
+            self._acks_flush(channel)
             channel.cancel()
             channel.close()
         finally:
@@ -203,7 +210,7 @@ class QueueWorker:
             outcome = self._retry_or_park(channel, method, properties, body, exc)
         else:
             fault_point("consumer.after_commit")  # committed, not acked: redelivery must change nothing
-            channel.basic_ack(method.delivery_tag)
+            self._ack_after_commit(channel, method.delivery_tag)
             if outcome == DUPLICATE:
                 self.stats.duplicates += 1
             else:
@@ -216,12 +223,28 @@ class QueueWorker:
         )
         message_observed(queue=self.queue, outcome=outcome, seconds=time.monotonic() - started)
 
+    # -- acks ----------------------------------------------------------------------------
+    # A handled message's transaction has committed, so its ack may wait a little: up to
+    # ack_batch of them go as one basic.ack(multiple=True). A crash before that ack only
+    # redelivers messages whose processed records make them change nothing.
+    def _ack_after_commit(self, channel, delivery_tag: int) -> None:
+        self._ack_pending_tag = delivery_tag
+        self._ack_pending += 1
+        if self._ack_pending >= self.ack_batch:
+            self._acks_flush(channel)
+
+    def _acks_flush(self, channel) -> None:
+        if self._ack_pending_tag is not None:
+            channel.basic_ack(self._ack_pending_tag, multiple=True)
+        self._ack_pending_tag, self._ack_pending = None, 0
+
     def _attempt_of(self, properties) -> int:
         headers = getattr(properties, "headers", None) or {}
         attempt = headers.get("x-retry-attempt", 0)
         return attempt if isinstance(attempt, int) and attempt >= 0 else 0
 
     def _retry_or_park(self, channel, method, properties, body: bytes, exc: Exception) -> str:
+        self._acks_flush(channel)  # settle earlier deliveries before this one is settled on its own
         attempt = self._attempt_of(properties) + 1
         delays = topology.retry_delays()
         if attempt > len(delays):
@@ -258,6 +281,7 @@ class QueueWorker:
         return RETRY
 
     def _park(self, channel, method, properties, body: bytes, reason: str, exc: Exception, *, attempts: int = 1) -> str:
+        self._acks_flush(channel)
         error = f"{type(exc).__name__}: {exc}"
         try:
             close_old_connections()

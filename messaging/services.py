@@ -45,3 +45,28 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int]) -> tuple[int, list[s
         letter.save(update_fields=["redriven_at"])
         redriven += 1
     return redriven, problems
+
+
+def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int, int]:
+    """Delete published outbox rows and processed records older than the retention, in chunks
+    (short transactions: the relay and the consumers keep going). Never touches unpublished rows.
+
+    A processed record must outlive any redelivery of its message, so the retention is days,
+    not minutes. Returns (outbox rows, processed records) deleted.
+    """
+    from datetime import timedelta
+
+    from messaging.models import ProcessedMessage
+
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    totals = []
+    for queryset in (OutboxMessage.objects.filter(published_at__lt=cutoff),
+                     ProcessedMessage.objects.filter(processed_at__lt=cutoff)):
+        deleted = 0
+        while True:
+            ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:chunk])
+            if not ids:
+                break
+            deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
+        totals.append(deleted)
+    return totals[0], totals[1]

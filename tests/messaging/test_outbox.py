@@ -58,3 +58,30 @@ def test_outbox_emit_refuses_to_run_outside_a_transaction():
 def test_outbox_emit_refuses_an_unknown_queue():
     with pytest.raises(ValueError, match="unknown queue"), transaction.atomic():
         outbox_emit(queue="nowhere", type="x", correlation_id="x", payload={}, producer="test")
+
+
+def test_pruning_deletes_only_old_published_rows_and_old_processed_records():
+    # given: old published, old unpublished, fresh published outbox rows; old and fresh processed records
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from messaging.models import ProcessedMessage
+
+    long_ago = timezone.now() - timedelta(days=30)
+    old_published = OutboxMessage.objects.create(queue="new_orders", type="t", correlation_id="a", payload={},
+                                                 published_at=long_ago)
+    old_unpublished = OutboxMessage.objects.create(queue="new_orders", type="t", correlation_id="b", payload={})
+    fresh_published = OutboxMessage.objects.create(queue="new_orders", type="t", correlation_id="c", payload={},
+                                                   published_at=timezone.now())
+    OutboxMessage.objects.filter(pk=old_unpublished.pk).update(created_at=long_ago)
+    old_record = ProcessedMessage.objects.create(consumer="x", message_id="1")
+    ProcessedMessage.objects.filter(pk=old_record.pk).update(processed_at=long_ago)
+    ProcessedMessage.objects.create(consumer="x", message_id="2")
+    # when
+    call_command("prune_messages", "--older-than-days", "7")
+    # then
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {old_unpublished.pk, fresh_published.pk}
+    assert list(ProcessedMessage.objects.values_list("message_id", flat=True)) == ["2"]
+    assert not OutboxMessage.objects.filter(pk=old_published.pk).exists()

@@ -33,6 +33,12 @@ class Command(BaseCommand):
             defaults={"func": "simulation.tasks.stalled_steps_resume", "schedule_type": Schedule.MINUTES,
                       "minutes": 1, "repeats": -1},
         )
+        # Published outbox rows and old processed records do not pile up.
+        Schedule.objects.update_or_create(
+            name="messages-prune",
+            defaults={"func": "messaging.tasks.messages_prune_daily", "schedule_type": Schedule.DAILY,
+                      "repeats": -1},
+        )
         broker = get_broker()
         cluster = Cluster(broker)
         cluster.start()
