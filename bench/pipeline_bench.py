@@ -15,7 +15,6 @@ from bench.common import Processes, broker_reset, database_reset, median_of, per
 
 ORDERS = 300
 CLIENTS = 8
-WORKERS = ["new_orders", "order_confirmations", "shipping_orders", "delivery_updates", "customer_notifications"]
 
 
 def free_port() -> int:
@@ -42,7 +41,9 @@ def one_run() -> dict:
         procs.start("web", [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
                             "--workers", "2", "--threads", "4", "--log-level", "warning"])
         procs.manage("relay", "relay_outbox")
-        for queue in WORKERS:
+        from messaging.topology import WORK_QUEUES
+
+        for queue in WORK_QUEUES:
             procs.manage(queue, "consume", queue)
         procs.manage("scheduler", "qcluster")
         base = f"http://127.0.0.1:{port}"
