@@ -34,6 +34,7 @@ demo: broker
 run: broker migrate
 	$(PY) manage.py setup_broker
 	$(PY) manage.py load_demo_data
+	rm -rf .run/prometheus  # metric files of processes from an earlier run
 	$(VENV)/bin/honcho start
 
 ## make test: RabbitMQ and PostgreSQL made reachable, then the whole pytest suite against them
