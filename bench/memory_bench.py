@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from bench.common import Processes, broker_reset, database_reset, rss_kib, wait_for, write_result
 

@@ -17,3 +17,11 @@ def payload_validated(serializer_class: type[serializers.Serializer], message: M
                   for field, errs in serializer.errors.items()}
         raise InvalidMessage(f"invalid {message.type} payload: {errors}")
     return serializer.validated_data
+
+
+class OrderEventPayload(serializers.Serializer):
+    """The payload of the shop's order events (order.paid, order.cancelled, order.payment_failed,
+    payment.requested) and of order.confirmed as payments reads it: which order, and why."""
+
+    order_id = serializers.UUIDField()
+    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

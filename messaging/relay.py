@@ -17,7 +17,6 @@ has neither: there the relay polls.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import select
 import signal

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
 from messaging.envelope import Message
-from messaging.payloads import payload_validated
+from messaging.payloads import OrderEventPayload, payload_validated
 from messaging.registry import message_handler
 from messaging.topology import PAYMENT_REQUESTS
 from payments import services
@@ -13,30 +11,26 @@ from payments import services
 CONSUMER = "payments.payment_requests"
 
 
-class OrderPayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-
 
 @message_handler(PAYMENT_REQUESTS, "order.confirmed", consumer=CONSUMER)
 def on_order_confirmed(message: Message) -> None:
-    data = payload_validated(OrderPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.payment_request(order_id=data["order_id"])
 
 
 @message_handler(PAYMENT_REQUESTS, "payment.requested", consumer=CONSUMER)
 def on_payment_requested_again(message: Message) -> None:
-    data = payload_validated(OrderPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.payment_request(order_id=data["order_id"])
 
 
 @message_handler(PAYMENT_REQUESTS, "order.cancelled", consumer=CONSUMER)
 def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.payment_compensate(order_id=data["order_id"], reason=data["message"] or "order cancelled")
 
 
 @message_handler(PAYMENT_REQUESTS, "order.payment_failed", consumer=CONSUMER)
 def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.payment_compensate(order_id=data["order_id"], reason=data["message"] or "payment failed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from messaging.envelope import Message
-from messaging.payloads import payload_validated
+from messaging.payloads import OrderEventPayload, payload_validated
 from messaging.registry import message_handler
 from messaging.topology import DELIVERY_UPDATES, SUPPORT_REQUESTS
 from support import services
@@ -32,18 +32,14 @@ def on_shipment_status_changed(message: Message) -> None:
     )
 
 
-class OrderOutcomePayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-
 
 @message_handler(SUPPORT_REQUESTS, "order.cancelled", consumer=REQUESTS_CONSUMER)
 def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderOutcomePayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.customer_tell_order_outcome(order_id=data["order_id"], outcome="cancelled", message=data["message"])
 
 
 @message_handler(SUPPORT_REQUESTS, "order.payment_failed", consumer=REQUESTS_CONSUMER)
 def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderOutcomePayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.customer_tell_order_outcome(order_id=data["order_id"], outcome="payment_failed", message=data["message"])

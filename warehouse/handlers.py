@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from messaging.envelope import Message
-from messaging.payloads import payload_validated
+from messaging.payloads import OrderEventPayload, payload_validated
 from messaging.registry import message_handler
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS
 from warehouse import services
@@ -40,24 +40,20 @@ def on_order_placed(message: Message) -> None:
     )
 
 
-class OrderRefPayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-
 
 @message_handler(FULFILMENT_REQUESTS, "order.paid", consumer=FULFILMENT_CONSUMER)
 def on_order_paid(message: Message) -> None:
-    data = payload_validated(OrderRefPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.picking_start(order_id=data["order_id"])
 
 
 @message_handler(FULFILMENT_REQUESTS, "order.cancelled", consumer=FULFILMENT_CONSUMER)
 def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderRefPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.reservation_release(order_id=data["order_id"], reason=data["message"] or "order cancelled")
 
 
 @message_handler(FULFILMENT_REQUESTS, "order.payment_failed", consumer=FULFILMENT_CONSUMER)
 def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderRefPayload, message)
+    data = payload_validated(OrderEventPayload, message)
     services.reservation_release(order_id=data["order_id"], reason=data["message"] or "payment failed")
