@@ -6,6 +6,7 @@ and runs django-q2's own ``scheduler()`` on a short tick from the main process.
 """
 
 import logging
+import signal
 import time
 
 from django.conf import settings
@@ -41,7 +42,15 @@ class Command(BaseCommand):
         )
         broker = get_broker()
         cluster = Cluster(broker)
-        cluster.start()
+        # The cluster's processes inherit a blocked SIGTERM/SIGINT: a signal sent to the whole
+        # process group (honcho, systemd, a terminal's Ctrl-C) reaches only this process, which
+        # stops the cluster in order. django-q2's sentinel would otherwise die on it mid-shutdown
+        # while holding the stop event's lock, and this process would wait for it forever.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            cluster.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         tick = settings.SIM_SCHEDULER_TICK
         try:
             while cluster.stop_event is not None and cluster.sentinel.is_alive():
