@@ -65,11 +65,9 @@ def broker_reset() -> None:
     from messaging import broker, topology
 
     connection = broker.connect()
-    channel = connection.channel()
-    topology.declare(channel)
-    for name in topology.all_queue_names():
-        channel.queue_purge(name)
+    topology.declare(connection.channel())
     connection.close()
+    broker.queues_purge(topology.all_queue_names())
 
 
 class Processes:

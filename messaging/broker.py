@@ -45,3 +45,13 @@ def queue_depths(queues: list[str]) -> dict[str, tuple[int, int] | None]:
     finally:
         conn.close()
     return result
+
+
+def queues_purge(names: list[str]) -> int:
+    """Empty the named queues (they must exist); returns how many messages were dropped."""
+    conn = connect()
+    try:
+        channel = conn.channel()
+        return sum(channel.queue_purge(name).method.message_count for name in names)
+    finally:
+        conn.close()

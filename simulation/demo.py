@@ -60,7 +60,7 @@ from messaging.models import OutboxMessage
 from shop.models import Order
 from shop.services import customer_create
 from simulation.demo_data import CANCELLED_ORDER, DECLINED_ORDER, DEMO_ORDERS, PRODUCTS, SEED_ORDER, VEHICLES
-from transport.models import Vehicle
+from transport.services import fleet_release_all
 
 BASE_DIR: Path = settings.BASE_DIR
 PROCFILE = BASE_DIR / "Procfile"
@@ -173,30 +173,17 @@ class Leftovers:
 
 def leftovers_discard() -> Leftovers:
     """Abandon the in-flight work of earlier runs (see the module docstring). The system is down."""
-    purged = queues_purge([q for q in topology.all_queue_names() if not q.endswith(".dlq")])
+    purged = broker.queues_purge([q for q in topology.all_queue_names() if not q.endswith(".dlq")])
     with transaction.atomic():
         steps, _ = Schedule.objects.filter(func__in=SIMULATION_STEPS).delete()
         for task in OrmQ.objects.all():
             if task.func() in SIMULATION_STEPS:  # one it cannot read (other SECRET_KEY) is left alone
                 task.delete()
                 steps += 1
-        freed = Vehicle.objects.filter(status=Vehicle.Status.BUSY).update(status=Vehicle.Status.AVAILABLE)
+        freed = fleet_release_all()
     unfinished = Order.objects.exclude(status__in=FINAL_STATUSES).count()
     return Leftovers(messages_purged=purged, steps_discarded=steps, vehicles_freed=freed,
                      orders_unfinished=unfinished)
-
-
-def queues_purge(names: Sequence[str]) -> int:
-    """Purge ``names`` (they exist: setup_broker ran). Returns how many messages were dropped."""
-    connection = broker.connect()
-    try:
-        channel = connection.channel()
-        dropped = 0
-        for name in names:
-            dropped += channel.queue_purge(name).method.message_count
-        return dropped
-    finally:
-        connection.close()
 
 
 # --- accounts ---------------------------------------------------------------------------

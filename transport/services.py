@@ -133,6 +133,12 @@ def vehicle_release(*, vehicle_id: int, location: str = "") -> None:
     _vehicle_assign(waiting, vehicle)
 
 
+def fleet_release_all() -> int:
+    """Mark every busy vehicle available: the shipments they served were abandoned (the demo
+    starts over). Returns how many were freed."""
+    return Vehicle.objects.filter(status=Vehicle.Status.BUSY).update(status=Vehicle.Status.AVAILABLE)
+
+
 def vehicle_upsert(*, code: str, type: str, location: str) -> Vehicle:
     vehicle, created = Vehicle.objects.get_or_create(code=code, defaults={"type": type, "location": location})
     if not created and (vehicle.type, vehicle.location) != (type, location) and vehicle.status == Vehicle.Status.AVAILABLE:
