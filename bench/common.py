@@ -16,7 +16,8 @@ from urllib.parse import urlparse, urlunparse
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LOGS = ROOT / ".run" / "bench-logs"
-BENCH_DB = "logistics_bench"
+# A database of their own (BENCH_DB picks another name, so two benchmark runs can share a server).
+BENCH_DB = os.environ.get("BENCH_DB") or "logistics_bench"
 
 
 def bench_database_url() -> str:
