@@ -25,9 +25,11 @@ from typing import Any
 
 import pika
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.utils import timezone
 
 from config.errors import DomainError
+from config.transactions import joined_transaction
 from messaging import broker, topology
 from messaging.envelope import InvalidMessage, Message, current_message, decode
 from messaging.faults import fault_point
@@ -36,6 +38,9 @@ from messaging.registry import QueueRoute, route_for
 from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
+
+# A delivery after this long without one checks the database connection first.
+DB_CHECK_AFTER_IDLE_SECONDS = 1.0
 
 HANDLED = "handled"
 DUPLICATE = "duplicate"
@@ -50,11 +55,8 @@ def deliver(route: QueueRoute, message: Message) -> str:
     it) is then rolled back, so the message can be tried again.
     """
     handler = route.handler_for(message.type)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                ProcessedMessage.objects.create(consumer=route.consumer, message_id=message.message_id)
-        except IntegrityError:
+    with joined_transaction():
+        if not _processed_record(route.consumer, message.message_id):
             return DUPLICATE
         token = current_message.set(message)
         try:
@@ -62,6 +64,22 @@ def deliver(route: QueueRoute, message: Message) -> str:
         finally:
             current_message.reset(token)
     return HANDLED
+
+
+def _processed_record(consumer: str, message_id: str) -> bool:
+    """Record that ``consumer`` handles ``message_id``; False if it already did (a duplicate).
+
+    One statement (no savepoint, no failed INSERT to recover from): it runs for every message.
+    A concurrent duplicate waits on the unique index until the first transaction ends.
+    """
+    table = ProcessedMessage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, message_id, processed_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
+            [consumer, message_id, timezone.now()],
+        )
+        return cursor.fetchone() is not None
 
 
 def dead_letter_record(
@@ -132,6 +150,8 @@ class QueueWorker:
         self._ack_pending_tag: int | None = None
         self._ack_pending = 0
         self.stats = WorkerStats()
+        self._last_delivery_at = float("-inf")
+        self._db_checked_at = float("-inf")
         self._stopping = False
         self._install_signal_handlers = install_signal_handlers
 
@@ -194,9 +214,22 @@ class QueueWorker:
             close_old_connections()
 
     # -- one delivery ------------------------------------------------------------------
+    def _db_connection_check(self, now: float) -> None:
+        """Django's connection check (health ``SELECT 1``, max age) when it can matter.
+
+        Every message would cost a round trip; instead the connection is checked after an
+        idle spell (the database may have restarted meanwhile), every minute, and after any
+        failure (``_handle_delivery``). A connection that breaks under a busy worker fails
+        one delivery, which goes the retry way, and is replaced.
+        """
+        if now - self._last_delivery_at >= DB_CHECK_AFTER_IDLE_SECONDS or now - self._db_checked_at >= 60:
+            close_old_connections()
+            self._db_checked_at = now
+
     def _handle_delivery(self, channel, method, properties, body: bytes) -> None:
         started = time.monotonic()
-        close_old_connections()
+        self._db_connection_check(started)
+        self._last_delivery_at = started
         msg_type = getattr(properties, "type", None) or "?"
         message_id = getattr(properties, "message_id", None) or "?"
         correlation_id = getattr(properties, "correlation_id", None) or "-"
@@ -207,6 +240,7 @@ class QueueWorker:
         except (InvalidMessage, DomainError) as exc:
             outcome = self._park(channel, method, properties, body, DeadLetter.Reason.INVALID, exc)
         except Exception as exc:  # noqa: BLE001 - any other failure may be transient: retry, then park
+            close_old_connections()  # a broken connection is replaced before the next message
             outcome = self._retry_or_park(channel, method, properties, body, exc)
         else:
             fault_point("consumer.after_commit")  # committed, not acked: redelivery must change nothing
@@ -215,8 +249,6 @@ class QueueWorker:
                 self.stats.duplicates += 1
             else:
                 self.stats.handled += 1
-        finally:
-            close_old_connections()
         logger.info(
             "queue=%s type=%s message_id=%s correlation_id=%s outcome=%s duration_ms=%.1f",
             self.queue, msg_type, message_id, correlation_id, outcome, (time.monotonic() - started) * 1000,

@@ -11,10 +11,10 @@ import random
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from config.errors import NotFound
+from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import PAYMENT_RESULTS
 from payments.models import Payment
@@ -42,7 +42,7 @@ def _new_payment(order_id: UUID, status: str) -> Payment:
                                   method=terms.method, status=status, attempts=1)
 
 
-@transaction.atomic
+@service_transaction
 def payment_request(*, order_id: UUID) -> Payment:
     """Charge a confirmed order (after the provider's simulated latency); asked again, answer again."""
     payment = _payment_lock(order_id)
@@ -60,7 +60,7 @@ def payment_request(*, order_id: UUID) -> Payment:
     return payment
 
 
-@transaction.atomic
+@service_transaction
 def payment_charge(*, payment_id: UUID | str) -> Payment | None:
     """The provider's answer to a pending payment. Runs once per payment, whatever the retries."""
     payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
@@ -80,7 +80,7 @@ def payment_charge(*, payment_id: UUID | str) -> Payment | None:
     return payment
 
 
-@transaction.atomic
+@service_transaction
 def payment_compensate(*, order_id: UUID, reason: str) -> Payment:
     """The order is cancelled or has failed: void a pending payment, refund a captured one (once)."""
     payment = _payment_lock(order_id)

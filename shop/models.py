@@ -84,6 +84,8 @@ class Order(models.Model):
     payment_message = models.TextField(blank=True)
     payment_reference = models.CharField(max_length=64, blank=True)
     payment_requests = models.PositiveIntegerField(default=0, help_text="payment requests sent (first + retries)")
+    payment_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the shop stops waiting for payments' answer (confirmed orders only)")
     warehouse_status = models.CharField(max_length=20, blank=True)
     warehouse_message = models.TextField(blank=True)
     shipment_id = models.CharField(max_length=40, blank=True, db_index=True)
@@ -96,6 +98,9 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative")]
+        # The payment clock's sweep reads only the orders still waiting for payments.
+        indexes = [models.Index(fields=["payment_due_at"], name="order_payment_due_idx",
+                                condition=Q(payment_due_at__isnull=False))]
 
     def __str__(self) -> str:
         return f"order {self.id} ({self.status})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -12,9 +12,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from config.errors import Conflict, DomainError, NotFound
+from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS, PAYMENT_REQUESTS
 from shop.models import (
@@ -29,7 +31,6 @@ from shop.models import (
     Product,
 )
 from shop.selectors import order_get
-from simulation.clock import step_schedule
 
 PRODUCER = "shop"
 
@@ -76,7 +77,7 @@ def product_upsert(*, sku: str, name: str, price: Decimal, currency: str = "EUR"
     return product
 
 
-@transaction.atomic
+@service_transaction
 def order_place(
     *,
     customer: Customer,
@@ -159,11 +160,13 @@ def _order_advance(order: Order, status: str, note: str) -> bool:
     if order.status in FINAL_STATUSES or STATUS_RANK[status] <= STATUS_RANK[order.status]:
         return False
     order.status = status
-    OrderStatusChange.objects.get_or_create(order=order, status=status, defaults={"note": note})
+    # One statement; the lock and the rank check already make a second row for a status impossible.
+    OrderStatusChange.objects.bulk_create([OrderStatusChange(order=order, status=status, note=note)],
+                                          ignore_conflicts=True)
     return True
 
 
-@transaction.atomic
+@service_transaction
 def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -> Order:
     """The warehouse's answer. A confirmed order is being charged by payments (which heard the
     same event); the shop starts the clock on that payment."""
@@ -176,8 +179,8 @@ def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -
         fields.append("status")
         if confirmed:
             order.payment_requests = 1
-            fields.append("payment_requests")
-            _payment_timeout_schedule(order)
+            _payment_clock_start(order)
+            fields += ["payment_requests", "payment_due_at"]
     order.save(update_fields=fields)
     return order
 
@@ -187,12 +190,29 @@ def payment_timeout_seconds() -> float:
     return max(scaled, settings.PAYMENT_TIMEOUT_FLOOR_SECONDS)
 
 
-def _payment_timeout_schedule(order: Order) -> None:
-    step_schedule("shop.tasks.payment_timeout_check", str(order.id), str(order.payment_requests),
-                  delay_seconds=payment_timeout_seconds())
+def _payment_clock_start(order: Order) -> None:
+    """Wait ``payment_timeout_seconds()`` for payments' answer to the latest request.
+
+    The deadline is a column, not a scheduled task per order: ``payment_deadlines_enforce()``
+    finds the overdue ones with one indexed query, and an answered order simply stops
+    being confirmed. Caller holds the order's lock and saves ``payment_due_at``.
+    """
+    order.payment_due_at = timezone.now() + timedelta(seconds=payment_timeout_seconds())
 
 
-@transaction.atomic
+def payment_deadlines_enforce(*, limit: int = 200) -> int:
+    """Act on every confirmed order whose payment answer is overdue (run by the scheduler on
+    each tick). Returns how many were overdue."""
+    overdue = list(
+        Order.objects.filter(payment_due_at__lte=timezone.now(), status=OrderStatus.CONFIRMED)
+        .order_by("payment_due_at").values_list("id", "payment_requests")[:limit]
+    )
+    for order_id, request_number in overdue:
+        order_payment_timeout(order_id=order_id, request_number=request_number)
+    return len(overdue)
+
+
+@service_transaction
 def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order:
     """No answer from payments to request ``request_number``: ask again, or give up with compensation."""
     order = _order_lock(order_id)
@@ -200,10 +220,10 @@ def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order
         return order  # answered meanwhile, or a newer request owns the clock
     if order.payment_requests < settings.PAYMENT_MAX_REQUESTS:
         order.payment_requests += 1
-        order.save(update_fields=["payment_requests", "updated_at"])
+        _payment_clock_start(order)
+        order.save(update_fields=["payment_requests", "payment_due_at", "updated_at"])
         outbox_emit(queue=PAYMENT_REQUESTS, type="payment.requested", correlation_id=order.id, producer=PRODUCER,
                     payload={"order_id": str(order.id), "request_number": order.payment_requests})
-        _payment_timeout_schedule(order)
         return order
     reason = f"no answer from payments after {order.payment_requests} requests"
     _order_fail_payment(order, reason)
@@ -215,12 +235,13 @@ def _order_fail_payment(order: Order, reason: str) -> None:
     _order_advance(order, OrderStatus.PAYMENT_FAILED, reason)
     order.payment_status = order.payment_status or "failed"
     order.payment_message = reason
-    order.save(update_fields=["status", "payment_status", "payment_message", "updated_at"])
+    order.payment_due_at = None
+    order.save(update_fields=["status", "payment_status", "payment_message", "payment_due_at", "updated_at"])
     outbox_publish(type="order.payment_failed", correlation_id=order.id, producer=PRODUCER,
                    payload={"order_id": str(order.id), "message": reason})
 
 
-@transaction.atomic
+@service_transaction
 def order_payment_result_apply(
     *, order_id: UUID, status: str, reference: str, reason: str
 ) -> Order:
@@ -240,7 +261,9 @@ def order_payment_result_apply(
         order.payment_status = "captured"
         order.payment_reference = reference
         order.payment_message = "payment captured"
-        order.save(update_fields=["status", "payment_status", "payment_reference", "payment_message", "updated_at"])
+        order.payment_due_at = None
+        order.save(update_fields=["status", "payment_status", "payment_reference", "payment_message",
+                                  "payment_due_at", "updated_at"])
         outbox_emit(queue=FULFILMENT_REQUESTS, type="order.paid", correlation_id=order.id, producer=PRODUCER,
                     payload={"order_id": str(order.id)})
     elif status == "declined":
@@ -250,7 +273,7 @@ def order_payment_result_apply(
     return order
 
 
-@transaction.atomic
+@service_transaction
 def order_cancel(*, user, order_id: UUID | str) -> Order:
     """The customer cancels before picking starts: stock goes back, a payment is voided or refunded."""
     order_get(user=user, order_id=order_id)  # NotFound unless it is theirs (or staff)
@@ -262,7 +285,8 @@ def order_cancel(*, user, order_id: UUID | str) -> Order:
             raise Conflict(f"the order is already {order.status} and cannot be cancelled")
         raise Conflict(f"picking has started (order is {order.status}); the order can no longer be cancelled")
     _order_advance(order, OrderStatus.CANCELLED, "cancelled by the customer")
-    order.save(update_fields=["status", "updated_at"])
+    order.payment_due_at = None
+    order.save(update_fields=["status", "payment_due_at", "updated_at"])
     outbox_publish(type="order.cancelled", correlation_id=order.id, producer=PRODUCER,
                    payload={"order_id": str(order.id), "message": "cancelled by the customer"})
     return order
@@ -279,7 +303,7 @@ DELIVERY_RANK = {"created": 0, "awaiting_vehicle": 1, "vehicle_assigned": 2, "pi
                  "out_for_delivery": 5, "delivered": 6}
 
 
-@transaction.atomic
+@service_transaction
 def order_delivery_update_apply(
     *, order_id: UUID, shipment_id: str, status: str, message: str, timestamp: datetime
 ) -> Order:

@@ -11,10 +11,16 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
 from shop.selectors import order_contact_get
-from support.models import TRACKING_RANK, CustomerNotification, TrackingEntry, TrackingRecord
+from support.models import (
+    TRACKING_RANK,
+    CustomerNotification,
+    TrackingEntry,
+    TrackingRecord,
+)
 
 PRODUCER = "support"
 logger = logging.getLogger(__name__)
@@ -35,7 +41,7 @@ OUTCOME_TEXT = {
 }
 
 
-@transaction.atomic
+@service_transaction
 def tracking_record_stage(
     *, order_id: UUID, shipment_id: str, status: str, message: str, timestamp: datetime
 ) -> TrackingEntry | None:
@@ -43,11 +49,11 @@ def tracking_record_stage(
     record, _ = TrackingRecord.objects.select_for_update().get_or_create(
         shipment_id=shipment_id, defaults={"order_id": order_id, "status": status}
     )
-    entry, created = TrackingEntry.objects.get_or_create(
-        record=record, status=status, defaults={"message": message, "timestamp": timestamp}
-    )
-    if not created:
+    # The record's row lock orders the stages of one shipment, so a plain look decides
+    # whether this stage is new (no get_or_create's savepoint and retry on every message).
+    if TrackingEntry.objects.filter(record=record, status=status).exists():
         return None
+    entry = TrackingEntry.objects.create(record=record, status=status, message=message, timestamp=timestamp)
     if TRACKING_RANK[status] >= TRACKING_RANK.get(record.status, -1):
         record.status = status
         record.save(update_fields=["status", "updated_at"])
@@ -66,7 +72,7 @@ def tracking_record_stage(
     return entry
 
 
-@transaction.atomic
+@service_transaction
 def customer_tell_order_outcome(*, order_id: UUID, outcome: str, message: str) -> CustomerNotification:
     """Tell the customer their order ended without delivery (cancelled, payment failed). Once."""
     contact = order_contact_get(order_id=order_id)
@@ -77,13 +83,17 @@ def customer_tell_order_outcome(*, order_id: UUID, outcome: str, message: str) -
 
 
 def _notification_create(*, order_id: UUID, shipment_id: str, status: str, message: str) -> CustomerNotification:
+    """The notification of a new shipment stage. Caller holds the tracking record's lock and
+    has just recorded the stage, so this (order, stage) has no notification yet."""
     contact = order_contact_get(order_id=order_id)
     name, email = contact if contact else ("customer", "")
-    return _notification_get_or_create(
+    notification = CustomerNotification.objects.create(
         order_id=order_id, shipment_id=shipment_id, status=status, recipient=email,
         subject=f"{STAGE_SUBJECTS[status]} ({shipment_id})",
         body=f"Hello {name},\n\n{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
     )
+    _notification_send_on_commit(notification)
+    return notification
 
 
 def _notification_get_or_create(*, order_id: UUID, shipment_id: str, status: str, recipient: str, subject: str,
@@ -92,19 +102,23 @@ def _notification_get_or_create(*, order_id: UUID, shipment_id: str, status: str
         order_id=order_id, status=status,
         defaults={"shipment_id": shipment_id, "recipient": recipient, "subject": subject, "body": body},
     )
-    if created and recipient:
-        # Sent after commit, so a rolled-back stage never emails anyone.
-        transaction.on_commit(lambda: notification_send(notification_id=notification.pk))
+    if created:
+        _notification_send_on_commit(notification)
     return notification
 
 
-def notification_send(*, notification_id: int) -> None:
-    notification = CustomerNotification.objects.filter(pk=notification_id, sent_at__isnull=True).first()
-    if notification is None or not notification.recipient:
+def _notification_send_on_commit(notification: CustomerNotification) -> None:
+    """Sent after commit, so a rolled-back stage never emails anyone."""
+    if notification.recipient:
+        transaction.on_commit(lambda: _notification_deliver(notification))
+
+
+def _notification_deliver(notification: CustomerNotification) -> None:
+    if not notification.recipient:
         return
     try:
         send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
     except Exception:  # noqa: BLE001 - a mail outage must not fail the stage; sent_at stays empty
-        logger.exception("could not send notification %s", notification_id)
+        logger.exception("could not send notification %s", notification.pk)
         return
-    CustomerNotification.objects.filter(pk=notification_id).update(sent_at=timezone.now())
+    CustomerNotification.objects.filter(pk=notification.pk, sent_at__isnull=True).update(sent_at=timezone.now())

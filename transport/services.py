@@ -13,10 +13,17 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import DELIVERY_UPDATES
 from simulation.clock import stage_delay, step_schedule
-from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent, Vehicle
+from transport.models import (
+    NEXT_STAGE,
+    Shipment,
+    ShipmentStatus,
+    TrackingEvent,
+    Vehicle,
+)
 
 PRODUCER = "transport"
 
@@ -77,7 +84,7 @@ def _vehicle_assign(shipment: Shipment, vehicle: Vehicle) -> None:
     _shipment_record_stage(shipment, ShipmentStatus.VEHICLE_ASSIGNED)
 
 
-@transaction.atomic
+@service_transaction
 def shipment_create(
     *, order_id: UUID, recipient: str, shipping_address: dict, shipping_method: str
 ) -> Shipment:
@@ -98,7 +105,7 @@ def shipment_create(
     return shipment
 
 
-@transaction.atomic
+@service_transaction
 def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
     """Play the next stage. A repeated or out-of-order step changes nothing."""
     shipment = Shipment.objects.select_for_update(of=("self",)).select_related("vehicle").filter(pk=shipment_id).first()
@@ -163,7 +170,7 @@ def shipments_overdue_resume(*, older_than_seconds: float, limit: int = 500) -> 
     return len(stuck) + vehicles_dispatch()
 
 
-@transaction.atomic
+@service_transaction
 def vehicles_dispatch() -> int:
     """Give every available vehicle to the longest-waiting shipments. Returns how many were assigned."""
     free = [v for v in fleet_lock() if v.status == Vehicle.Status.AVAILABLE]

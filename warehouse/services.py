@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import SHIPPING_ORDERS
 from simulation.clock import picking_delay, step_schedule
@@ -34,7 +35,7 @@ def stock_lock(*, skus: Sequence[str]) -> dict[str, StockItem]:
     return {item.sku: item for item in items}
 
 
-@transaction.atomic
+@service_transaction
 def stock_reserve(
     *,
     order_id: UUID,
@@ -99,7 +100,7 @@ def stock_reserve(
     return reservation
 
 
-@transaction.atomic
+@service_transaction
 def picking_start(*, order_id: UUID) -> Reservation | None:
     """The order is paid: pick it (takes SIM_PICKING_SECONDS). Idempotent."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
@@ -111,7 +112,7 @@ def picking_start(*, order_id: UUID) -> Reservation | None:
     return reservation
 
 
-@transaction.atomic
+@service_transaction
 def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
     """Compensation: return a reserved order's stock (once). An order not reserved yet gets a
     released reservation, so that its late request reserves nothing."""
@@ -135,7 +136,7 @@ def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
     return reservation
 
 
-@transaction.atomic
+@service_transaction
 def reservation_pick(*, order_id: UUID) -> Reservation | None:
     """Picking is done: hand the order to transport on ``shipping_orders``. Idempotent."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()

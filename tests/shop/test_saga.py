@@ -1,6 +1,9 @@
 """The shop as the order saga's coordinator: payment results, timeouts, cancellation."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
@@ -9,6 +12,7 @@ from shop.services import (
     order_confirmation_apply,
     order_payment_result_apply,
     order_payment_timeout,
+    payment_deadlines_enforce,
 )
 from simulation.demo_data import SEED_ORDER
 
@@ -68,6 +72,43 @@ def test_an_answer_stops_the_clock(confirmed_order):
     order_payment_timeout(order_id=confirmed_order.id, request_number=1)
     assert Order.objects.get(pk=confirmed_order.id).status == "paid"
     assert emitted(confirmed_order, "payment.requested") == 0
+
+
+def _overdue(order_id) -> None:
+    Order.objects.filter(pk=order_id).update(payment_due_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_confirmation_starts_the_payment_clock_and_the_sweep_acts_only_when_it_runs_out(confirmed_order, settings):
+    settings.PAYMENT_MAX_REQUESTS = 2
+    started = Order.objects.get(pk=confirmed_order.id).payment_due_at
+    assert started is not None and started > timezone.now()
+    # not due yet: the sweep leaves it alone
+    assert payment_deadlines_enforce() == 0
+    assert emitted(confirmed_order, "payment.requested") == 0
+    # due: asked again, with a new deadline
+    _overdue(confirmed_order.id)
+    assert payment_deadlines_enforce() == 1
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert (order.status, order.payment_requests) == ("confirmed", 2)
+    assert order.payment_due_at > timezone.now()
+    assert emitted(order, "payment.requested") == 1
+    # due again after the last request: failed with compensation, and the clock stops
+    _overdue(confirmed_order.id)
+    assert payment_deadlines_enforce() == 1
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert (order.status, order.payment_due_at) == ("payment_failed", None)
+    assert emitted(order, "order.payment_failed") == 1
+    assert payment_deadlines_enforce() == 0
+
+
+def test_an_answered_or_cancelled_order_leaves_the_clock(confirmed_order, catalogue, customer_client):
+    order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-1", reason="")
+    assert Order.objects.get(pk=confirmed_order.id).payment_due_at is None
+    other_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
+    order_confirmation_apply(order_id=other_id, confirmed=True, message="All items reserved")
+    assert customer_client.post(f"/api/orders/{other_id}/cancel/").status_code == 200
+    assert Order.objects.get(pk=other_id).payment_due_at is None
+    assert payment_deadlines_enforce() == 0
 
 
 def test_cancel_before_picking_cancels_and_publishes_the_compensation(confirmed_order, customer_client):

@@ -2,7 +2,9 @@
 
 django-q2's sentinel runs the scheduler once every 30 s, which would turn a 1-3 s transit
 stage into a 30 s one. This command starts the same cluster (workers, monitor, pusher)
-and runs django-q2's own ``scheduler()`` on a short tick from the main process.
+and runs django-q2's own ``scheduler()`` on a short tick from the main process, together
+with the shop's payment clock (``payment_deadlines_enforce``: one indexed query per tick
+instead of a scheduled task per order).
 """
 
 import logging
@@ -16,6 +18,8 @@ from django_q.brokers import get_broker
 from django_q.cluster import Cluster
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
+
+from shop.services import payment_deadlines_enforce
 
 logger = logging.getLogger("simulation.qcluster")
 
@@ -56,6 +60,7 @@ class Command(BaseCommand):
             while cluster.stop_event is not None and cluster.sentinel.is_alive():
                 try:
                     scheduler(broker=broker)
+                    payment_deadlines_enforce()
                 except DatabaseError as exc:
                     logger.warning("scheduler tick failed (%r); next tick retries", exc)
                     close_old_connections()
