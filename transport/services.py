@@ -46,15 +46,21 @@ def _stage_message(shipment: Shipment, status: str, vehicle: Vehicle | None) -> 
 
 
 def _shipment_record_stage(shipment: Shipment, status: str) -> None:
-    """Set the stage, record its tracking event and announce it on ``delivery_updates``.
-
-    Caller holds the shipment's row lock.
-    """
-    now = timezone.now()
+    """Move the shipment to ``status`` and announce it. Caller holds the shipment's row lock."""
     shipment.status = status
+    fields = ["status", "vehicle", "updated_at"]
     if status == ShipmentStatus.DELIVERED:
-        shipment.delivered_at = now
-    shipment.save()
+        shipment.delivered_at = timezone.now()
+        fields.append("delivered_at")
+    shipment.save(update_fields=fields)
+    _shipment_stage_announce(shipment)
+
+
+def _shipment_stage_announce(shipment: Shipment) -> None:
+    """Record the tracking event of the shipment's current stage, announce it on
+    ``delivery_updates`` and schedule the next stage."""
+    status = shipment.status
+    now = timezone.now()
     message = _stage_message(shipment, status, shipment.vehicle)
     TrackingEvent.objects.create(
         shipment=shipment, status=status, message=message,
@@ -76,10 +82,15 @@ def _shipment_record_stage(shipment: Shipment, status: str) -> None:
         step_schedule("transport.tasks.shipment_advance", shipment.id, next_stage, delay_seconds=stage_delay())
 
 
-def _vehicle_assign(shipment: Shipment, vehicle: Vehicle) -> None:
-    """Caller holds the fleet lock and the shipment's row lock."""
+def _vehicle_take(vehicle: Vehicle) -> None:
+    """Caller holds the fleet lock."""
     vehicle.status = Vehicle.Status.BUSY
     vehicle.save(update_fields=["status", "updated_at"])
+
+
+def _vehicle_assign(shipment: Shipment, vehicle: Vehicle) -> None:
+    """Caller holds the fleet lock and the shipment's row lock."""
+    _vehicle_take(vehicle)
     shipment.vehicle = vehicle
     _shipment_record_stage(shipment, ShipmentStatus.VEHICLE_ASSIGNED)
 
@@ -93,15 +104,14 @@ def shipment_create(
     if existing is not None:
         return existing
     fleet = fleet_lock()
-    shipment = Shipment.objects.create(
-        order_id=order_id, recipient=recipient, shipping_address=shipping_address,
-        shipping_method=shipping_method, status=ShipmentStatus.AWAITING_VEHICLE,
-    )
     free = next((v for v in fleet if v.status == Vehicle.Status.AVAILABLE), None)
-    if free is None:
-        _shipment_record_stage(shipment, ShipmentStatus.AWAITING_VEHICLE)
-    else:
-        _vehicle_assign(shipment, free)
+    if free is not None:
+        _vehicle_take(free)
+    shipment = Shipment.objects.create(
+        order_id=order_id, recipient=recipient, shipping_address=shipping_address, shipping_method=shipping_method,
+        vehicle=free, status=ShipmentStatus.AWAITING_VEHICLE if free is None else ShipmentStatus.VEHICLE_ASSIGNED,
+    )
+    _shipment_stage_announce(shipment)
     return shipment
 
 
