@@ -1,23 +1,146 @@
-"""Per-user throttles whose rates are read from settings when used (so tests and benchmarks can set them)."""
+"""Per-user throttles whose rates are read from settings when used (so tests and benchmarks can set them).
+
+The request history of each throttle key is shared by every web worker process and thread.
+DRF keeps it in Django's cache, and the file-based cache that production uses made every
+allowed request pay for a pickled, compressed history written to a temporary file and
+renamed, plus a listing of the whole cache folder (its cull check), with no lock between the
+read and the write (concurrent requests lost each other's counts). Here each key's history is
+one small file of timestamps, read and rewritten under an exclusive ``flock`` -- one open,
+lock, read, write and close, and counts are never lost. The folder lives beside the file
+cache that settings configure for the web workers; with any other cache (the tests'
+per-process LocMemCache) it is a folder of this process's own, as the cache was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import itertools
+import os
+import tempfile
+import time
+from array import array
+from functools import cache
+from pathlib import Path
 
 from django.conf import settings
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+FILE_CACHE_BACKEND = "django.core.cache.backends.filebased.FileBasedCache"
+# Histories untouched for longer than the longest period DRF knows (a day) are empty: a
+# process removes them after every PRUNE_EVERY writes, as the file cache culled its entries.
+LONGEST_PERIOD_SECONDS = 86400
+PRUNE_EVERY = 1000
 
 
-class _SettingsRate:
+@cache
+def _process_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="throttle-"))
+
+
+def history_folder() -> Path:
+    """Where the histories live (see the module docstring)."""
+    cache_config = settings.CACHES["default"]
+    if cache_config["BACKEND"] == FILE_CACHE_BACKEND:
+        return Path(cache_config["LOCATION"]) / "throttle"
+    return _process_folder()
+
+
+def history_count(key: str, *, now: float, duration: int, limit: int) -> tuple[bool, list[float]]:
+    """Count a request made at ``now`` for ``key`` unless ``limit`` requests were counted in the
+    ``duration`` seconds before it: DRF's sliding window. Returns (counted, the history before
+    this request, newest first)."""
+    folder = history_folder()
+    path = folder / hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    fd = _open_locked(folder, path)
+    try:
+        raw = os.pread(fd, os.fstat(fd).st_size, 0)
+        history = array("d")
+        history.frombytes(raw[: len(raw) - len(raw) % history.itemsize])  # a torn write loses its tail only
+        while history and history[-1] <= now - duration:
+            history.pop()
+        before = history.tolist()
+        counted = len(history) < limit
+        if counted:
+            history.insert(0, now)
+            data = history.tobytes()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)  # releases the lock
+    if counted:
+        _written(folder)
+    return counted, before
+
+
+def _open_locked(folder: Path, path: Path) -> int:
+    """Open and lock the key's file; a file that a prune unlinked meanwhile is opened anew."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd
+        os.close(fd)
+
+
+_writes = itertools.count(1)
+
+
+def _written(folder: Path) -> None:
+    if next(_writes) % PRUNE_EVERY == 0:
+        histories_prune(folder, before=time.time() - LONGEST_PERIOD_SECONDS)
+
+
+def histories_prune(folder: Path, *, before: float) -> int:
+    """Remove the histories last written before ``before``; returns how many. Each is locked
+    first, so a request counting in it meanwhile keeps its file."""
+    removed = 0
+    for entry in os.scandir(folder):
+        try:
+            fd = os.open(entry.path, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # pruned by another process
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stat = os.fstat(fd)
+            if stat.st_nlink and stat.st_mtime < before:
+                os.unlink(entry.path)
+                removed += 1
+        finally:
+            os.close(fd)
+    return removed
+
+
+class _SharedHistoryThrottle(SimpleRateThrottle):
+    """DRF's sliding window with rates from settings and histories from ``history_count``."""
+
     def get_rate(self):
         return settings.API_THROTTLE_RATES.get(self.scope)
 
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        counted, self.history = history_count(self.key, now=self.now, duration=self.duration, limit=self.num_requests)
+        return counted
 
-class UserThrottle(_SettingsRate, UserRateThrottle):
+
+class UserThrottle(_SharedHistoryThrottle, UserRateThrottle):
     scope = "user"
 
 
-class AnonThrottle(_SettingsRate, AnonRateThrottle):
+class AnonThrottle(_SharedHistoryThrottle, AnonRateThrottle):
     scope = "anon"
 
 
-class OrderPlacementThrottle(_SettingsRate, UserRateThrottle):
+class OrderPlacementThrottle(_SharedHistoryThrottle, UserRateThrottle):
     """Placing orders has its own, tighter budget per user."""
 
     scope = "orders"

@@ -124,6 +124,9 @@ def order_place(
                   quantity=qty, unit_price=products[sku].price)
         for sku, qty in quantities.items()
     )
+    # The caller (the API's answer) reads the lines it just wrote without another query;
+    # bulk_create returns them in id order, as a query would.
+    order._prefetched_objects_cache = {"lines": lines}
     OrderStatusChange.objects.create(order=order, status=OrderStatus.NEW, note="order placed")
     outbox_emit(
         queue=NEW_ORDERS,

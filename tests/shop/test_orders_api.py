@@ -1,10 +1,15 @@
 import copy
+import json
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
+from shop.api import OrderIn, OrderOut, order_out
 from shop.models import Order
 from simulation.demo_data import SEED_ORDER
 
@@ -128,3 +133,56 @@ def test_openapi_schema_and_docs_are_served():
     assert schema.status_code == 200
     assert "/api/orders/" in schema.json()["paths"]
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_the_201_body_is_the_order_as_its_detail_shows_it(catalogue, customer_client):
+    # when
+    placed = customer_client.post("/api/orders/", SEED_ORDER, format="json")
+    # then: the order built in the request answers exactly what reading it back would
+    detail = customer_client.get(f"/api/orders/{placed.json()['order_id']}/").json()
+    assert placed.status_code == 201
+    assert placed.json() == {key: value for key, value in detail.items() if key != "history"}
+
+
+def test_the_answer_to_a_placed_order_reads_nothing_back(catalogue, customer_client):
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = customer_client.post("/api/orders/", SEED_ORDER, format="json")
+    # then: after order_place's transaction no query: the order and its lines are the ones it wrote
+    assert response.status_code == 201
+    sqls = [query["sql"] for query in queries.captured_queries]
+    placed = max(i for i, sql in enumerate(sqls) if sql.startswith("RELEASE SAVEPOINT"))
+    assert sqls[placed + 1:] == []
+    assert len(response.json()["items"]) == len(SEED_ORDER["items"])
+
+
+def test_the_shared_order_serializer_answers_each_thread_its_own_order(catalogue, customer_client):
+    # given: orders of different lines, read with their lines (the threads get no queries)
+    for items in ([{"product_id": "PRD001", "quantity": 1}], [{"product_id": "PRD002", "quantity": 2},
+                                                               {"product_id": "PRD003", "quantity": 3}]):
+        assert customer_client.post("/api/orders/", {**SEED_ORDER, "items": items}, format="json").status_code == 201
+    orders = list(Order.objects.prefetch_related("lines"))
+    expected = [OrderOut(order).data for order in orders]
+    # when
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(order_out, orders * 50))
+    # then
+    assert answers == expected * 50
+    assert sorted(len(answer["items"]) for answer in expected) == [1, 2]
+
+
+REFUSED = ["null", "[]", "{}", "42", json.dumps(with_item(quantity=0)), json.dumps(with_customer({"email": "x"})),
+           json.dumps({**SEED_ORDER, "shipping_method": "by <script>", "items": [{"product_id": ""}] * 51})]
+
+
+@pytest.mark.parametrize("raw", REFUSED)
+def test_a_refused_body_gets_exactly_drfs_errors(catalogue, customer_client, raw):
+    # given: what DRF's own OrderIn(data=...).is_valid() says about the body
+    expected = OrderIn(data=json.loads(raw))
+    assert not expected.is_valid()
+    # when
+    response = customer_client.post("/api/orders/", raw, content_type="application/json")
+    # then
+    assert response.status_code == 400
+    assert response.json() == json.loads(json.dumps(expected.errors))
+    assert Order.objects.count() == 0
