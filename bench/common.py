@@ -30,12 +30,13 @@ def bench_database_url() -> str:
 
 def django_setup() -> None:
     """Point Django at the benchmark database (created and migrated when missing)."""
+    import dj_database_url
     import psycopg
 
     url = bench_database_url()
-    parts = urlparse(url)
-    with psycopg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
-                         password=parts.password, dbname="postgres", autocommit=True) as conn:
+    db = dj_database_url.parse(url)  # the host may be a socket folder (percent-encoded in the URL)
+    with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"] or "postgres",
+                         password=db["PASSWORD"] or None, dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')

@@ -13,12 +13,14 @@ from uuid import UUID
 from django.db import connection
 
 from config.request_context import current_request_id
+from messaging import topology
 from messaging.envelope import current_message
 from messaging.models import OutboxMessage
-
-OUTBOX_NOTIFY_CHANNEL = "outbox"
-from messaging import topology
 from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, WORK_QUEUES
+
+# What a LISTENing relay waits on. On PostgreSQL every insert into the outbox notifies it, by
+# a trigger (migration 0004): on commit, once per transaction.
+OUTBOX_NOTIFY_CHANNEL = "outbox"
 
 
 def outbox_emit(
@@ -57,10 +59,6 @@ def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id:
     # What caused this event: the message being handled, else the HTTP request being served.
     cause = current_message.get()
     causation_id = cause.message_id if cause else (current_request_id.get() or "")
-    if connection.vendor == "postgresql":
-        # Wakes a LISTENing relay -- on commit only, and once however many rows the transaction writes.
-        with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {OUTBOX_NOTIFY_CHANNEL}")
     return OutboxMessage.objects.create(
         exchange=exchange,
         queue=routing_key,

@@ -5,38 +5,50 @@ A row is marked published only after the broker confirmed it (and, thanks to
 time, with up to ``window`` unconfirmed messages in flight (``messaging.publisher``); the
 confirmed rows of a batch are marked in one statement.
 
-On PostgreSQL the rows of a batch are leased with ``SELECT ... FOR UPDATE SKIP LOCKED``
-for as long as they are being published, so several relays can run side by side without
-sending a row twice; if a relay dies mid-batch its locks vanish with its connection and
-another relay (or its restart) sends the rows again -- consumers absorb such duplicates by
-message id. Writers ``NOTIFY outbox`` in their transaction (delivered on commit) and an idle
-relay ``LISTEN``s, so a new row is picked up at once; a slow poll is the fallback. SQLite
-has neither: there the relay polls.
+A batch is leased on a lane: a thread with a database connection of its own. On PostgreSQL
+the lease is ``SELECT ... FOR UPDATE SKIP LOCKED`` in a transaction the lane holds open until
+the batch's rows are marked, so several relays can run side by side without sending a row
+twice; if a relay dies mid-batch its locks vanish with its connections and another relay (or
+its restart) sends the rows again -- consumers absorb such duplicates by message id. On a
+backlog (a batch came back full) two lanes take turns: the next batch is leased while the
+broker works on this one, and this one is marked while the broker works on the next, so the
+channel does not idle waiting for the database. A batch is published only after the one
+before it was confirmed, so rows still leave in id order.
+
+Inserting outbox rows fires ``NOTIFY outbox`` (a trigger; delivered on commit, once per
+transaction) and an idle relay ``LISTEN``s, so a new row is picked up at once; a slow poll is
+the fallback. SQLite has neither, nor row locks: there the relay polls and leases one batch at
+a time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import select
 import signal
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pika
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import F, Q, TextField
-from django.db.models.functions import Cast
+from django.db import DatabaseError, connection, transaction
+from django.db.models import BigIntegerField, F, Func, Q, TextField
+from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
 from messaging import broker, topology
 from messaging.faults import fault_point
 from messaging.models import OutboxMessage
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL
-from messaging.publisher import ConfirmingPublisher, Outgoing
+from messaging.publisher import BatchResult, ConfirmingPublisher, Outgoing
 
 logger = logging.getLogger("messaging.relay")
 
@@ -62,12 +74,31 @@ class PendingRow:
     correlation_id: str
     causation_id: str
     producer: str
-    created_at: datetime
+    created: int  # seconds since the epoch (AMQP's timestamp)
     body: bytes
 
 
 PENDING_FIELDS = ("id", "message_id", "exchange", "queue", "type", "correlation_id", "causation_id", "producer",
-                  "created_at", "payload_text")
+                  "created", "payload_text")
+
+
+class EpochSeconds(Func):
+    """A timestamp as whole seconds since the epoch, computed by the database.
+
+    Loading a timezone-aware datetime per row (only to take its ``timestamp()``) was a third
+    of the CPU time of a lease.
+    """
+
+    output_field = BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="floor(EXTRACT(EPOCH FROM %(expressions)s))::bigint",
+                           **extra_context)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection,
+                           template="CAST((julianday(%(expressions)s) - 2440587.5) * 86400 AS INTEGER)",
+                           **extra_context)
 
 
 def message_properties(row: PendingRow) -> pika.BasicProperties:
@@ -79,7 +110,7 @@ def message_properties(row: PendingRow) -> pika.BasicProperties:
         message_id=row.message_id,
         correlation_id=row.correlation_id,
         type=row.type,
-        timestamp=int(row.created_at.timestamp()),
+        timestamp=row.created,
         headers={"causation_id": row.causation_id, "producer": row.producer},
     )
 
@@ -100,6 +131,21 @@ class OutboxWakeup:
             self._conn = psycopg.connect(**params, autocommit=True)
             self._conn.execute(f"LISTEN {OUTBOX_NOTIFY_CHANNEL}")
         return self._conn
+
+    def arm(self) -> None:
+        """LISTEN (once) and forget the commits notified so far: the lease that follows sees them.
+
+        A notification is delivered only once its transaction is visible to new snapshots, so
+        what is consumed here is in the next lease; every later commit wakes the next ``wait``.
+        """
+        try:
+            conn = self._listen()
+            if conn is not None:
+                for _ in conn.notifies(timeout=0):
+                    pass
+        except Exception as exc:  # noqa: BLE001 - fall back to polling; the database may be restarting
+            logger.warning("cannot LISTEN for outbox commits (%r); polling", exc)
+            self.close()
 
     def wait(self, *, poll_seconds: float, listen_fallback_seconds: float, stopping) -> None:
         """Return when a writer committed outbox rows (or after the fallback poll), or when stopping."""
@@ -134,6 +180,77 @@ class OutboxWakeup:
         self._conn = None
 
 
+class Lease:
+    """One batch of outbox rows, held by a lane from the lease until the broker's verdict is recorded."""
+
+    def __init__(self, relay: OutboxRelay) -> None:
+        self._relay = relay
+        self._rows: Future[list[PendingRow]] = Future()
+        self._verdict: Future[BatchResult] = Future()
+        self.recorded: Future[tuple[int, int]] = Future()  # (published, failed)
+
+    def rows(self) -> list[PendingRow]:
+        """The leased rows, once the lane read them; raises the lane's database error."""
+        return self._rows.result()
+
+    def settle(self, result: BatchResult) -> None:
+        """Hand the lane the broker's verdict: it records it and commits, which ends the lease."""
+        if not self._verdict.done():
+            self._verdict.set_result(result)
+
+    def release(self) -> None:
+        """End the lease with nothing recorded: its rows go out again with a later batch."""
+        self.settle(BatchResult())
+
+    def hold(self) -> None:
+        """In the lane's thread: lease, wait for the verdict and record it, in one transaction."""
+        counts = (0, 0)
+        try:
+            with self._relay._lease():
+                rows = self._relay._pending()
+                self._rows.set_result(rows)
+                if rows:
+                    counts = self._relay._record(self._verdict.result())
+        except Exception as exc:  # noqa: BLE001 - handed to the relay's thread, which backs off
+            if not self._rows.done():
+                self._rows.set_exception(exc)  # raised once, by rows(); nothing was recorded
+            else:
+                self.recorded.set_exception(exc)
+                return
+        self.recorded.set_result(counts)
+
+
+class LeaseLane:
+    """A thread with a database connection of its own (Django's are per thread), holding one lease at a time."""
+
+    def __init__(self, name: str) -> None:
+        self._leases: queue.SimpleQueue[Lease | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def hold(self, lease: Lease) -> None:
+        """Queue a lease; it starts once the lane's previous lease ended."""
+        self._leases.put(lease)
+
+    def close(self) -> None:
+        """Stop the thread (every lease it holds must be settled) and close its connection."""
+        self._leases.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        try:
+            while (lease := self._leases.get()) is not None:
+                lease.hold()
+        finally:
+            with contextlib.suppress(DatabaseError):
+                connection.close()
+
+
+def _uuid_text(value: UUID | str) -> str:
+    """A message id as text: PostgreSQL hands back a UUID, SQLite its 32 hex digits."""
+    return str(value if isinstance(value, UUID) else UUID(value))
+
+
 def _mark_published(ids: list[int], when: datetime) -> None:
     """One statement for the whole batch (on PostgreSQL a single array parameter, not an IN list)."""
     if connection.vendor == "postgresql":
@@ -156,6 +273,10 @@ class OutboxRelay:
         self._install_signal_handlers = install_signal_handlers
         self._publisher: ConfirmingPublisher | None = None
         self._wakeup = OutboxWakeup()
+        self._lanes: list[LeaseLane] = []
+        self._turn = 0
+        self._leases: deque[Lease] = deque()  # leased, not yet counted in stats
+        self._pending_sql: tuple[str, tuple] | None = None
 
     def stop(self, *_: Any) -> None:
         self._stopping = True
@@ -164,7 +285,7 @@ class OutboxRelay:
     def _ensure_publisher(self) -> ConfirmingPublisher:
         if self._publisher is not None and self._publisher.is_open:
             return self._publisher
-        self._close()
+        self._close_publisher()
         setup = broker.connect()
         try:
             topology.declare(setup.channel())
@@ -175,12 +296,17 @@ class OutboxRelay:
         self._publisher = publisher
         return publisher
 
-    def _close(self) -> None:
+    def _close_publisher(self) -> None:
         if self._publisher is not None:
             self._publisher.close()
         self._publisher = None
 
-    # -- work ----------------------------------------------------------------------------
+    def _close(self) -> None:
+        """Close the broker connection and the lanes' database connections (reopened when next needed)."""
+        self._close_publisher()
+        self._close_lanes()
+
+    # -- database ------------------------------------------------------------------------
     def _lease(self):
         # PostgreSQL: hold the row locks while publishing (the lease). SQLite has no row
         # locks and a write transaction would lock out every other writer, so there the
@@ -190,58 +316,130 @@ class OutboxRelay:
             return transaction.atomic()
         return contextlib.nullcontext()
 
-    def _pending(self):
-        now = timezone.now()
-        qs = OutboxMessage.objects.filter(published_at__isnull=True).filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-        ).order_by("id")
-        if connection.vendor == "postgresql":
-            qs = qs.select_for_update(skip_locked=True)
-        # The payload as the database's own JSON text: sent as it is, never parsed and re-encoded.
-        qs = qs.annotate(payload_text=Cast("payload", output_field=TextField()))
-        return [
-            PendingRow(id=r[0], message_id=str(r[1]), exchange=r[2], routing_key=r[3], type=r[4], correlation_id=r[5],
-                       causation_id=r[6], producer=r[7], created_at=r[8], body=r[9].encode("utf-8"))
-            for r in qs.values_list(*PENDING_FIELDS)[: self.batch_size]
-        ]
+    def _pending(self) -> list[PendingRow]:
+        with connection.cursor() as cursor:
+            cursor.execute(*self._pending_query())
+            return [
+                PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
+                           correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
+                           body=r[9].encode("utf-8"))
+                for r in cursor.fetchall()
+            ]
 
-    def drain_batch(self) -> int:
-        """Publish one batch; returns how many rows were published.
+    def _pending_query(self) -> tuple[str, tuple]:
+        """The lease's SQL, compiled once: building it through the ORM for every lease cost more than running it.
 
-        What the broker confirmed is recorded even when the connection breaks mid-batch;
-        the error is raised after that record committed.
+        It has no parameter that changes (the time is the database's ``Now()``); compiled inside
+        the lease's transaction, as ``select_for_update`` requires.
         """
-        publisher = self._ensure_publisher()
-        with self._lease():
-            rows = self._pending()
-            if not rows:
-                return 0
-            result = publisher.publish_batch(
-                Outgoing(key=row.id, exchange=row.exchange, routing_key=row.routing_key, body=row.body,
-                         properties=message_properties(row))
-                for row in rows
-            )
-            fault_point("relay.after_publish")  # confirmed by the broker, not yet marked
-            self._record(result.confirmed, list(result.failed.items()))
-        self.stats.batches += 1
-        if result.error is not None:
-            raise result.error
-        return len(result.confirmed)
+        if self._pending_sql is None:
+            qs = OutboxMessage.objects.filter(published_at__isnull=True).filter(
+                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
+            ).order_by("id")
+            if connection.vendor == "postgresql":
+                qs = qs.select_for_update(skip_locked=True)
+            # The payload as the database's own JSON text: sent as it is, never parsed and re-encoded.
+            qs = qs.annotate(payload_text=Cast("payload", output_field=TextField()), created=EpochSeconds("created_at"))
+            self._pending_sql = qs.values_list(*PENDING_FIELDS)[: self.batch_size].query.sql_with_params()
+        return self._pending_sql
 
-    def _record(self, published_ids: list[int], failures: list[tuple[int, str]]) -> None:
+    def _record(self, result: BatchResult) -> tuple[int, int]:
+        """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed).
+
+        On PostgreSQL this runs inside the lease's transaction, so it opens no savepoint of its own.
+        """
         now = timezone.now()
-        with transaction.atomic():
-            if published_ids:
-                _mark_published(published_ids, now)
-            for row_id, error in failures:
+        with transaction.atomic(savepoint=False):
+            if result.confirmed:
+                _mark_published(result.confirmed, now)
+            for row_id, error in result.failed.items():
                 OutboxMessage.objects.filter(id=row_id).update(
                     attempts=F("attempts") + 1,
                     last_error=error,
                     next_attempt_at=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS),
                 )
                 logger.error("outbox row %s not published: %s (retry in %ss)", row_id, error, UNROUTABLE_RETRY_SECONDS)
-        self.stats.published += len(published_ids)
-        self.stats.failed += len(failures)
+        return len(result.confirmed), len(result.failed)
+
+    def _lease_batch(self) -> Lease:
+        """Start leasing the next batch on the next lane (they take turns)."""
+        if not self._lanes:
+            count = 2 if connection.vendor == "postgresql" else 1
+            self._lanes = [LeaseLane(f"outbox-lane-{i}") for i in range(count)]
+        lease = Lease(self)
+        self._lanes[self._turn % len(self._lanes)].hold(lease)
+        self._turn += 1
+        self._leases.append(lease)
+        return lease
+
+    def _count_recorded(self, *, wait: bool) -> None:
+        """Add what the lanes recorded to the stats (all of it, waiting, when ``wait``); raises a lane's error."""
+        while self._leases and (wait or self._leases[0].recorded.done()):
+            published, failed = self._leases.popleft().recorded.result()
+            self.stats.published += published
+            self.stats.failed += failed
+
+    def _close_lanes(self) -> None:
+        for lease in self._leases:
+            lease.release()  # a lane only stops after its lease ended
+        self._leases.clear()
+        for lane in self._lanes:
+            lane.close()
+        self._lanes = []
+
+    # -- work ----------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Publish batch after batch until one comes back short: nothing more is waiting."""
+        self._wakeup.arm()
+        lease = self.drain_batch()
+        while lease is not None:
+            if self._stopping:
+                lease.release()
+                self._count_recorded(wait=True)
+                return
+            lease = self.drain_batch(lease)
+
+    def drain_batch(self, lease: Lease | None = None) -> Lease | None:
+        """Publish one batch (``lease``, or one leased now); returns the next batch's lease when this one was full.
+
+        The next batch is leased on the other lane while the broker works on this one. What
+        the broker confirmed is recorded even when the connection breaks mid-batch; the error
+        is raised after that record committed. After a short batch every record committed.
+        """
+        following = None
+        try:
+            publisher = self._ensure_publisher()
+            lease = lease or self._lease_batch()
+            rows = lease.rows()
+            if len(rows) == self.batch_size and len(self._lanes) > 1 and not self._stopping:
+                following = self._lease_batch()
+            result = self._publish(publisher, rows)
+        except BaseException:
+            for held in (lease, following):
+                if held is not None:
+                    held.release()
+            raise
+        lease.settle(result)
+        if rows:
+            self.stats.batches += 1
+        if result.error is not None:
+            if following is not None:
+                following.release()
+            self._count_recorded(wait=True)
+            raise result.error
+        self._count_recorded(wait=following is None)
+        return following
+
+    def _publish(self, publisher: ConfirmingPublisher, rows: list[PendingRow]) -> BatchResult:
+        if not rows:
+            return BatchResult()
+        result = publisher.publish_batch(
+            Outgoing(key=row.id, exchange=row.exchange, routing_key=row.routing_key, body=row.body,
+                     properties=message_properties(row))
+            for row in rows
+        )
+        fault_point("relay.after_publish")  # confirmed by the broker, not yet marked
+        return result
 
     def run(self, *, once: bool = False) -> RelayStats:
         if self._install_signal_handlers:
@@ -250,12 +448,11 @@ class OutboxRelay:
         backoff = 0.5
         try:
             while not self._stopping:
-                close_old_connections()
                 try:
-                    sent = self.drain_batch()
+                    self.drain()
                     backoff = 0.5
                 except (pika.exceptions.AMQPError, ConnectionError, OSError) as exc:
-                    self._close()
+                    self._close_publisher()
                     logger.warning("broker unavailable (%r); outbox rows wait; retrying in %.1fs", exc, backoff)
                     if once:
                         raise
@@ -264,24 +461,22 @@ class OutboxRelay:
                     continue
                 except DatabaseError as exc:
                     logger.warning("database unavailable (%r); retrying in %.1fs", exc, backoff)
+                    self._close_lanes()  # their connections are opened afresh
                     self._wakeup.close()
                     if once:
                         raise
                     self._sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
-                if sent:
-                    logger.debug("relayed %d outbox messages", sent)
-                    continue
                 if once:
                     break
+                # Commits notified while draining are queued on the LISTEN connection: none is missed.
                 self._wakeup.wait(poll_seconds=self.poll_seconds,
                                   listen_fallback_seconds=settings.MESSAGING["RELAY_LISTEN_FALLBACK_SECONDS"],
                                   stopping=lambda: self._stopping)
         finally:
             self._close()
             self._wakeup.close()
-            close_old_connections()
         return self.stats
 
     def _sleep(self, seconds: float) -> None:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connection
 
@@ -39,8 +40,9 @@ def test_database_url() -> str:
     s = connection.settings_dict
     if connection.vendor != "postgresql":
         raise RuntimeError("end-to-end tests run on PostgreSQL (make test provides it)")
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    password = f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else ""
+    host = quote(s["HOST"], safe="")  # a socket folder is a path
+    return f"postgres://{s['USER']}{password}@{host}:{s['PORT']}/{s['NAME']}"
 
 
 class System:
