@@ -92,10 +92,17 @@ def one_run(url: str) -> dict:
 
 
 def large_table_run() -> dict:
+    """A drain on an empty table and, right after it, one with LARGE_TABLE_ROWS published rows
+    in it: measured as a pair, so the machine's drift between runs stays out of the ratio."""
+    broker_reset()
+    database_reset()
+    empty = relay_drain_msgs_per_s(ROWS)
     broker_reset()
     database_reset()
     published_history_fill(LARGE_TABLE_ROWS)
-    return {"relay_msgs_per_s_large_table": relay_drain_msgs_per_s(ROWS)}
+    large = relay_drain_msgs_per_s(ROWS)
+    return {"relay_msgs_per_s_empty_table": empty, "relay_msgs_per_s_large_table": large,
+            "large_table_ratio_to_empty": large / empty}
 
 
 def run(repeats: int = 3) -> dict:
@@ -103,7 +110,7 @@ def run(repeats: int = 3) -> dict:
 
     url = settings.RABBITMQ_URL
     runs = [one_run(url) for _ in range(repeats)]
-    large = [large_table_run() for _ in range(max(1, repeats - 1))]
+    large = [large_table_run() for _ in range(repeats)]
     database_reset()
     broker_reset()
     figures = {
@@ -114,9 +121,9 @@ def run(repeats: int = 3) -> dict:
         "relay_ratio_to_raw": round(median_of(runs, "relay_ratio_to_raw"), 3),
         "published_rows_in_table": LARGE_TABLE_ROWS,
         "relay_msgs_per_s_large_table": round(median_of(large, "relay_msgs_per_s_large_table")),
+        # each large-table drain against the empty-table drain just before it
+        "large_table_ratio_to_empty": round(median_of(large, "large_table_ratio_to_empty"), 3),
     }
-    figures["large_table_ratio_to_empty"] = round(
-        figures["relay_msgs_per_s_large_table"] / figures["relay_msgs_per_s"], 3)
     figures["targets"] = {"relay_ratio_to_raw": ">= 0.7", "large_table_ratio_to_empty": ">= 0.9"}
     write_result("relay", figures, runs + large)
     return figures
