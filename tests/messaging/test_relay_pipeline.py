@@ -102,28 +102,24 @@ def test_a_backlog_goes_out_in_id_order_across_batches_and_every_row_is_marked(b
     assert queue_depth(broker) == 0
 
 
-def unlocked_unpublished() -> int:
-    """Unpublished rows no relay holds a lease on (seen from a connection of the test's own)."""
-    with transaction.atomic():
-        return len(OutboxMessage.objects.filter(published_at__isnull=True).select_for_update(skip_locked=True)
-                   .values_list("id", flat=True))
-
-
 class _WatchesTheNextLease:
-    """The relay's publisher, which notes how many unpublished rows are free of any lease just
-    before each batch goes out -- after waiting a moment for the next lease to take hold."""
+    """The relay's publisher, which notes, as each batch goes out, how many rows the relay has
+    already leased for the batch after it (None: no next lease). It asks the relay, not the
+    database: probing row locks from another connection would itself lock the free rows for a
+    moment, and the relay's SKIP LOCKED lease would rightly pass them by."""
 
-    def __init__(self, publisher, expected_free: list[int]) -> None:
-        self._publisher, self._expected, self.free = publisher, list(expected_free), []
+    def __init__(self, relay: OutboxRelay, publisher) -> None:
+        self._relay, self._publisher, self.next_leased = relay, publisher, []
 
     def publish_batch(self, messages):
-        expected = self._expected.pop(0) if self._expected else None
-        deadline = time.monotonic() + 5
-        free = unlocked_unpublished()
-        while free != expected and time.monotonic() < deadline:
-            time.sleep(0.02)
-            free = unlocked_unpublished()
-        self.free.append(free)
+        messages = list(messages)
+        latest = self._relay._leases[-1]
+        deadline = time.monotonic() + 10
+        while not latest._rows.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        rows = latest.rows()
+        is_this_batch = {row.id for row in rows} == {message.key for message in messages}
+        self.next_leased.append(None if is_this_batch else len(rows))
         return self._publisher.publish_batch(messages)
 
     def __getattr__(self, name):
@@ -134,16 +130,24 @@ def test_the_next_batch_is_leased_while_the_broker_works_on_this_one(broker, pos
     # given: 130 rows, batches of 50
     backlog(130)
     relay = OutboxRelay(batch_size=50, install_signal_handlers=False)
-    watcher = _WatchesTheNextLease(relay._ensure_publisher(), expected_free=[30, 0, 0])
+    watcher = _WatchesTheNextLease(relay, relay._ensure_publisher())
     relay._publisher = watcher
     # when
     relay.drain()
     relay._close()
-    # then: while the first batch went out the second was leased too (130 - 2 * 50 rows free);
-    # while the second went out, the third (the last 30); the third came back short: no more
-    assert watcher.free == [30, 0, 0]
+    # then: while the first batch went out the second (50 rows) was leased; while the second
+    # went out, the third (the last 30); the third came back short: no next lease
+    assert watcher.next_leased == [50, 30, None]
     assert relay.stats.published == 130
     assert queue_depth(broker) == 130
+
+
+def unlocked_unpublished() -> int:
+    """Unpublished rows no relay holds a lease on (seen from a connection of the test's own;
+    only once the relay is done: the probe locks the rows it counts, for a moment)."""
+    with transaction.atomic():
+        return len(OutboxMessage.objects.filter(published_at__isnull=True).select_for_update(skip_locked=True)
+                   .values_list("id", flat=True))
 
 
 class _BreaksInSecondBatch:
