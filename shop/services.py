@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -33,6 +34,7 @@ from shop.models import (
 from shop.selectors import order_get
 
 PRODUCER = "shop"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,12 @@ def payment_deadlines_enforce(*, limit: int = 200) -> int:
         .order_by("payment_due_at").values_list("id", "payment_requests")[:limit]
     )
     for order_id, request_number in overdue:
-        order_payment_timeout(order_id=order_id, request_number=request_number)
+        try:
+            order_payment_timeout(order_id=order_id, request_number=request_number)
+        except DatabaseError:
+            raise  # the database is away: the next tick tries again
+        except Exception:  # noqa: BLE001 - one order's bug must not stop the others' clocks
+            logger.exception("order %s: payment timeout could not be handled; next tick tries again", order_id)
     return len(overdue)
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
+from shop import services
 from shop.models import Order
 from shop.services import (
     order_confirmation_apply,
@@ -99,6 +100,27 @@ def test_confirmation_starts_the_payment_clock_and_the_sweep_acts_only_when_it_r
     assert (order.status, order.payment_due_at) == ("payment_failed", None)
     assert emitted(order, "order.payment_failed") == 1
     assert payment_deadlines_enforce() == 0
+
+
+def test_one_orders_failing_timeout_does_not_stop_the_others(confirmed_order, catalogue, customer_client,
+                                                             monkeypatch):
+    other_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
+    order_confirmation_apply(order_id=other_id, confirmed=True, message="All items reserved")
+    _overdue(confirmed_order.id)
+    _overdue(other_id)
+    real = services.order_payment_timeout
+
+    def broken_for_the_first(*, order_id, request_number):
+        if str(order_id) == str(confirmed_order.id):
+            raise RuntimeError("a bug")
+        return real(order_id=order_id, request_number=request_number)
+
+    monkeypatch.setattr(services, "order_payment_timeout", broken_for_the_first)
+    # when
+    assert payment_deadlines_enforce() == 2
+    # then: the other order was asked about again; the broken one waits for the next tick
+    assert Order.objects.get(pk=other_id).payment_requests == 2
+    assert Order.objects.get(pk=confirmed_order.id).payment_requests == 1
 
 
 def test_an_answered_or_cancelled_order_leaves_the_clock(confirmed_order, catalogue, customer_client):
