@@ -13,13 +13,13 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists, Min, OuterRef
+from django.db.models import Count, Min
 
 from messaging import broker, topology
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
-from shop.models import FINAL_STATUSES, Order, OrderStatus, OrderStatusChange
+from shop.models import FINAL_STATUSES, OrderStatus
+from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest
 from transport.models import Vehicle
 from transport.selectors import vehicle_counts
 
@@ -58,14 +58,13 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
 # --- orders ------------------------------------------------------------------------------
 def orders_per_stage() -> dict[str, int]:
     """{status: number of orders in it} for every status, zeros included, in stage order."""
-    counts = dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    counts = order_counts_by_status()
     return {stage: counts.get(stage, 0) for stage in STAGES}
 
 
 def orders_latest(*, limit: int = LATEST_ORDERS) -> list[dict[str, Any]]:
     """The newest orders: id, stage, shipment and times (no personal data)."""
-    rows = Order.objects.order_by("-created_at", "-id").values(
-        "id", "status", "shipment_id", "created_at", "updated_at")[:limit]
+    rows = orders_newest(limit=limit)
     return [
         {
             "order_id": str(row["id"]),
@@ -93,14 +92,7 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
     step = timedelta(seconds=minutes * 60 / samples)
     start = now - step * samples
     times = [start + step * (i + 1) for i in range(samples)]
-    finished_before = OrderStatusChange.objects.filter(
-        order=OuterRef("order_id"), status__in=FINAL_STATUSES, at__lt=start)
-    changes = (
-        OrderStatusChange.objects.filter(at__lte=now)
-        .filter(~Exists(finished_before))
-        .order_by("at", "id")
-        .values_list("order_id", "status", "at")
-    )
+    changes = order_status_changes(since=start, until=now)
     in_flight = {stage: [0] * samples for stage in IN_FLIGHT_STAGES}
     arrivals = {status: [0] * samples for status in (OrderStatus.NEW, OrderStatus.DELIVERED, OrderStatus.REJECTED)}
     current: dict[Any, str] = {}
@@ -114,7 +106,7 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
                 in_flight[stage][sample] = stage_counts[stage]
             sample += 1
 
-    for order_id, status, at in changes.iterator(chunk_size=2000):
+    for order_id, status, at in changes:
         close_samples_until(at)
         previous = current.get(order_id)
         if previous is not None:
@@ -228,7 +220,7 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
     * ``cause_to_write_ms``: the message that caused it handled -> this one written (the
       handler, or a timed step in between). None when the cause was an HTTP request.
     """
-    order = _order_or_none(order_id)
+    order = order_find(order_id=order_id)
     messages = list(OutboxMessage.objects.filter(correlation_id=order_id).order_by("created_at", "id"))
     if order is None and not messages:
         return None
@@ -305,13 +297,6 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _order_or_none(order_id: str) -> Order | None:
-    try:
-        return Order.objects.filter(pk=order_id).first()
-    except (ValidationError, ValueError):
-        return None
 
 
 # --- health ------------------------------------------------------------------------------------

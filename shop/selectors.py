@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from config.errors import NotFound
-from shop.models import Order
+from shop.models import FINAL_STATUSES, Order, OrderStatusChange
 
 
 def order_list(*, user) -> QuerySet[Order]:
@@ -50,3 +51,36 @@ def order_payment_terms_get(*, order_id: UUID | str) -> PaymentTerms | None:
 
 def order_status_map(*, order_ids: list[str]) -> dict[str, Order]:
     return {str(o.id): o for o in Order.objects.filter(pk__in=order_ids)}
+
+
+def order_find(*, order_id: str) -> Order | None:
+    """The order with this id, or None (also for an id that is no UUID); staff views only."""
+    try:
+        return Order.objects.filter(pk=order_id).first()
+    except (ValidationError, ValueError):
+        return None
+
+
+def order_counts_by_status() -> dict[str, int]:
+    """{status: number of orders in it}, for the statuses that have any."""
+    return dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+
+
+def orders_newest(*, limit: int) -> list[dict]:
+    """The newest orders as plain rows: id, status, shipment_id, created_at, updated_at (no personal data)."""
+    return list(Order.objects.order_by("-created_at", "-id").values(
+        "id", "status", "shipment_id", "created_at", "updated_at")[:limit])
+
+
+def order_status_changes(*, since: datetime, until: datetime):
+    """(order_id, status, at) of every status change up to ``until``, oldest first, of the
+    orders that were not final yet at ``since`` (an iterator: the history may be long)."""
+    finished_before = OrderStatusChange.objects.filter(
+        order=OuterRef("order_id"), status__in=FINAL_STATUSES, at__lt=since)
+    return (
+        OrderStatusChange.objects.filter(at__lte=until)
+        .filter(~Exists(finished_before))
+        .order_by("at", "id")
+        .values_list("order_id", "status", "at")
+        .iterator(chunk_size=2000)
+    )
