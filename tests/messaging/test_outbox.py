@@ -85,3 +85,25 @@ def test_pruning_deletes_only_old_published_rows_and_old_processed_records():
     assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {old_unpublished.pk, fresh_published.pk}
     assert list(ProcessedMessage.objects.values_list("message_id", flat=True)) == ["2"]
     assert not OutboxMessage.objects.filter(pk=old_published.pk).exists()
+
+
+def test_the_written_row_is_what_the_returned_object_says():
+    # given
+    payload = {"order_id": "o-1", "note": "päev ✓", "nested": {"n": [1, 2.5, None, True]}}
+    # when
+    with transaction.atomic():
+        returned = outbox_emit(queue="customer_notifications", type="customer.notified", correlation_id="o-1",
+                               payload=payload, producer="support")
+    # then
+    stored = OutboxMessage.objects.get()
+    fields = ["id", "message_id", "exchange", "queue", "type", "correlation_id", "causation_id", "producer",
+              "payload", "created_at", "published_at", "attempts", "last_error", "next_attempt_at"]
+    assert {f: getattr(stored, f) for f in fields} == {f: getattr(returned, f) for f in fields}
+    assert (stored.exchange, stored.payload, stored.attempts, stored.published_at) == ("logistics", payload, 0, None)
+
+
+def test_a_payload_that_is_not_json_is_refused_and_writes_nothing():
+    with pytest.raises(TypeError), transaction.atomic():
+        outbox_emit(queue="new_orders", type="order.placed", correlation_id="x", payload={"when": object()},
+                    producer="test")
+    assert OutboxMessage.objects.count() == 0
