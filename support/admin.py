@@ -24,7 +24,7 @@ class TrackingRecordAdmin(admin.ModelAdmin):
 
 @admin.register(CustomerNotification)
 class CustomerNotificationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "recipient", "status", "created_at", "sent_at"]
+    list_display = ["subject", "recipient", "status", "created_at", "sent_at", "send_attempts"]
     list_filter = ["status", ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["order_id", "shipment_id", "recipient"]
     readonly_fields = [f.name for f in CustomerNotification._meta.fields]

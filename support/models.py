@@ -42,7 +42,12 @@ class TrackingEntry(models.Model):
 
 
 class CustomerNotification(models.Model):
-    """What customer service told (or is telling) the customer: one per order and stage."""
+    """What customer service told (or is telling) the customer: one per order and stage.
+
+    Written in the transaction of the stage it tells about, and mailed afterwards by
+    ``support.services.notifications_send`` (the scheduler's tick): a mail outbox, so a slow
+    or failing mail server never holds up a delivery update, and a failed mail is tried again.
+    """
 
     order_id = models.UUIDField(db_index=True)
     shipment_id = models.CharField(max_length=40, blank=True)
@@ -52,10 +57,17 @@ class CustomerNotification(models.Model):
     body = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0, help_text="failed attempts to mail it so far")
+    next_send_at = models.DateTimeField(null=True, blank=True, help_text="after a failed attempt: not before then")
+    last_send_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["order_id", "status"], name="notification_stage_once")]
+        indexes = [
+            # what the sender looks at on every tick: the few notifications not mailed yet
+            models.Index(fields=["id"], name="notification_unsent_idx", condition=models.Q(sent_at__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject} -> {self.recipient or '(no email)'}"

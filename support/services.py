@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.transactions import service_transaction
@@ -46,15 +47,18 @@ def tracking_record_stage(
     *, order_id: UUID, shipment_id: str, status: str, message: str, timestamp: datetime
 ) -> TrackingEntry | None:
     """Record one stage of a shipment and tell the customer. A repeated stage changes nothing."""
-    record, _ = TrackingRecord.objects.select_for_update().get_or_create(
+    record, created = TrackingRecord.objects.select_for_update().get_or_create(
         shipment_id=shipment_id, defaults={"order_id": order_id, "status": status}
     )
-    # The record's row lock orders the stages of one shipment, so a plain look decides
-    # whether this stage is new (no get_or_create's savepoint and retry on every message).
-    if TrackingEntry.objects.filter(record=record, status=status).exists():
-        return None
+    # The record's row lock orders the stages of one shipment. Its status is the highest
+    # stage recorded so far, so a stage above it (the usual case: stages arrive in order)
+    # cannot have been recorded yet; only a stage at or below it needs looking up.
+    rank = TRACKING_RANK[status]
+    if not created and rank <= TRACKING_RANK.get(record.status, -1):
+        if TrackingEntry.objects.filter(record=record, status=status).exists():
+            return None
     entry = TrackingEntry.objects.create(record=record, status=status, message=message, timestamp=timestamp)
-    if TRACKING_RANK[status] >= TRACKING_RANK.get(record.status, -1):
+    if not created and rank > TRACKING_RANK.get(record.status, -1):
         record.status = status
         record.save(update_fields=["status", "updated_at"])
     notification = _notification_create(order_id=order_id, shipment_id=shipment_id, status=status, message=message)
@@ -83,42 +87,82 @@ def customer_tell_order_outcome(*, order_id: UUID, outcome: str, message: str) -
 
 
 def _notification_create(*, order_id: UUID, shipment_id: str, status: str, message: str) -> CustomerNotification:
-    """The notification of a new shipment stage. Caller holds the tracking record's lock and
-    has just recorded the stage, so this (order, stage) has no notification yet."""
+    """The notification of a new shipment stage, mailed by ``notifications_send``. Caller holds
+    the tracking record's lock and has just recorded the stage, so this (order, stage) has no
+    notification yet."""
     contact = order_contact_get(order_id=order_id)
     name, email = contact if contact else ("customer", "")
-    notification = CustomerNotification.objects.create(
+    return CustomerNotification.objects.create(
         order_id=order_id, shipment_id=shipment_id, status=status, recipient=email,
         subject=f"{STAGE_SUBJECTS[status]} ({shipment_id})",
         body=f"Hello {name},\n\n{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
     )
-    _notification_send_on_commit(notification)
-    return notification
 
 
 def _notification_get_or_create(*, order_id: UUID, shipment_id: str, status: str, recipient: str, subject: str,
                                  body: str) -> CustomerNotification:
-    notification, created = CustomerNotification.objects.get_or_create(
+    notification, _ = CustomerNotification.objects.get_or_create(
         order_id=order_id, status=status,
         defaults={"shipment_id": shipment_id, "recipient": recipient, "subject": subject, "body": body},
     )
-    if created:
-        _notification_send_on_commit(notification)
     return notification
 
 
-def _notification_send_on_commit(notification: CustomerNotification) -> None:
-    """Sent after commit, so a rolled-back stage never emails anyone."""
-    if notification.recipient:
-        transaction.on_commit(lambda: _notification_deliver(notification))
+# A failed mail is tried again after 10 s, 20 s, 40 s, ... and given up after this many tries
+# (it stays in the admin, unsent, with its last error).
+NOTIFICATION_SEND_ATTEMPTS = 6
+NOTIFICATION_RETRY_SECONDS = 10
 
 
-def _notification_deliver(notification: CustomerNotification) -> None:
-    if not notification.recipient:
-        return
-    try:
-        send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
-    except Exception:  # noqa: BLE001 - a mail outage must not fail the stage; sent_at stays empty
-        logger.exception("could not send notification %s", notification.pk)
-        return
-    CustomerNotification.objects.filter(pk=notification.pk, sent_at__isnull=True).update(sent_at=timezone.now())
+def notifications_send(*, limit: int = 100) -> int:
+    """Mail the notifications not sent yet, oldest first, over one mail connection (the
+    scheduler calls it on every tick). Returns how many were sent.
+
+    The rows are locked (``SKIP LOCKED``) while they are mailed, so two schedulers never
+    mail the same one; a mail that fails is tried again later, with back-off. A crash
+    between the mail and the commit mails that one again on the next tick: at least once.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        pending = list(
+            CustomerNotification.objects.select_for_update(skip_locked=True)
+            .filter(sent_at__isnull=True, send_attempts__lt=NOTIFICATION_SEND_ATTEMPTS)
+            .filter(Q(next_send_at__isnull=True) | Q(next_send_at__lte=now))
+            .exclude(recipient="")
+            .order_by("id")[:limit]
+        )
+        if not pending:
+            return 0
+        sent, failed = [], []
+
+        def attempt_failed(notification: CustomerNotification, exc: Exception) -> None:
+            logger.warning("notification %s not mailed (attempt %d): %r",
+                           notification.pk, notification.send_attempts + 1, exc)
+            notification.send_attempts += 1
+            notification.next_send_at = now + timedelta(
+                seconds=NOTIFICATION_RETRY_SECONDS * 2 ** (notification.send_attempts - 1))
+            notification.last_send_error = repr(exc)[:2000]
+            failed.append(notification)
+
+        try:
+            mail = get_connection()
+            mail.open()
+        except Exception as exc:  # noqa: BLE001 - the mail server is away: every one waits its back-off
+            for notification in pending:
+                attempt_failed(notification, exc)
+        else:
+            try:
+                for notification in pending:
+                    try:
+                        EmailMessage(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL,
+                                     [notification.recipient], connection=mail).send()
+                    except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+                        attempt_failed(notification, exc)
+                    else:
+                        sent.append(notification.pk)
+            finally:
+                mail.close()
+        CustomerNotification.objects.filter(pk__in=sent).update(sent_at=timezone.now())
+        if failed:
+            CustomerNotification.objects.bulk_update(failed, ["send_attempts", "next_send_at", "last_send_error"])
+    return len(sent)

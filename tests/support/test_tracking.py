@@ -2,13 +2,14 @@ import uuid
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
 from shop.services import Contact, OrderItem, order_place
-from support.models import CustomerNotification
-from support.services import tracking_record_stage
+from support.models import CustomerNotification, TrackingRecord
+from support.services import NOTIFICATION_SEND_ATTEMPTS, notifications_send, tracking_record_stage
 
 pytestmark = pytest.mark.django_db
 
@@ -22,23 +23,103 @@ def order(catalogue, make_customer):
                        payment_method="credit_card")
 
 
-def test_each_stage_is_recorded_and_told_once(order, django_capture_on_commit_callbacks):
+def test_each_stage_is_recorded_and_told_once(order):
     # given
     when = timezone.now()
-    # when: the same stage arrives twice
-    with django_capture_on_commit_callbacks(execute=True):
-        first = tracking_record_stage(order_id=order.id, shipment_id="SHP-1", status="picked_up",
-                                      message="Picked up", timestamp=when)
-        second = tracking_record_stage(order_id=order.id, shipment_id="SHP-1", status="picked_up",
-                                       message="Picked up", timestamp=when)
+    # when: the same stage arrives twice, and the scheduler's mail outbox runs twice
+    first = tracking_record_stage(order_id=order.id, shipment_id="SHP-1", status="picked_up",
+                                  message="Picked up", timestamp=when)
+    second = tracking_record_stage(order_id=order.id, shipment_id="SHP-1", status="picked_up",
+                                   message="Picked up", timestamp=when)
+    sent = [notifications_send(), notifications_send()]
     # then
     assert first is not None and second is None
     assert CustomerNotification.objects.filter(order_id=order.id).count() == 1
     assert OutboxMessage.objects.filter(queue="customer_notifications").count() == 1
+    assert sent == [1, 0]
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["jaan.tamm@example.com"]
     assert "picked up" in mail.outbox[0].subject.lower()
     assert CustomerNotification.objects.get().sent_at is not None
+
+
+def test_stages_out_of_order_are_each_recorded_once_and_the_status_never_goes_back(order):
+    # given
+    when = timezone.now()
+    stages = ["vehicle_assigned", "in_transit", "picked_up", "in_transit", "vehicle_assigned", "delivered"]
+    # when
+    recorded = [tracking_record_stage(order_id=order.id, shipment_id="SHP-2", status=stage, message=stage,
+                                      timestamp=when) is not None for stage in stages]
+    # then
+    assert recorded == [True, True, True, False, False, True]
+    record = TrackingRecord.objects.get(shipment_id="SHP-2")
+    assert record.status == "delivered"
+    assert sorted(record.entries.values_list("status", flat=True)) == sorted(
+        ["vehicle_assigned", "in_transit", "picked_up", "delivered"])
+    assert CustomerNotification.objects.filter(order_id=order.id).count() == 4
+
+
+def test_the_status_stays_at_the_highest_stage_when_a_lower_one_arrives_late(order):
+    # given
+    when = timezone.now()
+    tracking_record_stage(order_id=order.id, shipment_id="SHP-3", status="in_transit", message="m", timestamp=when)
+    # when
+    tracking_record_stage(order_id=order.id, shipment_id="SHP-3", status="picked_up", message="m", timestamp=when)
+    # then
+    assert TrackingRecord.objects.get(shipment_id="SHP-3").status == "in_transit"
+
+
+class FlakyMailBackend(BaseEmailBackend):
+    """Refuses the first ``failures`` mails, then delivers into django.core.mail.outbox."""
+
+    failures = 0
+
+    def send_messages(self, messages):
+        for message in messages:
+            if FlakyMailBackend.failures > 0:
+                FlakyMailBackend.failures -= 1
+                raise ConnectionRefusedError("mail server refused")
+            mail.outbox.append(message)
+        return len(messages)
+
+
+def test_a_mail_that_fails_is_tried_again_after_its_back_off_and_others_are_not_held_up(order, settings):
+    # given: two notifications, and a mail server that refuses the first mail
+    settings.EMAIL_BACKEND = f"{__name__}.FlakyMailBackend"
+    FlakyMailBackend.failures = 1
+    when = timezone.now()
+    for stage in ("vehicle_assigned", "picked_up"):
+        tracking_record_stage(order_id=order.id, shipment_id="SHP-4", status=stage, message=stage, timestamp=when)
+    # when
+    first_tick = notifications_send()
+    right_after = notifications_send()
+    failed = CustomerNotification.objects.get(status="vehicle_assigned")
+    CustomerNotification.objects.filter(pk=failed.pk).update(next_send_at=timezone.now())  # its back-off is over
+    after_back_off = notifications_send()
+    # then
+    assert (first_tick, right_after, after_back_off) == (1, 0, 1)
+    assert (failed.send_attempts, "refused" in failed.last_send_error) == (1, True)
+    assert [m.subject.split(" (")[0] for m in mail.outbox] == [
+        "Your order has been picked up", "A vehicle has been assigned to your order"]
+    assert not CustomerNotification.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_a_mail_server_that_is_away_loses_nothing(order, settings):
+    # given
+    settings.EMAIL_BACKEND = f"{__name__}.FlakyMailBackend"
+    FlakyMailBackend.failures = 10 ** 6
+    tracking_record_stage(order_id=order.id, shipment_id="SHP-5", status="picked_up", message="m",
+                          timestamp=timezone.now())
+    # when: it keeps failing until the attempts run out
+    for _ in range(NOTIFICATION_SEND_ATTEMPTS + 2):
+        CustomerNotification.objects.update(next_send_at=None)
+        notifications_send()
+    # then: still there, unsent, with why
+    notification = CustomerNotification.objects.get()
+    assert (notification.sent_at, notification.send_attempts) == (None, NOTIFICATION_SEND_ATTEMPTS)
+    assert "refused" in notification.last_send_error
+    assert mail.outbox == []
+    FlakyMailBackend.failures = 0
 
 
 def test_public_tracking_shows_events_oldest_first_and_no_personal_data(order):

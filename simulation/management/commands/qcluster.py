@@ -4,7 +4,8 @@ django-q2's sentinel runs the scheduler once every 30 s, which would turn a 1-3 
 stage into a 30 s one. This command starts the same cluster (workers, monitor, pusher)
 and runs django-q2's own ``scheduler()`` on a short tick from the main process, together
 with the shop's payment clock (``payment_deadlines_enforce``: one indexed query per tick
-instead of a scheduled task per order).
+instead of a scheduled task per order) and customer service's mail outbox
+(``notifications_send``: the customer notifications not mailed yet).
 """
 
 import logging
@@ -20,6 +21,7 @@ from django_q.models import Schedule
 from django_q.scheduler import scheduler
 
 from shop.services import payment_deadlines_enforce
+from support.services import notifications_send
 
 logger = logging.getLogger("simulation.qcluster")
 
@@ -61,6 +63,7 @@ class Command(BaseCommand):
                 try:
                     scheduler(broker=broker)
                     payment_deadlines_enforce()
+                    notifications_send()
                 except DatabaseError as exc:
                     logger.warning("scheduler tick failed (%r); next tick retries", exc)
                     close_old_connections()
