@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from config.errors import NotFound
+from config.rows import row_values
 from shop.models import FINAL_STATUSES, Order, OrderStatusChange
 
 
@@ -32,8 +33,7 @@ def order_get(*, user, order_id: UUID | str) -> Order:
 
 def order_contact_get(*, order_id: UUID | str) -> tuple[str, str] | None:
     """(name, email) to tell the customer about an order, for customer service."""
-    row = Order.objects.filter(pk=order_id).values_list("contact_name", "contact_email").first()
-    return tuple(row) if row else None
+    return row_values(Order, ("contact_name", "contact_email"), pk=order_id)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class PaymentTerms:
 
 def order_payment_terms_get(*, order_id: UUID | str) -> PaymentTerms | None:
     """What to charge for an order: its catalogue total, for payments."""
-    row = Order.objects.filter(pk=order_id).values_list("total", "currency", "payment_method").first()
+    row = row_values(Order, ("total", "currency", "payment_method"), pk=order_id)
     return PaymentTerms(*row) if row else None
 
 

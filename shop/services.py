@@ -17,6 +17,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from config.errors import Conflict, DomainError, NotFound
+from config.rows import row_insert, row_lock, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS, PAYMENT_REQUESTS
@@ -151,9 +152,12 @@ def order_place(
 
 def _order_lock(order_id: UUID | str) -> Order:
     try:
-        return Order.objects.select_for_update().get(pk=order_id)
-    except (Order.DoesNotExist, ValueError, ValidationError):
-        raise NotFound(f"order {order_id} does not exist", field="order_id") from None
+        order = row_lock(Order, pk=order_id)
+    except (ValueError, ValidationError):
+        order = None
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist", field="order_id")
+    return order
 
 
 def _order_advance(order: Order, status: str, note: str) -> bool:
@@ -166,8 +170,7 @@ def _order_advance(order: Order, status: str, note: str) -> bool:
         return False
     order.status = status
     # One statement; the lock and the rank check already make a second row for a status impossible.
-    OrderStatusChange.objects.bulk_create([OrderStatusChange(order=order, status=status, note=note)],
-                                          ignore_conflicts=True)
+    row_insert(OrderStatusChange(order=order, status=status, note=note), ignore_conflicts=True)
     return True
 
 
@@ -186,7 +189,7 @@ def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -
             order.payment_requests = 1
             _payment_clock_start(order)
             fields += ["payment_requests", "payment_due_at"]
-    order.save(update_fields=fields)
+    row_update(order, fields)
     return order
 
 
@@ -231,7 +234,7 @@ def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order
     if order.payment_requests < settings.PAYMENT_MAX_REQUESTS:
         order.payment_requests += 1
         _payment_clock_start(order)
-        order.save(update_fields=["payment_requests", "payment_due_at", "updated_at"])
+        row_update(order, ["payment_requests", "payment_due_at", "updated_at"])
         outbox_emit(queue=PAYMENT_REQUESTS, type="payment.requested", correlation_id=order.id, producer=PRODUCER,
                     payload={"order_id": str(order.id), "request_number": order.payment_requests})
         return order
@@ -246,7 +249,7 @@ def _order_fail_payment(order: Order, reason: str) -> None:
     order.payment_status = order.payment_status or "failed"
     order.payment_message = reason
     order.payment_due_at = None
-    order.save(update_fields=["status", "payment_status", "payment_message", "payment_due_at", "updated_at"])
+    row_update(order, ["status", "payment_status", "payment_message", "payment_due_at", "updated_at"])
     outbox_publish(type="order.payment_failed", correlation_id=order.id, producer=PRODUCER,
                    payload={"order_id": str(order.id), "message": reason})
 
@@ -262,7 +265,7 @@ def order_payment_result_apply(
         if order.payment_status != "refunded":
             order.payment_status = "refunded"
             order.payment_message = f"refunded ({reference})"
-            order.save(update_fields=["payment_status", "payment_message", "updated_at"])
+            row_update(order, ["payment_status", "payment_message", "updated_at"])
         return order
     if order.is_final or STATUS_RANK[order.status] >= STATUS_RANK[OrderStatus.PAID]:
         return order  # cancelled or failed meanwhile (payments refunds), or already paid
@@ -272,13 +275,13 @@ def order_payment_result_apply(
         order.payment_reference = reference
         order.payment_message = "payment captured"
         order.payment_due_at = None
-        order.save(update_fields=["status", "payment_status", "payment_reference", "payment_message",
+        row_update(order, ["status", "payment_status", "payment_reference", "payment_message",
                                   "payment_due_at", "updated_at"])
         outbox_emit(queue=FULFILMENT_REQUESTS, type="order.paid", correlation_id=order.id, producer=PRODUCER,
                     payload={"order_id": str(order.id)})
     elif status == "declined":
         order.payment_status = "declined"
-        order.save(update_fields=["payment_status", "updated_at"])
+        row_update(order, ["payment_status", "updated_at"])
         _order_fail_payment(order, f"payment declined: {reason}")
     return order
 
@@ -296,7 +299,7 @@ def order_cancel(*, user, order_id: UUID | str) -> Order:
         raise Conflict(f"picking has started (order is {order.status}); the order can no longer be cancelled")
     _order_advance(order, OrderStatus.CANCELLED, "cancelled by the customer")
     order.payment_due_at = None
-    order.save(update_fields=["status", "payment_due_at", "updated_at"])
+    row_update(order, ["status", "payment_due_at", "updated_at"])
     outbox_publish(type="order.cancelled", correlation_id=order.id, producer=PRODUCER,
                    payload={"order_id": str(order.id), "message": "cancelled by the customer"})
     return order
@@ -331,5 +334,5 @@ def order_delivery_update_apply(
     target = DELIVERY_TO_ORDER_STATUS.get(status)
     if target is not None and _order_advance(order, target, message):
         fields.append("status")
-    order.save(update_fields=fields)
+    row_update(order, fields)
     return order

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.rows import row_insert, row_lock, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
@@ -47,9 +48,11 @@ def tracking_record_stage(
     *, order_id: UUID, shipment_id: str, status: str, message: str, timestamp: datetime
 ) -> TrackingEntry | None:
     """Record one stage of a shipment and tell the customer. A repeated stage changes nothing."""
-    record, created = TrackingRecord.objects.select_for_update().get_or_create(
-        shipment_id=shipment_id, defaults={"order_id": order_id, "status": status}
-    )
+    record, created = row_lock(TrackingRecord, shipment_id=shipment_id), False
+    if record is None:  # the shipment's first stage (get_or_create: two first stages may race)
+        record, created = TrackingRecord.objects.select_for_update().get_or_create(
+            shipment_id=shipment_id, defaults={"order_id": order_id, "status": status}
+        )
     # The record's row lock orders the stages of one shipment. Its status is the highest
     # stage recorded so far, so a stage above it (the usual case: stages arrive in order)
     # cannot have been recorded yet; only a stage at or below it needs looking up.
@@ -57,10 +60,10 @@ def tracking_record_stage(
     if not created and rank <= TRACKING_RANK.get(record.status, -1):
         if TrackingEntry.objects.filter(record=record, status=status).exists():
             return None
-    entry = TrackingEntry.objects.create(record=record, status=status, message=message, timestamp=timestamp)
+    entry = row_insert(TrackingEntry(record=record, status=status, message=message, timestamp=timestamp))
     if not created and rank > TRACKING_RANK.get(record.status, -1):
         record.status = status
-        record.save(update_fields=["status", "updated_at"])
+        row_update(record, ["status", "updated_at"])
     notification = _notification_create(order_id=order_id, shipment_id=shipment_id, status=status, message=message)
     outbox_emit(
         queue=CUSTOMER_NOTIFICATIONS, type="customer.notified", correlation_id=order_id, producer=PRODUCER,
@@ -92,11 +95,11 @@ def _notification_create(*, order_id: UUID, shipment_id: str, status: str, messa
     notification yet."""
     contact = order_contact_get(order_id=order_id)
     name, email = contact if contact else ("customer", "")
-    return CustomerNotification.objects.create(
+    return row_insert(CustomerNotification(
         order_id=order_id, shipment_id=shipment_id, status=status, recipient=email,
         subject=f"{STAGE_SUBJECTS[status]} ({shipment_id})",
         body=f"Hello {name},\n\n{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
-    )
+    ))
 
 
 def _notification_get_or_create(*, order_id: UUID, shipment_id: str, status: str, recipient: str, subject: str,

@@ -13,6 +13,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from config.rows import row_insert, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import DELIVERY_UPDATES
@@ -52,7 +53,7 @@ def _shipment_record_stage(shipment: Shipment, status: str) -> None:
     if status == ShipmentStatus.DELIVERED:
         shipment.delivered_at = timezone.now()
         fields.append("delivered_at")
-    shipment.save(update_fields=fields)
+    row_update(shipment, fields)
     _shipment_stage_announce(shipment)
 
 
@@ -62,10 +63,10 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
     status = shipment.status
     now = timezone.now()
     message = _stage_message(shipment, status, shipment.vehicle)
-    TrackingEvent.objects.create(
+    row_insert(TrackingEvent(
         shipment=shipment, status=status, message=message,
         vehicle_code=shipment.vehicle.code if shipment.vehicle else "", timestamp=now,
-    )
+    ))
     outbox_emit(
         queue=DELIVERY_UPDATES, type="shipment.status_changed", correlation_id=shipment.order_id, producer=PRODUCER,
         payload={
@@ -85,7 +86,7 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
 def _vehicle_take(vehicle: Vehicle) -> None:
     """Caller holds the fleet lock."""
     vehicle.status = Vehicle.Status.BUSY
-    vehicle.save(update_fields=["status", "updated_at"])
+    row_update(vehicle, ["status", "updated_at"])
 
 
 def _vehicle_assign(shipment: Shipment, vehicle: Vehicle) -> None:
@@ -107,10 +108,10 @@ def shipment_create(
     free = next((v for v in fleet if v.status == Vehicle.Status.AVAILABLE), None)
     if free is not None:
         _vehicle_take(free)
-    shipment = Shipment.objects.create(
+    shipment = row_insert(Shipment(
         order_id=order_id, recipient=recipient, shipping_address=shipping_address, shipping_method=shipping_method,
         vehicle=free, status=ShipmentStatus.AWAITING_VEHICLE if free is None else ShipmentStatus.VEHICLE_ASSIGNED,
-    )
+    ))
     _shipment_stage_announce(shipment)
     return shipment
 
@@ -144,9 +145,9 @@ def vehicle_release(*, vehicle_id: int, location: str = "") -> None:
     )
     if waiting is None:
         vehicle.status = Vehicle.Status.AVAILABLE
-        vehicle.save(update_fields=["status", "location", "updated_at"])
+        row_update(vehicle, ["status", "location", "updated_at"])
         return
-    vehicle.save(update_fields=["location", "updated_at"])
+    row_update(vehicle, ["location", "updated_at"])
     _vehicle_assign(waiting, vehicle)
 
 

@@ -1,0 +1,137 @@
+"""config.rows: the same rows and instances as the ORM calls they stand for."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from config.rows import row_insert, row_lock, row_update, row_values
+from shop.models import Order, OrderStatusChange
+from support.models import TrackingEntry, TrackingRecord
+from transport.models import Shipment, Vehicle
+
+pytestmark = pytest.mark.django_db
+
+ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
+
+
+def an_order(**fields) -> Order:
+    values = {"contact_name": "Jaan Tamm", "contact_email": "jaan@example.com",
+              "shipping_address": {"city": "Tallinn", "lines": ["Narva mnt 5", "Ülemiste"]},
+              "shipping_method": "express", "payment_method": "credit_card", "total": Decimal("1539.97")}
+    return Order(**{**values, **fields})
+
+
+def as_dict(instance) -> dict:
+    return {name: getattr(instance, name) for name in [f.attname for f in type(instance)._meta.concrete_fields]}
+
+
+def test_an_inserted_row_is_the_row_the_orm_would_write(make_customer):
+    # given
+    customer, _ = make_customer()
+    ours, theirs = an_order(customer=customer), an_order(customer=customer)
+    # when
+    row_insert(ours)
+    theirs.save(force_insert=True)
+    # then: same defaults, auto_now(_add) times set on the instance, and read back equal
+    stored = Order.objects.get(pk=ours.pk)
+    assert as_dict(stored) == as_dict(ours)
+    differing = {k for k in ORDER_FIELDS if as_dict(stored)[k] != as_dict(Order.objects.get(pk=theirs.pk))[k]}
+    assert differing == {"id", "created_at", "updated_at"}
+    assert ours.created_at is not None and ours._state.adding is False
+
+
+def test_a_generated_key_comes_back_and_a_conflict_can_be_skipped(make_customer):
+    # given
+    customer, _ = make_customer()
+    order = row_insert(an_order(customer=customer))
+    # when
+    first = row_insert(OrderStatusChange(order=order, status="confirmed", note="ok"), ignore_conflicts=True)
+    again = row_insert(OrderStatusChange(order=order, status="confirmed", note="again"), ignore_conflicts=True)
+    # then
+    assert isinstance(first.pk, int) and again.pk is None
+    assert list(OrderStatusChange.objects.filter(order=order).values_list("note", flat=True)) == ["ok"]
+
+
+def test_a_conflict_not_skipped_is_the_orm_s_integrity_error(make_customer):
+    record = row_insert(TrackingRecord(shipment_id="SHP-1", order_id=uuid.uuid4(), status="picked_up"))
+    row_insert(TrackingEntry(record=record, status="picked_up", message="m", timestamp=timezone.now()))
+    with pytest.raises(DatabaseError), transaction.atomic():
+        row_insert(TrackingEntry(record=record, status="picked_up", message="m", timestamp=timezone.now()))
+
+
+def test_a_locked_row_is_the_instance_the_orm_would_load(make_customer):
+    # given
+    customer, _ = make_customer()
+    order = row_insert(an_order(customer=customer, payment_due_at=timezone.now()))
+    # when
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = row_lock(Order, pk=str(order.pk))
+    # then: every field converted as the ORM converts it (JSON, decimal, UUID, aware times)
+    assert as_dict(locked) == as_dict(Order.objects.get(pk=order.pk))
+    assert locked.shipping_address == {"city": "Tallinn", "lines": ["Narva mnt 5", "Ülemiste"]}
+    assert locked._state.adding is False
+    assert "FOR UPDATE" in queries.captured_queries[-1]["sql"]
+
+
+def test_a_lock_by_another_field_finds_the_first_row_by_key_or_none():
+    # given
+    order_id = uuid.uuid4()
+    vehicle = Vehicle.objects.create(code="VEH9", type="van", location="Tartu")
+    Shipment.objects.create(id="SHP-B", order_id=order_id, recipient="A", shipping_address={}, shipping_method="x",
+                            vehicle=vehicle)
+    # when
+    with transaction.atomic():
+        found = row_lock(Shipment, order_id=order_id)
+        missing = row_lock(Shipment, order_id=uuid.uuid4())
+    # then
+    assert (found.pk, found.vehicle_id, missing) == ("SHP-B", vehicle.pk, None)
+
+
+def test_a_value_the_field_cannot_hold_is_the_orm_s_validation_error():
+    with pytest.raises(ValidationError), transaction.atomic():
+        row_lock(Order, pk="not-a-uuid")
+
+
+def test_an_update_writes_only_the_fields_named_and_touches_auto_now(make_customer):
+    # given
+    customer, _ = make_customer()
+    order = row_insert(an_order(customer=customer))
+    before = order.updated_at
+    stale = Order.objects.get(pk=order.pk)
+    # when: the instance changed in two fields, only one is named
+    order.status, order.delivery_message = "confirmed", "not written"
+    order.shipping_address = {"city": "Tartu"}
+    row_update(order, ["status", "shipping_address", "updated_at"])
+    # then
+    stored = Order.objects.get(pk=order.pk)
+    assert (stored.status, stored.shipping_address, stored.delivery_message) == ("confirmed", {"city": "Tartu"}, "")
+    assert stored.updated_at == order.updated_at > before
+    assert as_dict(stored) == {**as_dict(stale), "status": "confirmed", "shipping_address": {"city": "Tartu"},
+                               "updated_at": order.updated_at}
+
+
+def test_updating_a_row_that_is_gone_is_an_error(make_customer):
+    customer, _ = make_customer()
+    order = row_insert(an_order(customer=customer))
+    Order.objects.filter(pk=order.pk).delete()
+    with pytest.raises(DatabaseError, match="not updated"):
+        row_update(order, ["status"])
+
+
+def test_values_of_a_row_are_what_values_list_gives(make_customer):
+    # given
+    customer, _ = make_customer()
+    order = row_insert(an_order(customer=customer))
+    names = ("total", "shipping_address", "contact_email", "created_at")
+    # when
+    ours = row_values(Order, names, pk=order.pk)
+    missing = row_values(Order, names, pk=uuid.uuid4())
+    # then
+    assert ours == Order.objects.filter(pk=order.pk).values_list(*names).first()
+    assert ours[:2] == (Decimal("1539.97"), {"city": "Tallinn", "lines": ["Narva mnt 5", "Ülemiste"]})
+    assert missing is None
