@@ -5,15 +5,16 @@ A row is marked published only after the broker confirmed it (and, thanks to
 time, with up to ``window`` unconfirmed messages in flight (``messaging.publisher``); the
 confirmed rows of a batch are marked in one statement.
 
-A batch is leased on a lane: a thread with a database connection of its own. On PostgreSQL
-the lease is ``SELECT ... FOR UPDATE SKIP LOCKED`` in a transaction the lane holds open until
-the batch's rows are marked, so several relays can run side by side without sending a row
-twice; if a relay dies mid-batch its locks vanish with its connections and another relay (or
-its restart) sends the rows again -- consumers absorb such duplicates by message id. On a
-backlog (a batch came back full) two lanes take turns: the next batch is leased while the
-broker works on this one, and this one is marked while the broker works on the next, so the
-channel does not idle waiting for the database. A batch is published only after the one
-before it was confirmed, so rows still leave in id order.
+The first batch after a wake-up is leased on the relay's own thread; when it comes back full
+(a backlog), the batches after it are leased on lanes: threads with a database connection of
+their own. On PostgreSQL the lease is ``SELECT ... FOR UPDATE SKIP LOCKED`` in a transaction
+held open until the batch's rows are marked, so several relays can run side by side without
+sending a row twice; if a relay dies mid-batch its locks vanish with its connections and
+another relay (or its restart) sends the rows again -- consumers absorb such duplicates by
+message id. On a backlog two lanes take turns: the next batch is leased while the broker works
+on this one, and this one is marked while the broker works on the next, so the channel does
+not idle waiting for the database. A batch is published only after the one before it was
+confirmed, so rows still leave in id order.
 
 Inserting outbox rows fires ``NOTIFY outbox`` (a trigger; delivered on commit, once per
 transaction) and an idle relay ``LISTEN``s, so a new row is picked up at once; a slow poll is
@@ -391,13 +392,45 @@ class OutboxRelay:
     def drain(self) -> None:
         """Publish batch after batch until one comes back short: nothing more is waiting."""
         self._wakeup.arm()
-        lease = self.drain_batch()
+        lease = self._drain_first_batch()
         while lease is not None:
             if self._stopping:
                 lease.release()
                 self._count_recorded(wait=True)
                 return
             lease = self.drain_batch(lease)
+
+    def _drain_first_batch(self) -> Lease | None:
+        """The first batch after a wake-up: leased, published and recorded on this thread.
+
+        Rows mostly trickle in a commit or two at a time. Handing such a batch to a lane and
+        back (four thread switches) cost more CPU than the batch itself, so only a batch that
+        comes back full leases the next one on a lane, which then goes on as ``drain_batch``.
+        Returns that next batch's lease, or None after a short batch.
+        """
+        following = None
+        publisher = self._ensure_publisher()
+        try:
+            with self._lease():
+                rows = self._pending()
+                if len(rows) == self.batch_size and connection.vendor == "postgresql" and not self._stopping:
+                    following = self._lease_batch()
+                result = self._publish(publisher, rows)
+                published, failed = self._record(result)
+        except BaseException:
+            if following is not None:
+                following.release()
+            raise
+        self.stats.published += published
+        self.stats.failed += failed
+        if rows:
+            self.stats.batches += 1
+        if result.error is not None:
+            if following is not None:
+                following.release()
+            self._count_recorded(wait=True)
+            raise result.error
+        return following
 
     def drain_batch(self, lease: Lease | None = None) -> Lease | None:
         """Publish one batch (``lease``, or one leased now); returns the next batch's lease when this one was full.
@@ -463,6 +496,7 @@ class OutboxRelay:
                     logger.warning("database unavailable (%r); retrying in %.1fs", exc, backoff)
                     self._close_lanes()  # their connections are opened afresh
                     self._wakeup.close()
+                    connection.close()  # this thread's, which leases the first batch of a drain
                     if once:
                         raise
                     self._sleep(backoff)
@@ -477,6 +511,9 @@ class OutboxRelay:
         finally:
             self._close()
             self._wakeup.close()
+            if threading.current_thread() is not threading.main_thread():
+                # Django's connections are per thread: the one this relay leased on would outlive its thread.
+                connection.close()
         return self.stats
 
     def _sleep(self, seconds: float) -> None:
