@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.errors import NotFound
+from config.rows import row_insert, row_lock, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import PAYMENT_RESULTS
@@ -31,15 +32,15 @@ def provider_delay() -> float:
 
 
 def _payment_lock(order_id: UUID) -> Payment | None:
-    return Payment.objects.select_for_update().filter(order_id=order_id).first()
+    return row_lock(Payment, order_id=order_id)
 
 
 def _new_payment(order_id: UUID, status: str) -> Payment:
     terms = order_payment_terms_get(order_id=order_id)
     if terms is None:
         raise NotFound(f"order {order_id} does not exist", field="order_id")
-    return Payment.objects.create(order_id=order_id, amount=terms.total, currency=terms.currency,
-                                  method=terms.method, status=status, attempts=1)
+    return row_insert(Payment(order_id=order_id, amount=terms.total, currency=terms.currency,
+                              method=terms.method, status=status, attempts=1))
 
 
 @service_transaction
@@ -51,7 +52,7 @@ def payment_request(*, order_id: UUID) -> Payment:
         step_schedule("payments.tasks.payment_charge", str(payment.id), delay_seconds=provider_delay())
         return payment
     payment.attempts += 1
-    payment.save(update_fields=["attempts", "updated_at"])
+    row_update(payment, ["attempts", "updated_at"])
     if payment.status == Payment.Status.PENDING:
         # The shop heard nothing back: send the charge to the provider again (idempotency key = payment id).
         step_schedule("payments.tasks.payment_charge", str(payment.id), delay_seconds=provider_delay())
@@ -63,7 +64,7 @@ def payment_request(*, order_id: UUID) -> Payment:
 @service_transaction
 def payment_charge(*, payment_id: UUID | str) -> Payment | None:
     """The provider's answer to a pending payment. Runs once per payment, whatever the retries."""
-    payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
+    payment = row_lock(Payment, pk=payment_id)
     if payment is None or payment.status != Payment.Status.PENDING:
         return payment
     answer = payment_provider().charge(idempotency_key=str(payment.id), amount=payment.amount,
@@ -72,10 +73,11 @@ def payment_charge(*, payment_id: UUID | str) -> Payment | None:
         payment.status = Payment.Status.CAPTURED
         payment.provider_reference = answer.reference
         payment.captured_at = timezone.now()
+        row_update(payment, ["status", "provider_reference", "captured_at", "updated_at"])
     else:
         payment.status = Payment.Status.DECLINED
         payment.reason = answer.reason
-    payment.save()
+        row_update(payment, ["status", "reason", "updated_at"])
     _result_emit(payment)
     return payment
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.rows import row_insert, row_lock, row_update, row_values
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import SHIPPING_ORDERS
@@ -48,9 +49,8 @@ def stock_reserve(
 
     A repeated request for the same order returns the first answer and emits nothing.
     """
-    existing = Reservation.objects.filter(order_id=order_id).first()
-    if existing is not None:
-        return existing
+    if row_values(Reservation, ("id",), order_id=order_id) is not None:  # asked before: answered before
+        return Reservation.objects.get(order_id=order_id)
     wanted: dict[str, int] = {}
     for line in lines:
         wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
@@ -71,7 +71,7 @@ def stock_reserve(
         reservation.reason = "Insufficient stock for: " + ", ".join(
             f"{s['product_id']} (requested {s['requested']}, available {s['available']})" for s in shortages
         )
-        reservation.save()
+        row_insert(reservation)
         outbox_publish(
             type="order.rejected", correlation_id=order_id, producer=PRODUCER,
             payload={"order_id": str(order_id), "message": reservation.reason, "unavailable": shortages},
@@ -79,7 +79,7 @@ def stock_reserve(
         return reservation
 
     reservation.status = Reservation.Status.RESERVED
-    reservation.save()
+    row_insert(reservation)
     for sku, quantity in wanted.items():
         item = items[sku]
         # Caller holds the row lock; the conditional update is the belt to those braces.
@@ -88,7 +88,7 @@ def stock_reserve(
         )
         if updated != 1:  # pragma: no cover - impossible while the lock is held
             raise RuntimeError(f"stock of {sku} changed under its lock")
-        ReservationLine.objects.create(reservation=reservation, stock_item=item, quantity=quantity)
+        row_insert(ReservationLine(reservation=reservation, stock_item=item, quantity=quantity))
     outbox_publish(
         type="order.confirmed", correlation_id=order_id, producer=PRODUCER,
         payload={
@@ -103,11 +103,11 @@ def stock_reserve(
 @service_transaction
 def picking_start(*, order_id: UUID) -> Reservation | None:
     """The order is paid: pick it (takes SIM_PICKING_SECONDS). Idempotent."""
-    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    reservation = row_lock(Reservation, order_id=order_id)
     if reservation is None or reservation.status != Reservation.Status.RESERVED:
         return reservation
     reservation.status = Reservation.Status.PICKING
-    reservation.save(update_fields=["status"])
+    row_update(reservation, ["status"])
     step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=picking_delay())
     return reservation
 
@@ -139,12 +139,12 @@ def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
 @service_transaction
 def reservation_pick(*, order_id: UUID) -> Reservation | None:
     """Picking is done: hand the order to transport on ``shipping_orders``. Idempotent."""
-    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    reservation = row_lock(Reservation, order_id=order_id)
     if reservation is None or reservation.status != Reservation.Status.PICKING:
         return reservation
     reservation.status = Reservation.Status.PICKED
     reservation.picked_at = timezone.now()
-    reservation.save(update_fields=["status", "picked_at"])
+    row_update(reservation, ["status", "picked_at"])
     lines = reservation.lines.select_related("stock_item").order_by("stock_item__sku")
     outbox_emit(
         queue=SHIPPING_ORDERS, type="shipment.requested", correlation_id=order_id, producer=PRODUCER,
