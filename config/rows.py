@@ -10,6 +10,7 @@ database (the demo's SQLite) they are the plain ORM calls.
 
 * ``row_lock(Model, field=value)``  -- ``Model.objects.select_for_update().filter(field=value).first()``
 * ``row_values(Model, names, field=value)`` -- ``....filter(field=value).values_list(*names).first()``
+* ``rows_lock_all(Model)``           -- ``list(Model.objects.select_for_update().order_by("pk"))`` (small tables)
 * ``row_update(instance, fields)``   -- ``instance.save(update_fields=fields)``
 * ``row_insert(instance)``           -- ``instance.save(force_insert=True)``
 
@@ -46,9 +47,21 @@ def _select_sql(model: type[Model], field_name: str, names: tuple[str, ...] | No
         f"SELECT {', '.join(_qn(f.column) for f in fields)} FROM {_qn(meta.db_table)} "
         f"WHERE {_qn(field.column)} = %s ORDER BY {_qn(meta.pk.column)} LIMIT 1" + (" FOR UPDATE" if lock else "")
     )
-    converters = tuple((i, tuple(f.get_db_converters(connection))) for i, f in enumerate(fields)
-                       if f.get_db_converters(connection))
-    return sql, field, tuple(f.attname for f in fields), converters
+    return sql, field, tuple(f.attname for f in fields), _converters(fields)
+
+
+def _converters(fields) -> tuple:
+    """(index, converters) of the columns the database hands back in another form than the field's (JSON text)."""
+    return tuple((i, tuple(f.get_db_converters(connection))) for i, f in enumerate(fields)
+                 if f.get_db_converters(connection))
+
+
+def _converted(row, converters) -> list:
+    row = list(row)
+    for index, funcs in converters:
+        for func in funcs:
+            row[index] = func(row[index], None, connection)
+    return row
 
 
 def _select_one(model: type[Model], field_name: str, value, names: tuple[str, ...] | None,
@@ -60,11 +73,7 @@ def _select_one(model: type[Model], field_name: str, value, names: tuple[str, ..
         row = cursor.fetchone()
     if row is None:
         return None
-    row = list(row)
-    for index, funcs in converters:
-        for func in funcs:
-            row[index] = func(row[index], None, connection)
-    return attnames, row
+    return attnames, _converted(row, converters)
 
 
 def row_lock(model: type[M], **lookup) -> M | None:
@@ -89,6 +98,26 @@ def row_values(model: type[Model], names: Sequence[str], **lookup) -> tuple | No
         return model._default_manager.filter(**{field_name: value}).order_by("pk").values_list(*names).first()
     found = _select_one(model, field_name, value, tuple(names), lock=False)
     return None if found is None else tuple(found[1])
+
+
+@cache
+def _all_sql(model: type[Model]) -> tuple[str, list[str], tuple]:
+    meta = model._meta
+    fields = meta.concrete_fields
+    sql = (f"SELECT {', '.join(_qn(f.column) for f in fields)} FROM {_qn(meta.db_table)} "
+           f"ORDER BY {_qn(meta.pk.column)} FOR UPDATE")
+    return sql, [f.attname for f in fields], _converters(fields)
+
+
+def rows_lock_all(model: type[M]) -> list[M]:
+    """Every row of a small table, locked FOR UPDATE in primary-key order (one order for every caller)."""
+    if not _fast():
+        return list(model._default_manager.select_for_update().order_by("pk"))
+    sql, attnames, converters = _all_sql(model)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    return [model.from_db(connection.alias, attnames, _converted(row, converters)) for row in rows]
 
 
 @cache

@@ -13,7 +13,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from config.rows import row_insert, row_update
+from config.rows import row_insert, row_lock, row_update, row_values, rows_lock_all
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
 from messaging.topology import DELIVERY_UPDATES
@@ -30,12 +30,20 @@ PRODUCER = "transport"
 
 
 def fleet_lock() -> list[Vehicle]:
-    return list(Vehicle.objects.select_for_update().order_by("pk"))
+    return rows_lock_all(Vehicle)
 
 
-def _stage_message(shipment: Shipment, status: str, vehicle: Vehicle | None) -> str:
+def _vehicle_code(shipment: Shipment) -> str:
+    """The code of the shipment's vehicle ("" for none). A vehicle's code never changes."""
+    if shipment.vehicle_id is None:
+        return ""
+    if Shipment.vehicle.is_cached(shipment):
+        return shipment.vehicle.code
+    return row_values(Vehicle, ("code",), pk=shipment.vehicle_id)[0]
+
+
+def _stage_message(shipment: Shipment, status: str, code: str) -> str:
     city = (shipment.shipping_address or {}).get("city") or "the destination"
-    code = vehicle.code if vehicle else ""
     return {
         ShipmentStatus.AWAITING_VEHICLE: "Shipment registered; waiting for a free vehicle",
         ShipmentStatus.VEHICLE_ASSIGNED: f"Vehicle {code} assigned",
@@ -62,10 +70,11 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
     ``delivery_updates`` and schedule the next stage."""
     status = shipment.status
     now = timezone.now()
-    message = _stage_message(shipment, status, shipment.vehicle)
+    code = _vehicle_code(shipment)
+    message = _stage_message(shipment, status, code)
     row_insert(TrackingEvent(
         shipment=shipment, status=status, message=message,
-        vehicle_code=shipment.vehicle.code if shipment.vehicle else "", timestamp=now,
+        vehicle_code=code, timestamp=now,
     ))
     outbox_emit(
         queue=DELIVERY_UPDATES, type="shipment.status_changed", correlation_id=shipment.order_id, producer=PRODUCER,
@@ -74,7 +83,7 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
             "shipment_id": shipment.id,
             "status": status,
             "message": message,
-            "vehicle_id": shipment.vehicle.code if shipment.vehicle else None,
+            "vehicle_id": code or None,
             "timestamp": now.isoformat(),
         },
     )
@@ -101,9 +110,8 @@ def shipment_create(
     *, order_id: UUID, recipient: str, shipping_address: dict, shipping_method: str
 ) -> Shipment:
     """A shipment for a picked order, with the first free vehicle or a place in line. Idempotent."""
-    existing = Shipment.objects.filter(order_id=order_id).first()
-    if existing is not None:
-        return existing
+    if row_values(Shipment, ("id",), order_id=order_id) is not None:  # asked before: shipped before
+        return Shipment.objects.get(order_id=order_id)
     fleet = fleet_lock()
     free = next((v for v in fleet if v.status == Vehicle.Status.AVAILABLE), None)
     if free is not None:
@@ -119,7 +127,7 @@ def shipment_create(
 @service_transaction
 def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
     """Play the next stage. A repeated or out-of-order step changes nothing."""
-    shipment = Shipment.objects.select_for_update(of=("self",)).select_related("vehicle").filter(pk=shipment_id).first()
+    shipment = row_lock(Shipment, pk=shipment_id)
     if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
         return shipment
     _shipment_record_stage(shipment, to_status)
