@@ -110,7 +110,7 @@ def order_place(
         raise DomainError("all products of one order must share a currency", field="items")
 
     total = sum((products[sku].price * qty for sku, qty in quantities.items()), Decimal("0"))
-    order = Order.objects.create(
+    order = row_insert(Order(
         **({"id": order_id} if order_id else {}),
         customer=customer,
         contact_name=contact.name,
@@ -121,7 +121,7 @@ def order_place(
         payment_method=payment_method,
         total=total,
         currency=currencies.pop(),
-    )
+    ))
     lines = OrderLine.objects.bulk_create(
         OrderLine(order=order, product=products[sku], sku=sku, name=products[sku].name,
                   quantity=qty, unit_price=products[sku].price)
@@ -130,7 +130,7 @@ def order_place(
     # The caller (the API's answer) reads the lines it just wrote without another query;
     # bulk_create returns them in id order, as a query would.
     order._prefetched_objects_cache = {"lines": lines}
-    OrderStatusChange.objects.create(order=order, status=OrderStatus.NEW, note="order placed")
+    row_insert(OrderStatusChange(order=order, status=OrderStatus.NEW, note="order placed"))
     outbox_emit(
         queue=NEW_ORDERS,
         type="order.placed",

@@ -12,4 +12,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         stats = OutboxRelay(batch_size=options["batch_size"]).run(once=options["once"])
-        self.stdout.write(f"relay stopped: published={stats.published} failed={stats.failed}")
+        self.stdout.write(f"relay stopped: published={stats.published} failed={stats.failed} batches={stats.batches}")
