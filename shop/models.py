@@ -77,7 +77,7 @@ class Order(models.Model):
     shipping_address = models.JSONField()
     shipping_method = models.CharField(max_length=32)
     payment_method = models.CharField(max_length=32)
-    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.NEW, db_index=True)
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.NEW)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="EUR")
     payment_status = models.CharField(max_length=20, blank=True)
@@ -88,7 +88,7 @@ class Order(models.Model):
         null=True, blank=True, help_text="when the shop stops waiting for payments' answer (confirmed orders only)")
     warehouse_status = models.CharField(max_length=20, blank=True)
     warehouse_message = models.TextField(blank=True)
-    shipment_id = models.CharField(max_length=40, blank=True, db_index=True)
+    shipment_id = models.CharField(max_length=40, blank=True)
     delivery_status = models.CharField(max_length=30, blank=True)
     delivery_message = models.TextField(blank=True)
     delivery_updated_at = models.DateTimeField(null=True, blank=True)
@@ -100,7 +100,10 @@ class Order(models.Model):
         constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative")]
         # The payment clock's sweep reads only the orders still waiting for payments.
         indexes = [models.Index(fields=["payment_due_at"], name="order_payment_due_idx",
-                                condition=Q(payment_due_at__isnull=False))]
+                                condition=Q(payment_due_at__isnull=False)),
+                   # plain indexes: a CharField's db_index=True adds a LIKE index, maintained by every write
+                   models.Index(fields=["status"], name="order_status_idx"),
+                   models.Index(fields=["shipment_id"], name="order_shipment_idx")]
 
     def __str__(self) -> str:
         return f"order {self.id} ({self.status})"
@@ -134,7 +137,8 @@ class OrderLine(models.Model):
 
 
 class OrderStatusChange(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history")
+    # no index of its own: the unique (order, status) below serves lookups by order
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history", db_index=False)
     status = models.CharField(max_length=20, choices=OrderStatus.choices)
     note = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)

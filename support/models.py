@@ -14,20 +14,23 @@ TRACKING_RANK = {
 class TrackingRecord(models.Model):
     """A shipment as customer service sees it. Holds no personal data: it is public by shipment id."""
 
-    shipment_id = models.CharField(max_length=40, unique=True)
+    shipment_id = models.CharField(max_length=40)
     order_id = models.UUIDField(db_index=True)
     status = models.CharField(max_length=20)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
+        # a constraint, not unique=True, which would add a LIKE index that every new shipment maintains
+        constraints = [models.UniqueConstraint(fields=["shipment_id"], name="tracking_record_shipment_once")]
 
     def __str__(self) -> str:
         return f"{self.shipment_id} ({self.status})"
 
 
 class TrackingEntry(models.Model):
-    record = models.ForeignKey(TrackingRecord, on_delete=models.CASCADE, related_name="entries")
+    # no index of its own: the unique (record, status) below serves lookups by record
+    record = models.ForeignKey(TrackingRecord, on_delete=models.CASCADE, related_name="entries", db_index=False)
     status = models.CharField(max_length=20)
     message = models.CharField(max_length=300)
     timestamp = models.DateTimeField(help_text="when it happened, by transport's clock")
@@ -49,7 +52,7 @@ class CustomerNotification(models.Model):
     or failing mail server never holds up a delivery update, and a failed mail is tried again.
     """
 
-    order_id = models.UUIDField(db_index=True)
+    order_id = models.UUIDField()  # the unique (order_id, status) below serves lookups by order
     shipment_id = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20)
     recipient = models.EmailField(blank=True)

@@ -60,20 +60,23 @@ class Shipment(models.Model):
     shipping_address = models.JSONField()
     shipping_method = models.CharField(max_length=32)
     vehicle = models.ForeignKey(Vehicle, null=True, blank=True, on_delete=models.PROTECT, related_name="shipments")
-    status = models.CharField(max_length=20, choices=ShipmentStatus.choices, db_index=True)
+    status = models.CharField(max_length=20, choices=ShipmentStatus.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # a plain index (db_index=True on a CharField adds a LIKE index, maintained by every stage)
+        indexes = [models.Index(fields=["status"], name="shipment_status_idx")]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
 
 
 class TrackingEvent(models.Model):
-    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="events")
+    # no index of its own: the unique (shipment, status) below serves lookups by shipment
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="events", db_index=False)
     status = models.CharField(max_length=20, choices=ShipmentStatus.choices)
     message = models.CharField(max_length=300)
     vehicle_code = models.CharField(max_length=20, blank=True)
