@@ -48,7 +48,7 @@ class CustomerNotification(models.Model):
     """What customer service told (or is telling) the customer: one per order and stage.
 
     Written in the transaction of the stage it tells about, and mailed afterwards by
-    ``support.services.notifications_send`` (the scheduler's tick): a mail outbox, so a slow
+    ``support.services.notifications_send`` (qcluster, every half second): a mail outbox, so a slow
     or failing mail server never holds up a delivery update, and a failed mail is tried again.
     """
 

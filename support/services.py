@@ -118,8 +118,8 @@ NOTIFICATION_RETRY_SECONDS = 10
 
 
 def notifications_send(*, limit: int = 100) -> int:
-    """Mail the notifications not sent yet, oldest first, over one mail connection (the
-    scheduler calls it on every tick). Returns how many were sent.
+    """Mail the notifications not sent yet, oldest first, over one mail connection (qcluster
+    calls it every half second). Returns how many were sent.
 
     The rows are locked (``SKIP LOCKED``) while they are mailed, so two schedulers never
     mail the same one; a mail that fails is tried again later, with back-off. A crash
