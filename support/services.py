@@ -49,10 +49,12 @@ def tracking_record_stage(
 ) -> TrackingEntry | None:
     """Record one stage of a shipment and tell the customer. A repeated stage changes nothing."""
     record, created = row_lock(TrackingRecord, shipment_id=shipment_id), False
-    if record is None:  # the shipment's first stage (get_or_create: two first stages may race)
-        record, created = TrackingRecord.objects.select_for_update().get_or_create(
-            shipment_id=shipment_id, defaults={"order_id": order_id, "status": status}
-        )
+    if record is None:  # the shipment's first stage: this transaction writes (and so locks) its record
+        record = row_insert(TrackingRecord(shipment_id=shipment_id, order_id=order_id, status=status),
+                            ignore_conflicts=True)
+        created = record.pk is not None
+        if not created:  # another worker wrote it meanwhile (the insert waited for that to commit)
+            record = row_lock(TrackingRecord, shipment_id=shipment_id)
     # The record's row lock orders the stages of one shipment. Its status is the highest
     # stage recorded so far, so a stage above it (the usual case: stages arrive in order)
     # cannot have been recorded yet; only a stage at or below it needs looking up.

@@ -1,8 +1,11 @@
+import threading
+import time
 import uuid
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -145,3 +148,43 @@ def test_public_tracking_shows_events_oldest_first_and_no_personal_data(order):
 def test_unknown_shipment_is_404():
     assert APIClient().get(f"/api/tracking/SHP-{uuid.uuid4().hex}/").status_code == 404
     assert APIClient().get("/track/SHP-NOPE/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_first_stages_of_one_shipment_at_once_make_one_record_with_both(catalogue, make_customer):
+    # given: an order, and two workers recording different first stages of its new shipment
+    customer, _ = make_customer()
+    order = order_place(customer=customer, contact=Contact(name="Jaan Tamm", email="jaan.tamm@example.com"),
+                        shipping_address={"city": "Tallinn"}, items=[OrderItem(product_id="PRD002", quantity=1)],
+                        shipping_method="express", payment_method="credit_card")
+    first_written, second_started = threading.Event(), threading.Event()
+    errors = []
+
+    def record(stage, hold):
+        try:
+            with transaction.atomic():
+                tracking_record_stage(order_id=order.id, shipment_id="SHP-RACE", status=stage, message=stage,
+                                      timestamp=timezone.now())
+                if hold:  # keep the new record uncommitted while the other worker arrives
+                    first_written.set()
+                    second_started.wait(5)
+                    time.sleep(0.3)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when
+    holder = threading.Thread(target=record, args=("vehicle_assigned", True))
+    holder.start()
+    first_written.wait(5)
+    late = threading.Thread(target=lambda: (second_started.set(), record("picked_up", False)))
+    late.start()
+    holder.join(10)
+    late.join(10)
+    # then: one record, both stages, the higher one its status
+    assert errors == []
+    record_ = TrackingRecord.objects.get(shipment_id="SHP-RACE")
+    assert record_.status == "picked_up"
+    assert sorted(record_.entries.values_list("status", flat=True)) == ["picked_up", "vehicle_assigned"]
+    assert CustomerNotification.objects.filter(order_id=order.id).count() == 2
