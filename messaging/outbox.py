@@ -88,6 +88,7 @@ def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id:
 
 _INSERT_SQL = (
     f"INSERT INTO {OutboxMessage._meta.db_table} "
-    "(message_id, exchange, queue, type, correlation_id, causation_id, producer, payload, created_at, attempts, last_error) "
+    "(message_id, exchange, queue, type, correlation_id, causation_id, producer, payload, created_at, attempts,"
+    " last_error) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, 0, '') RETURNING id"
 )

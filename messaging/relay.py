@@ -253,11 +253,17 @@ def _uuid_text(value: UUID | str) -> str:
 
 
 def _mark_published(ids: list[int], when: datetime) -> None:
-    """One statement for the whole batch (on PostgreSQL a single array parameter, not an IN list)."""
+    """One statement for the whole batch (on PostgreSQL a single array parameter, not an IN list).
+
+    The array goes as one text literal: psycopg dumps a list of ints element by element in
+    Python, which was a tenth of the relay's CPU time on small batches.
+    """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s)",
-                           [when, ids])
+            cursor.execute(
+                f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s::bigint[])",
+                [when, "{" + ",".join(str(int(i)) for i in ids) + "}"],
+            )
     else:
         for start in range(0, len(ids), 500):  # SQLite caps the number of parameters
             OutboxMessage.objects.filter(id__in=ids[start:start + 500]).update(published_at=when)

@@ -59,9 +59,9 @@ def tracking_record_stage(
     # stage recorded so far, so a stage above it (the usual case: stages arrive in order)
     # cannot have been recorded yet; only a stage at or below it needs looking up.
     rank = TRACKING_RANK[status]
-    if not created and rank <= TRACKING_RANK.get(record.status, -1):
-        if TrackingEntry.objects.filter(record=record, status=status).exists():
-            return None
+    if (not created and rank <= TRACKING_RANK.get(record.status, -1)
+            and TrackingEntry.objects.filter(record=record, status=status).exists()):
+        return None
     entry = row_insert(TrackingEntry(record=record, status=status, message=message, timestamp=timestamp))
     if not created and rank > TRACKING_RANK.get(record.status, -1):
         record.status = status
