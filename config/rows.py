@@ -15,6 +15,9 @@ database (the demo's SQLite) they are the plain ORM calls.
 * ``row_insert(instance)``           -- ``instance.save(force_insert=True)``
 
 No signals are sent (the project uses none for its domain flow; see STYLE.md).
+
+``statement_cursor()`` is the cursor they run on: one per connection, kept and reused, since
+making a cursor for every statement cost almost as much CPU as running it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TypeVar
 
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -31,6 +34,22 @@ M = TypeVar("M", bound=Model)
 
 def _fast() -> bool:
     return connection.vendor == "postgresql"
+
+
+def statement_cursor():
+    """This thread's connection's cursor, for statements whose results are read at once.
+
+    Kept on the connection and made anew when the connection was (re)opened, and never kept
+    while queries are being logged (DEBUG, tests capturing queries: they need a logging cursor).
+    Not a context manager to close: use it, fetch, and leave it.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    cached = db.__dict__.get("_statement_cursor")
+    if cached is not None and cached.cursor.connection is db.connection and not db.queries_logged:
+        return cached
+    cursor = db.cursor()
+    db.__dict__["_statement_cursor"] = None if db.queries_logged else cursor
+    return cursor
 
 
 def _qn(name: str) -> str:
@@ -68,9 +87,9 @@ def _select_one(model: type[Model], field_name: str, value, names: tuple[str, ..
                 lock: bool) -> tuple[tuple[str, ...], list] | None:
     sql, field, attnames, converters = _select_sql(model, field_name, names, lock)
     param = field.get_db_prep_value(value, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [param])
-        row = cursor.fetchone()
+    cursor = statement_cursor()
+    cursor.execute(sql, [param])
+    row = cursor.fetchone()
     if row is None:
         return None
     return attnames, _converted(row, converters)
@@ -114,9 +133,9 @@ def rows_lock_all(model: type[M]) -> list[M]:
     if not _fast():
         return list(model._default_manager.select_for_update().order_by("pk"))
     sql, attnames, converters = _all_sql(model)
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
+    cursor = statement_cursor()
+    cursor.execute(sql)
+    rows = cursor.fetchall()
     return [model.from_db(connection.alias, attnames, _converted(row, converters)) for row in rows]
 
 
@@ -139,10 +158,10 @@ def row_update(instance: Model, fields: Sequence[str]) -> None:
     sql, model_fields = _update_sql(type(instance), tuple(dict.fromkeys(fields)))
     params = [f.get_db_prep_save(f.pre_save(instance, False), connection) for f in model_fields]
     params.append(instance._meta.pk.get_db_prep_value(instance.pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if cursor.rowcount != 1:
-            raise DatabaseError(f"{type(instance).__name__} {instance.pk} was not updated (no such row)")
+    cursor = statement_cursor()
+    cursor.execute(sql, params)
+    if cursor.rowcount != 1:
+        raise DatabaseError(f"{type(instance).__name__} {instance.pk} was not updated (no such row)")
 
 
 @cache
@@ -170,11 +189,11 @@ def row_insert(instance: M, *, ignore_conflicts: bool = False) -> M:
         return instance
     sql, fields, generated_pk = _insert_sql(type(instance), ignore_conflicts)
     params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if generated_pk:
-            row = cursor.fetchone()
-            instance.pk = row[0] if row else None
+    cursor = statement_cursor()
+    cursor.execute(sql, params)
+    if generated_pk:
+        row = cursor.fetchone()
+        instance.pk = row[0] if row else None
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance

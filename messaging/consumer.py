@@ -25,10 +25,11 @@ from typing import Any
 
 import pika
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from config.errors import DomainError
+from config.rows import statement_cursor
 from config.transactions import joined_transaction
 from messaging import broker, topology
 from messaging.envelope import InvalidMessage, Message, current_message, decode
@@ -73,13 +74,13 @@ def _processed_record(consumer: str, message_id: str) -> bool:
     A concurrent duplicate waits on the unique index until the first transaction ends.
     """
     table = ProcessedMessage._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (consumer, message_id, processed_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
-            [consumer, message_id, timezone.now()],
-        )
-        return cursor.fetchone() is not None
+    cursor = statement_cursor()
+    cursor.execute(
+        f"INSERT INTO {table} (consumer, message_id, processed_at) VALUES (%s, %s, %s) "
+        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
+        [consumer, message_id, timezone.now()],
+    )
+    return cursor.fetchone() is not None
 
 
 def dead_letter_record(

@@ -16,6 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.request_context import current_request_id
+from config.rows import statement_cursor
 from messaging import topology
 from messaging.envelope import current_message
 from messaging.models import OutboxMessage
@@ -75,12 +76,12 @@ def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id:
         correlation_id=str(correlation_id), causation_id=causation_id, producer=producer, payload=payload,
         created_at=timezone.now(), attempts=0, last_error="",
     )
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [
-            row.message_id, row.exchange, row.queue, row.type, row.correlation_id, row.causation_id,
-            row.producer, json.dumps(payload), row.created_at,
-        ])
-        row.id = cursor.fetchone()[0]
+    cursor = statement_cursor()
+    cursor.execute(_INSERT_SQL, [
+        row.message_id, row.exchange, row.queue, row.type, row.correlation_id, row.causation_id,
+        row.producer, json.dumps(payload), row.created_at,
+    ])
+    row.id = cursor.fetchone()[0]
     row._state.adding = False
     row._state.db = connection.alias
     return row

@@ -45,6 +45,7 @@ from django.db.models import BigIntegerField, F, Func, Q, TextField
 from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
+from config.rows import statement_cursor
 from messaging import broker, topology
 from messaging.faults import fault_point
 from messaging.models import OutboxMessage
@@ -259,11 +260,10 @@ def _mark_published(ids: list[int], when: datetime) -> None:
     Python, which was a tenth of the relay's CPU time on small batches.
     """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s::bigint[])",
-                [when, "{" + ",".join(str(int(i)) for i in ids) + "}"],
-            )
+        statement_cursor().execute(
+            f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s::bigint[])",
+            [when, "{" + ",".join(str(int(i)) for i in ids) + "}"],
+        )
     else:
         for start in range(0, len(ids), 500):  # SQLite caps the number of parameters
             OutboxMessage.objects.filter(id__in=ids[start:start + 500]).update(published_at=when)
@@ -324,14 +324,14 @@ class OutboxRelay:
         return contextlib.nullcontext()
 
     def _pending(self) -> list[PendingRow]:
-        with connection.cursor() as cursor:
-            cursor.execute(*self._pending_query())
-            return [
-                PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
-                           correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
-                           body=r[9].encode("utf-8"))
-                for r in cursor.fetchall()
-            ]
+        cursor = statement_cursor()
+        cursor.execute(*self._pending_query())
+        return [
+            PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
+                       correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
+                       body=r[9].encode("utf-8"))
+            for r in cursor.fetchall()
+        ]
 
     def _pending_query(self) -> tuple[str, tuple]:
         """The lease's SQL, compiled once: building it through the ORM for every lease cost more than running it.

@@ -9,7 +9,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.rows import row_insert, row_lock, row_update, row_values
+from config.rows import row_insert, row_lock, row_update, row_values, statement_cursor
 from shop.models import Order, OrderStatusChange
 from support.models import TrackingEntry, TrackingRecord
 from transport.models import Shipment, Vehicle
@@ -135,3 +135,25 @@ def test_values_of_a_row_are_what_values_list_gives(make_customer):
     assert ours == Order.objects.filter(pk=order.pk).values_list(*names).first()
     assert ours[:2] == (Decimal("1539.97"), {"city": "Tallinn", "lines": ["Narva mnt 5", "Ülemiste"]})
     assert missing is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_follows_its_connection_through_a_reconnect():
+    # given: a statement on the kept cursor
+    first = statement_cursor()
+    first.execute("SELECT 1")
+    # when: the connection is closed (a worker does so after a failure) and used again
+    connection.close()
+    second = statement_cursor()
+    second.execute("SELECT 2")
+    # then: a cursor of the new connection, which works; and it is kept from then on
+    assert second is not first and second.fetchone() == (2,)
+    assert statement_cursor() is second
+
+
+def test_statements_are_seen_by_a_query_log_while_one_is_on(make_customer):
+    customer, _ = make_customer()
+    row_insert(an_order(customer=customer))  # a cursor is kept by now
+    with CaptureQueriesContext(connection) as queries:
+        row_values(Order, ("status",), pk=uuid.uuid4())
+    assert len(queries.captured_queries) == 1
