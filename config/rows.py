@@ -9,6 +9,7 @@ model instances, the rows they write are the rows the ORM would write (defaults,
 database (the demo's SQLite) they are the plain ORM calls.
 
 * ``row_lock(Model, field=value)``  -- ``Model.objects.select_for_update().filter(field=value).first()``
+* ``row_get(Model, field=value)``   -- ``Model.objects.filter(field=value).first()``
 * ``row_values(Model, names, field=value)`` -- ``....filter(field=value).values_list(*names).first()``
 * ``rows_lock_all(Model)``           -- ``list(Model.objects.select_for_update().order_by("pk"))`` (small tables)
 * ``row_update(instance, fields)``   -- ``instance.save(update_fields=fields)``
@@ -104,6 +105,18 @@ def row_lock(model: type[M], **lookup) -> M | None:
     if not _fast():
         return model._default_manager.select_for_update().filter(**{field_name: value}).order_by("pk").first()
     found = _select_one(model, field_name, value, None, lock=True)
+    if found is None:
+        return None
+    attnames, row = found
+    return model.from_db(connection.alias, list(attnames), row)
+
+
+def row_get(model: type[M], **lookup) -> M | None:
+    """The first row (by primary key) whose one field equals the value; None if none."""
+    ((field_name, value),) = lookup.items()
+    if not _fast():
+        return model._default_manager.filter(**{field_name: value}).order_by("pk").first()
+    found = _select_one(model, field_name, value, None, lock=False)
     if found is None:
         return None
     attnames, row = found

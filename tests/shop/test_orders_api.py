@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
@@ -125,6 +126,28 @@ def test_staff_see_every_order(catalogue, make_customer, django_user_model):
     client = APIClient()
     client.force_authenticate(staff)
     assert client.get("/api/orders/").json()["count"] == 1
+
+
+def test_a_token_is_the_whole_key_of_an_active_user(catalogue, make_customer, django_user_model):
+    # given: a customer's token, the same key cut short, and a staff token without a customer profile
+    customer, client = make_customer("alice")
+    key = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+    staff = django_user_model.objects.create_user("ops", is_staff=True)
+    staff_key = Token.objects.create(user=staff).key
+
+    def with_key(k):
+        other = APIClient()
+        other.credentials(HTTP_AUTHORIZATION=f"Token {k}")
+        return other
+
+    # when / then
+    assert with_key(key).get("/api/orders/").status_code == 200
+    assert with_key(key[:-1]).get("/api/orders/").status_code == 401
+    assert with_key("x" * 500).get("/api/orders/").status_code == 401
+    assert with_key(staff_key).post("/api/orders/", SEED_ORDER, format="json").status_code == 201  # gets a profile
+    customer.user.is_active = False
+    customer.user.save(update_fields=["is_active"])
+    assert with_key(key).get("/api/orders/").status_code == 401
 
 
 def test_openapi_schema_and_docs_are_served():
