@@ -1,6 +1,6 @@
-"""Three ORM calls that every message makes, without building their SQL every time.
+"""The ORM calls that every message makes, without building their SQL every time.
 
-A queue worker spends most of its CPU in the ORM turning querysets into SQL: locking the
+A queue worker spent most of its CPU in the ORM turning querysets into SQL: locking the
 row a message is about, saving a few of its fields, inserting a row. On PostgreSQL these
 helpers build that SQL once per model (and field set) and then only run it, which costs
 about a third of the ORM call it replaces; the instances they take and return are ordinary
@@ -193,7 +193,8 @@ def _insert_sql(model: type[Model], ignore_conflicts: bool) -> tuple[str, tuple[
 
 def row_insert(instance: M, *, ignore_conflicts: bool = False) -> M:
     """Insert a new instance (its defaults already set by the model). With ``ignore_conflicts``
-    a row that would break a unique constraint is skipped, and a generated pk stays None."""
+    a row that would break a unique constraint is skipped, and a generated pk stays None (on
+    other databases than PostgreSQL it stays None either way: ``bulk_create`` does not say)."""
     if not _fast():
         if ignore_conflicts:
             type(instance)._default_manager.bulk_create([instance], ignore_conflicts=True)

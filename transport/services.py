@@ -34,7 +34,7 @@ def fleet_lock() -> list[Vehicle]:
 
 
 def _vehicle_code(shipment: Shipment) -> str:
-    """The code of the shipment's vehicle ("" for none). A vehicle's code never changes."""
+    """The code of the shipment's vehicle ("" for none), read by id: the shipment is all a stage loads."""
     if shipment.vehicle_id is None:
         return ""
     if Shipment.vehicle.is_cached(shipment):
