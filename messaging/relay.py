@@ -324,14 +324,16 @@ class OutboxRelay:
         return contextlib.nullcontext()
 
     def _pending(self) -> list[PendingRow]:
-        cursor = statement_cursor()
-        cursor.execute(*self._pending_query())
-        return [
-            PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
-                       correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
-                       body=r[9].encode("utf-8"))
-            for r in cursor.fetchall()
-        ]
+        # A cursor of its own, closed at once: a kept one would hold on to the whole batch's
+        # result (up to RELAY_BATCH_SIZE payloads) until its next statement.
+        with connection.cursor() as cursor:
+            cursor.execute(*self._pending_query())
+            return [
+                PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
+                           correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
+                           body=r[9].encode("utf-8"))
+                for r in cursor.fetchall()
+            ]
 
     def _pending_query(self) -> tuple[str, tuple]:
         """The lease's SQL, compiled once: building it through the ORM for every lease cost more than running it.
