@@ -433,11 +433,7 @@ class OutboxRelay:
         self.stats.failed += failed
         if rows:
             self.stats.batches += 1
-        if result.error is not None:
-            if following is not None:
-                following.release()
-            self._count_recorded(wait=True)
-            raise result.error
+        self._raise_broker_error(result, following)
         return following
 
     def drain_batch(self, lease: Lease | None = None) -> Lease | None:
@@ -463,13 +459,17 @@ class OutboxRelay:
         lease.settle(result)
         if rows:
             self.stats.batches += 1
+        self._raise_broker_error(result, following)
+        self._count_recorded(wait=following is None)
+        return following
+
+    def _raise_broker_error(self, result: BatchResult, following: Lease | None) -> None:
+        """After a batch the connection broke in: free the next lease, wait for every record, raise."""
         if result.error is not None:
             if following is not None:
                 following.release()
             self._count_recorded(wait=True)
             raise result.error
-        self._count_recorded(wait=following is None)
-        return following
 
     def _publish(self, publisher: ConfirmingPublisher, rows: list[PendingRow]) -> BatchResult:
         if not rows:
