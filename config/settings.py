@@ -165,6 +165,9 @@ MESSAGING = {
     "PREFETCH": _env_int("CONSUMER_PREFETCH", 50, minimum=1),
     # handled (committed) messages acknowledged together with one basic.ack(multiple=True)
     "ACK_BATCH": _env_int("CONSUMER_ACK_BATCH", 10, minimum=1),
+    # deliveries a worker already holds handled in one transaction (all or nothing; one on its
+    # own after any failure)
+    "TRANSACTION_BATCH": _env_int("CONSUMER_TRANSACTION_BATCH", 10, minimum=1),
     "RELAY_BATCH_SIZE": _env_int("RELAY_BATCH_SIZE", 5000, minimum=1),
     # unconfirmed messages in flight on the relay's channel
     "RELAY_WINDOW": _env_int("RELAY_WINDOW", 2000, minimum=1),

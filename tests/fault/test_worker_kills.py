@@ -87,9 +87,12 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
         # then injection off: every queue worker replaced by one without FAULT_INJECTION
         for name in CONSUMERS:
             system.respawn(name, env={})
+        # (the fresh workers must be consuming too: when the chaos phase already handled every
+        # message, nothing else would wait for them to connect before the queues are checked)
         settle_seconds = supervisor.wait(
-            lambda: delivered() == ORDERS and messages_settled(),
-            timeout=150, what="every order delivered and every message handled")
+            lambda: delivered() == ORDERS and messages_settled()
+            and all(depth is not None and depth[1] == 1 for depth in queue_depths().values()),
+            timeout=150, what="every order delivered, every message handled and every worker consuming")
     except AssertionError:
         print(f"seed={seed} deaths={dict(supervisor.deaths)} statuses={effects(list(ordered)).statuses}")
         print(system.log_tail(30))

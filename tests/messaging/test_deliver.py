@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from messaging.consumer import DUPLICATE, HANDLED, deliver
+from messaging.consumer import DUPLICATE, HANDLED, deliver, deliver_together
 from messaging.envelope import Message
 from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.registry import route_for
@@ -66,3 +66,37 @@ def test_a_failing_handler_rolls_back_everything_with_the_processed_record(catal
     monkeypatch.undo()
     assert deliver(route, message) == HANDLED
     assert StockItem.objects.get(sku="PRD001").quantity_on_hand == stock - 1
+
+
+def test_messages_handled_together_share_one_transaction_all_or_nothing(catalogue, monkeypatch):
+    route = route_for(NEW_ORDERS)
+    orders = [str(uuid.uuid4()) for _ in range(3)]
+    messages = [order_placed(order_id, 1) for order_id in orders]
+    stock = StockItem.objects.get(sku="PRD001").quantity_on_hand
+    real_publish = __import__("warehouse.services", fromlist=["outbox_publish"]).outbox_publish
+    published = []
+
+    def third_fails(**kwargs):
+        published.append(kwargs)
+        if len(published) == 3:
+            raise RuntimeError("outbox unavailable")
+        return real_publish(**kwargs)
+
+    # when: the third handler fails after the first two did all their work
+    monkeypatch.setattr("warehouse.services.outbox_publish", third_fails)
+    with pytest.raises(RuntimeError):
+        deliver_together(route, messages)
+    # then: none of the three stayed, processed records included
+    assert StockItem.objects.get(sku="PRD001").quantity_on_hand == stock
+    assert not Reservation.objects.filter(order_id__in=orders).exists()
+    assert not ProcessedMessage.objects.filter(message_id__in=[m.message_id for m in messages]).exists()
+    monkeypatch.undo()
+    # when: all three (and a redelivery of the first) together, with nothing failing
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = deliver_together(route, [*messages, messages[0]])
+    # then: each handled once, in order, with no savepoint; the repeat is a duplicate
+    assert outcomes == [HANDLED, HANDLED, HANDLED, DUPLICATE]
+    assert StockItem.objects.get(sku="PRD001").quantity_on_hand == stock - 3
+    assert Reservation.objects.filter(order_id__in=orders, status="reserved").count() == 3
+    assert OutboxMessage.objects.filter(correlation_id__in=orders, type="order.confirmed").count() == 3
+    assert not [q for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]

@@ -107,3 +107,40 @@ def test_a_redelivered_message_changes_nothing_twice(catalogue, broker):
     assert Reservation.objects.filter(order_id=order_id).count() == 1
     assert ProcessedMessage.objects.filter(consumer="warehouse.new_orders", message_id="same-id").count() == 1
     assert OutboxMessage.objects.filter(type="order.confirmed", correlation_id=order_id).count() == 1
+
+
+def test_deliveries_in_hand_are_handled_together_and_a_bad_one_among_them_is_sorted_out_alone(
+        catalogue, broker, monkeypatch):
+    # given: 20 orders waiting, the 7th with a payload that can never be handled, the 12th twice
+    import messaging.consumer as consumer
+
+    from django.core.management import call_command
+
+    call_command("load_demo_data", stock=100, verbosity=0)
+    orders = [str(uuid.uuid4()) for _ in range(20)]
+    stock = StockItem.objects.get(sku="PRD001").quantity_on_hand
+    for i, order_id in enumerate(orders):
+        payload = order_placed_payload(order_id) if i != 6 else {"order_id": order_id}
+        publish_raw(broker, "new_orders", json.dumps(payload).encode(), message_id=f"m{i}")
+        if i == 11:
+            publish_raw(broker, "new_orders", json.dumps(payload).encode(), message_id=f"m{i}")
+    together = []
+    real = consumer.deliver_together
+
+    def spy(route, messages):
+        together.append(len(messages))
+        return real(route, messages)
+
+    monkeypatch.setattr(consumer, "deliver_together", spy)
+    # when
+    stats = QueueWorker("new_orders", prefetch=50, install_signal_handlers=False).run(idle_exit_seconds=1.0)
+    # then: deliveries received together were handled together (the broker sends a prefetch's worth at once)
+    assert together and max(together) > 1
+    # and the bad one is parked on its own; every other one is handled once; nothing is left
+    assert (stats.handled, stats.duplicates, stats.parked) == (19, 1, 1)
+    assert dict(DeadLetter.objects.values_list("message_id", "reason")) == {"m6": "invalid"}
+    assert Reservation.objects.filter(order_id__in=orders, status="reserved").count() == 19
+    assert StockItem.objects.get(sku="PRD001").quantity_on_hand == stock - 19
+    assert ProcessedMessage.objects.filter(consumer="warehouse.new_orders").count() == 19
+    assert OutboxMessage.objects.filter(type="order.confirmed", correlation_id__in=orders).count() == 19
+    assert broker.queue_declare("new_orders", passive=True).method.message_count == 0
