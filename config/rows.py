@@ -9,6 +9,7 @@ model instances, the rows they write are the rows the ORM would write (defaults,
 database (the demo's SQLite) they are the plain ORM calls.
 
 * ``row_lock(Model, field=value)``  -- ``Model.objects.select_for_update().filter(field=value).first()``
+  (``order_by=("created_at", "pk")``: the first in that order)
 * ``row_get(Model, field=value)``   -- ``Model.objects.filter(field=value).first()``
 * ``row_values(Model, names, field=value)`` -- ``....filter(field=value).values_list(*names).first()``
 * ``rows_lock_all(Model)``           -- ``list(Model.objects.select_for_update().order_by("pk"))`` (small tables)
@@ -59,13 +60,14 @@ def _qn(name: str) -> str:
 
 @cache
 def _select_sql(model: type[Model], field_name: str, names: tuple[str, ...] | None,
-                lock: bool) -> tuple[str, Field, tuple[str, ...], tuple]:
+                lock: bool, order_by: tuple[str, ...] = ("pk",)) -> tuple[str, Field, tuple[str, ...], tuple]:
     meta = model._meta
     field = meta.pk if field_name == "pk" else meta.get_field(field_name)
     fields = meta.concrete_fields if names is None else [meta.get_field(name) for name in names]
+    order = ", ".join(_qn((meta.pk if name == "pk" else meta.get_field(name)).column) for name in order_by)
     sql = (
         f"SELECT {', '.join(_qn(f.column) for f in fields)} FROM {_qn(meta.db_table)} "
-        f"WHERE {_qn(field.column)} = %s ORDER BY {_qn(meta.pk.column)} LIMIT 1" + (" FOR UPDATE" if lock else "")
+        f"WHERE {_qn(field.column)} = %s ORDER BY {order} LIMIT 1" + (" FOR UPDATE" if lock else "")
     )
     return sql, field, tuple(f.attname for f in fields), _converters(fields)
 
@@ -85,8 +87,8 @@ def _converted(row, converters) -> list:
 
 
 def _select_one(model: type[Model], field_name: str, value, names: tuple[str, ...] | None,
-                lock: bool) -> tuple[tuple[str, ...], list] | None:
-    sql, field, attnames, converters = _select_sql(model, field_name, names, lock)
+                lock: bool, order_by: tuple[str, ...] = ("pk",)) -> tuple[tuple[str, ...], list] | None:
+    sql, field, attnames, converters = _select_sql(model, field_name, names, lock, order_by)
     param = field.get_db_prep_value(value, connection)
     cursor = statement_cursor()
     cursor.execute(sql, [param])
@@ -96,15 +98,16 @@ def _select_one(model: type[Model], field_name: str, value, names: tuple[str, ..
     return attnames, _converted(row, converters)
 
 
-def row_lock(model: type[M], **lookup) -> M | None:
-    """The first row (by primary key) whose one field equals the value, locked FOR UPDATE; None if none.
+def row_lock(model: type[M], *, order_by: tuple[str, ...] = ("pk",), **lookup) -> M | None:
+    """The first row (by ``order_by``, field names) whose one field equals the value, locked FOR
+    UPDATE; None if none.
 
     A value the field cannot hold (a malformed UUID, say) raises the ORM's ValidationError.
     """
     ((field_name, value),) = lookup.items()
     if not _fast():
-        return model._default_manager.select_for_update().filter(**{field_name: value}).order_by("pk").first()
-    found = _select_one(model, field_name, value, None, lock=True)
+        return model._default_manager.select_for_update().filter(**{field_name: value}).order_by(*order_by).first()
+    found = _select_one(model, field_name, value, None, lock=True, order_by=tuple(order_by))
     if found is None:
         return None
     attnames, row = found

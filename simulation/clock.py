@@ -11,14 +11,16 @@ It commits or rolls back with the change that caused it, exactly like a schedule
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 from django.db import connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
@@ -39,14 +41,17 @@ def stage_delay() -> float:
     return sim_seconds(random.uniform(low, high))
 
 
-def step_schedule(func: str, *args: str, delay_seconds: float) -> None:
+def step_schedule(func: str, *args: str, delay_seconds: float, instant: Callable[[], object] | None = None) -> None:
     """Run ``func(*args)`` after ``delay_seconds`` on the qcluster workers (now, if no delay).
 
     Caller holds the transaction of the change that asks for the step. Args are strings.
+    ``instant``, when given, is what runs instead of ``func(*args)`` when there is no delay:
+    the same step, carried on with what the caller already holds in this transaction (the
+    row it locked, say) instead of reading it all again by id.
     """
     args = tuple(str(a) for a in args)
     if delay_seconds <= 0:
-        _instant_step_run(func, args)
+        _instant_step_run(instant or functools.partial(import_string(func), *args))
         return
     Schedule.objects.create(
         func=func,
@@ -57,17 +62,16 @@ def step_schedule(func: str, *args: str, delay_seconds: float) -> None:
     )
 
 
-def _instant_step_run(func: str, args: tuple[str, ...]) -> None:
+def _instant_step_run(step: Callable[[], object]) -> None:
     if not connection.in_atomic_block:
         raise RuntimeError("step_schedule() must run inside the transaction of the change that asks for the step")
     pending = getattr(_instant, "pending", None)
     if pending is not None:  # a step is running: this one follows it
-        pending.append((func, args))
+        pending.append(step)
         return
-    _instant.pending = deque([(func, args)])
+    _instant.pending = deque([step])
     try:
         while _instant.pending:
-            name, step_args = _instant.pending.popleft()
-            import_string(name)(*step_args)
+            _instant.pending.popleft()()
     finally:
         _instant.pending = None

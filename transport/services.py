@@ -89,7 +89,10 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
     )
     next_stage = NEXT_STAGE.get(status)
     if next_stage is not None:
-        step_schedule("transport.tasks.shipment_advance", shipment.id, next_stage, delay_seconds=stage_delay())
+        # With no delay the next stage follows in this transaction, on this very instance:
+        # its row is locked here already, and its vehicle is known.
+        step_schedule("transport.tasks.shipment_advance", shipment.id, next_stage, delay_seconds=stage_delay(),
+                      instant=lambda: _shipment_advance_locked(shipment, next_stage))
 
 
 def _vehicle_take(vehicle: Vehicle) -> None:
@@ -128,12 +131,18 @@ def shipment_create(
 def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
     """Play the next stage. A repeated or out-of-order step changes nothing."""
     shipment = row_lock(Shipment, pk=shipment_id)
-    if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
-        return shipment
+    if shipment is not None:
+        _shipment_advance_locked(shipment, to_status)
+    return shipment
+
+
+def _shipment_advance_locked(shipment: Shipment, to_status: str) -> None:
+    """``shipment_advance`` once the shipment's row is locked by this transaction."""
+    if NEXT_STAGE.get(shipment.status) != to_status:
+        return
     _shipment_record_stage(shipment, to_status)
     if to_status == ShipmentStatus.DELIVERED:
         vehicle_release(vehicle_id=shipment.vehicle_id, location=shipment.shipping_address.get("city") or "")
-    return shipment
 
 
 def vehicle_release(*, vehicle_id: int, location: str = "") -> None:
@@ -145,12 +154,7 @@ def vehicle_release(*, vehicle_id: int, location: str = "") -> None:
     vehicle = fleet[vehicle_id]
     if location:
         vehicle.location = location[:100]
-    waiting = (
-        Shipment.objects.select_for_update()
-        .filter(status=ShipmentStatus.AWAITING_VEHICLE)
-        .order_by("created_at", "pk")
-        .first()
-    )
+    waiting = row_lock(Shipment, status=ShipmentStatus.AWAITING_VEHICLE, order_by=("created_at", "pk"))
     if waiting is None:
         vehicle.status = Vehicle.Status.AVAILABLE
         row_update(vehicle, ["status", "location", "updated_at"])

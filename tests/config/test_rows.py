@@ -1,6 +1,7 @@
 """config.rows: the same rows and instances as the ORM calls they stand for."""
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -90,6 +91,23 @@ def test_a_lock_by_another_field_finds_the_first_row_by_key_or_none():
         missing = row_lock(Shipment, order_id=uuid.uuid4())
     # then
     assert (found.pk, found.vehicle_id, missing) == ("SHP-B", vehicle.pk, None)
+
+
+def test_a_lock_in_another_order_takes_the_first_row_in_that_order():
+    # given: three waiting shipments whose keys sort otherwise than their ages
+    now = timezone.now()
+    for key, age in (("SHP-A", 1), ("SHP-B", 3), ("SHP-C", 2)):
+        Shipment.objects.create(id=key, order_id=uuid.uuid4(), recipient="A", shipping_address={},
+                                shipping_method="x", status="awaiting_vehicle")
+        Shipment.objects.filter(pk=key).update(created_at=now - timedelta(minutes=age))
+    # when
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        oldest = row_lock(Shipment, status="awaiting_vehicle", order_by=("created_at", "pk"))
+        by_key = row_lock(Shipment, status="awaiting_vehicle")
+    # then: the oldest, as the ORM's order_by("created_at", "pk").first() finds it
+    assert (oldest.pk, by_key.pk) == ("SHP-B", "SHP-A")
+    assert oldest.pk == Shipment.objects.filter(status="awaiting_vehicle").order_by("created_at", "pk").first().pk
+    assert all("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
 
 
 def test_a_value_the_field_cannot_hold_is_the_orm_s_validation_error():

@@ -5,8 +5,10 @@ import uuid
 
 import pika
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 
+import messaging.consumer as consumer
 from messaging.consumer import QueueWorker
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.outbox import outbox_emit
@@ -112,10 +114,6 @@ def test_a_redelivered_message_changes_nothing_twice(catalogue, broker):
 def test_deliveries_in_hand_are_handled_together_and_a_bad_one_among_them_is_sorted_out_alone(
         catalogue, broker, monkeypatch):
     # given: 20 orders waiting, the 7th with a payload that can never be handled, the 12th twice
-    import messaging.consumer as consumer
-
-    from django.core.management import call_command
-
     call_command("load_demo_data", stock=100, verbosity=0)
     orders = [str(uuid.uuid4()) for _ in range(20)]
     stock = StockItem.objects.get(sku="PRD001").quantity_on_hand
