@@ -13,6 +13,7 @@ database (the demo's SQLite) they are the plain ORM calls.
 * ``row_get(Model, field=value)``   -- ``Model.objects.filter(field=value).first()``
 * ``row_values(Model, names, field=value)`` -- ``....filter(field=value).values_list(*names).first()``
 * ``rows_lock_all(Model)``           -- ``list(Model.objects.select_for_update().order_by("pk"))`` (small tables)
+* ``rows_lock_among(Model, "field", values)`` -- ``list(....select_for_update().filter(field__in=values).order_by("pk"))``
 * ``row_update(instance, fields)``   -- ``instance.save(update_fields=fields)``
 * ``row_insert(instance)``           -- ``instance.save(force_insert=True)``
 
@@ -151,6 +152,28 @@ def rows_lock_all(model: type[M]) -> list[M]:
     sql, attnames, converters = _all_sql(model)
     cursor = statement_cursor()
     cursor.execute(sql)
+    rows = cursor.fetchall()
+    return [model.from_db(connection.alias, attnames, _converted(row, converters)) for row in rows]
+
+
+@cache
+def _among_sql(model: type[Model], field_name: str) -> tuple[str, Field, list[str], tuple]:
+    meta = model._meta
+    field = meta.get_field(field_name)
+    fields = meta.concrete_fields
+    sql = (f"SELECT {', '.join(_qn(f.column) for f in fields)} FROM {_qn(meta.db_table)} "
+           f"WHERE {_qn(field.column)} = ANY(%s) ORDER BY {_qn(meta.pk.column)} FOR UPDATE")
+    return sql, field, [f.attname for f in fields], _converters(fields)
+
+
+def rows_lock_among(model: type[M], field_name: str, values: Sequence) -> list[M]:
+    """The rows whose field is one of ``values``, locked FOR UPDATE in primary-key order."""
+    if not _fast():
+        return list(model._default_manager.select_for_update().filter(**{f"{field_name}__in": values})
+                    .order_by("pk"))
+    sql, field, attnames, converters = _among_sql(model, field_name)
+    cursor = statement_cursor()
+    cursor.execute(sql, [[field.get_db_prep_value(value, connection) for value in dict.fromkeys(values)]])
     rows = cursor.fetchall()
     return [model.from_db(connection.alias, attnames, _converted(row, converters)) for row in rows]
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.rows import row_insert, row_lock, row_update, row_values
+from config.rows import row_insert, row_lock, row_update, row_values, rows_lock_among
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import SHIPPING_ORDERS
@@ -32,8 +32,7 @@ class RequestedLine:
 
 def stock_lock(*, skus: Sequence[str]) -> dict[str, StockItem]:
     """Lock the stock rows of ``skus`` in primary-key order (one order for every caller: no deadlocks)."""
-    items = StockItem.objects.select_for_update().filter(sku__in=set(skus)).order_by("pk")
-    return {item.sku: item for item in items}
+    return {item.sku: item for item in rows_lock_among(StockItem, "sku", skus)}
 
 
 @service_transaction
@@ -108,7 +107,9 @@ def picking_start(*, order_id: UUID) -> Reservation | None:
         return reservation
     reservation.status = Reservation.Status.PICKING
     row_update(reservation, ["status"])
-    step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=picking_delay())
+    # With no delay, picking completes in this transaction, on the reservation locked here.
+    step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=picking_delay(),
+                  instant=lambda: _reservation_pick_locked(reservation))
     return reservation
 
 
@@ -140,8 +141,16 @@ def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
 def reservation_pick(*, order_id: UUID) -> Reservation | None:
     """Picking is done: hand the order to transport on ``shipping_orders``. Idempotent."""
     reservation = row_lock(Reservation, order_id=order_id)
-    if reservation is None or reservation.status != Reservation.Status.PICKING:
-        return reservation
+    if reservation is not None:
+        _reservation_pick_locked(reservation)
+    return reservation
+
+
+def _reservation_pick_locked(reservation: Reservation) -> None:
+    """``reservation_pick`` once the reservation's row is locked by this transaction."""
+    if reservation.status != Reservation.Status.PICKING:
+        return
+    order_id = reservation.order_id
     reservation.status = Reservation.Status.PICKED
     reservation.picked_at = timezone.now()
     row_update(reservation, ["status", "picked_at"])
@@ -157,7 +166,6 @@ def reservation_pick(*, order_id: UUID) -> Reservation | None:
             "picked_at": reservation.picked_at.isoformat(),
         },
     )
-    return reservation
 
 
 def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: str) -> StockItem:

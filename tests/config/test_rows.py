@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.rows import row_insert, row_lock, row_update, row_values, statement_cursor
+from config.rows import row_insert, row_lock, row_update, row_values, rows_lock_among, statement_cursor
 from shop.models import Order, OrderStatusChange
 from support.models import TrackingEntry, TrackingRecord
 from transport.models import Shipment, Vehicle
@@ -108,6 +108,20 @@ def test_a_lock_in_another_order_takes_the_first_row_in_that_order():
     assert (oldest.pk, by_key.pk) == ("SHP-B", "SHP-A")
     assert oldest.pk == Shipment.objects.filter(status="awaiting_vehicle").order_by("created_at", "pk").first().pk
     assert all("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
+
+
+def test_rows_locked_among_values_are_the_orm_s_rows_in_key_order():
+    # given
+    for code in ("VEH7", "VEH5", "VEH6"):
+        Vehicle.objects.create(code=code, type="van", location="Tartu")
+    # when: asked in another order, one of them twice, one that does not exist
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = rows_lock_among(Vehicle, "code", ["VEH6", "VEH7", "VEH6", "VEH0"])
+    # then
+    expected = list(Vehicle.objects.filter(code__in=["VEH6", "VEH7"]).order_by("pk"))
+    assert [as_dict(v) for v in locked] == [as_dict(v) for v in expected]
+    assert [v.code for v in locked] == ["VEH7", "VEH6"]
+    assert "FOR UPDATE" in queries.captured_queries[-1]["sql"]
 
 
 def test_a_value_the_field_cannot_hold_is_the_orm_s_validation_error():
