@@ -67,13 +67,25 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
     wrote, exactly as if they had been handled one after the other.
     """
     with joined_transaction():
-        return [_deliver_joined(route, message) for message in messages]
+        first_time = _processed_records(route.consumer, [message.message_id for message in messages])
+        outcomes = []
+        for message in messages:
+            if message.message_id in first_time:
+                first_time.discard(message.message_id)  # the same message twice in the list: once
+                outcomes.append(_handle(route, message))
+            else:
+                outcomes.append(DUPLICATE)
+        return outcomes
 
 
 def _deliver_joined(route: QueueRoute, message: Message) -> str:
-    handler = route.handler_for(message.type)
     if not _processed_record(route.consumer, message.message_id):
         return DUPLICATE
+    return _handle(route, message)
+
+
+def _handle(route: QueueRoute, message: Message) -> str:
+    handler = route.handler_for(message.type)
     token = current_message.set(message)
     try:
         handler(message)
@@ -96,6 +108,22 @@ def _processed_record(consumer: str, message_id: str) -> bool:
         [consumer, message_id, timezone.now()],
     )
     return cursor.fetchone() is not None
+
+
+def _processed_records(consumer: str, message_ids: list[str]) -> set[str]:
+    """``_processed_record`` for several messages in one statement: the ids recorded now (the
+    others were processed before, or are repeated in the list)."""
+    table = ProcessedMessage._meta.db_table
+    unique = list(dict.fromkeys(message_ids))
+    now = timezone.now()
+    cursor = statement_cursor()
+    cursor.execute(
+        f"INSERT INTO {table} (consumer, message_id, processed_at) "
+        f"VALUES {', '.join(['(%s, %s, %s)'] * len(unique))} "
+        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
+        [value for message_id in unique for value in (consumer, message_id, now)],
+    )
+    return {row[0] for row in cursor.fetchall()}
 
 
 def dead_letter_record(
