@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from config.request_context import current_request_id
@@ -58,12 +58,13 @@ def outbox_publish(
 
 def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id: UUID | str,
                   payload: dict[str, Any], producer: str) -> OutboxMessage:
-    if not connection.in_atomic_block:
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once (``connection`` looks it up on every access)
+    if not db.in_atomic_block:
         raise RuntimeError("outbox_emit() must run inside the transaction of the change it announces")
     # What caused this event: the message being handled, else the HTTP request being served.
     cause = current_message.get()
     causation_id = cause.message_id if cause else (current_request_id.get() or "")
-    if connection.vendor != "postgresql":
+    if db.vendor != "postgresql":
         return OutboxMessage.objects.create(
             exchange=exchange, queue=routing_key, type=type, correlation_id=str(correlation_id),
             causation_id=causation_id, producer=producer, payload=payload,
@@ -83,7 +84,7 @@ def _outbox_write(*, exchange: str, routing_key: str, type: str, correlation_id:
     ])
     row.id = cursor.fetchone()[0]
     row._state.adding = False
-    row._state.db = connection.alias
+    row._state.db = DEFAULT_DB_ALIAS
     return row
 
 
