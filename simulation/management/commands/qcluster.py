@@ -14,7 +14,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.cluster import Cluster
@@ -40,7 +40,7 @@ def schedules_due() -> bool:
     superset of what the scheduler runs, so nothing it would run is skipped.
     """
     cursor = statement_cursor()
-    cursor.execute(_DUE_SQL, [timezone.now()])
+    cursor.execute(_DUE_SQL, [connection.ops.adapt_datetimefield_value(timezone.now())])  # as the ORM would send it
     return cursor.fetchone() is not None
 
 
