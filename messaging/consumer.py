@@ -250,7 +250,10 @@ class QueueWorker:
                 limit = self.transaction_batch if max_messages is None else min(self.transaction_batch,
                                                                                  max_messages - seen)
                 while len(batch) < limit and channel.get_waiting_message_count() > 0:
-                    batch.append(next(deliveries))
+                    delivery = next(deliveries)
+                    if delivery[0] is None:  # not a message after all (pika counts what it holds)
+                        break
+                    batch.append(delivery)
                 if len(batch) == 1:
                     self._handle_delivery(channel, method, properties, body)
                 else:
