@@ -264,9 +264,9 @@ def _mark_published(ids: list[int], when: datetime) -> None:
 
     Never a prepared statement: its generic plan is made from the table's statistics of the
     moment, and one made while the outbox was still empty (a new database, a truncated one)
-    is a sequential scan, kept until the next ANALYZE. A run of the pipeline benchmark spent
-    0.69 ms and 325 buffers per mark on it instead of 0.08 ms and 64 buffers. Planned afresh
-    for each batch, the planner sees how many ids there are and takes the primary key.
+    is a sequential scan, kept until the next ANALYZE: a run of the pipeline benchmark spent
+    0.69 ms and 325 buffers per mark on it. Planned afresh for each batch, the planner sees
+    how many ids there are and takes the primary key: 0.2 ms and 41 buffers in the same run.
     """
     if connection.vendor == "postgresql":
         with connection.wrap_database_errors:  # psycopg's errors as Django's, as the wrapper's execute does
