@@ -155,11 +155,7 @@ def rows_lock_all(model: type[M]) -> list[M]:
     if not _fast():
         return list(model._default_manager.select_for_update().order_by("pk"))
     sql, attnames, converters = _all_sql(model)
-    db = connections[DEFAULT_DB_ALIAS]
-    cursor = statement_cursor()
-    cursor.execute(sql)
-    rows = cursor.fetchall()
-    return [model.from_db(DEFAULT_DB_ALIAS, attnames, _converted(row, converters, db)) for row in rows]
+    return _instances(model, sql, [], attnames, converters)
 
 
 @cache
@@ -179,10 +175,16 @@ def rows_lock_among(model: type[M], field_name: str, values: Sequence) -> list[M
                     .order_by("pk"))
     sql, field, attnames, converters = _among_sql(model, field_name)
     db = connections[DEFAULT_DB_ALIAS]
+    return _instances(model, sql, [[field.get_db_prep_value(value, db) for value in dict.fromkeys(values)]],
+                      attnames, converters)
+
+
+def _instances(model: type[M], sql: str, params: list, attnames: list[str], converters: tuple) -> list[M]:
+    """Run a precompiled SELECT of ``model``'s columns; its rows as instances, as the ORM loads them."""
+    db = connections[DEFAULT_DB_ALIAS]
     cursor = statement_cursor()
-    cursor.execute(sql, [[field.get_db_prep_value(value, db) for value in dict.fromkeys(values)]])
-    rows = cursor.fetchall()
-    return [model.from_db(DEFAULT_DB_ALIAS, attnames, _converted(row, converters, db)) for row in rows]
+    cursor.execute(sql, params)
+    return [model.from_db(DEFAULT_DB_ALIAS, attnames, _converted(row, converters, db)) for row in cursor.fetchall()]
 
 
 @cache

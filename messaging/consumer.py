@@ -55,8 +55,7 @@ def deliver(route: QueueRoute, message: Message) -> str:
     Raises whatever the handler raises; the transaction (and the processed record with
     it) is then rolled back, so the message can be tried again.
     """
-    with joined_transaction():
-        return _deliver_joined(route, message)
+    return deliver_together(route, [message])[0]
 
 
 def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
@@ -78,12 +77,6 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
         return outcomes
 
 
-def _deliver_joined(route: QueueRoute, message: Message) -> str:
-    if not _processed_record(route.consumer, message.message_id):
-        return DUPLICATE
-    return _handle(route, message)
-
-
 def _handle(route: QueueRoute, message: Message) -> str:
     handler = route.handler_for(message.type)
     token = current_message.set(message)
@@ -94,25 +87,13 @@ def _handle(route: QueueRoute, message: Message) -> str:
     return HANDLED
 
 
-def _processed_record(consumer: str, message_id: str) -> bool:
-    """Record that ``consumer`` handles ``message_id``; False if it already did (a duplicate).
+def _processed_records(consumer: str, message_ids: list[str]) -> set[str]:
+    """Record that ``consumer`` handles these messages; returns the ids recorded now (the others
+    were processed before: duplicates, or repeated in the list).
 
     One statement (no savepoint, no failed INSERT to recover from): it runs for every message.
     A concurrent duplicate waits on the unique index until the first transaction ends.
     """
-    table = ProcessedMessage._meta.db_table
-    cursor = statement_cursor()
-    cursor.execute(
-        f"INSERT INTO {table} (consumer, message_id, processed_at) VALUES (%s, %s, %s) "
-        "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
-        [consumer, message_id, timezone.now()],
-    )
-    return cursor.fetchone() is not None
-
-
-def _processed_records(consumer: str, message_ids: list[str]) -> set[str]:
-    """``_processed_record`` for several messages in one statement: the ids recorded now (the
-    others were processed before, or are repeated in the list)."""
     table = ProcessedMessage._meta.db_table
     unique = list(dict.fromkeys(message_ids))
     now = timezone.now()
@@ -302,11 +283,7 @@ class QueueWorker:
             outcome = self._retry_or_park(channel, method, properties, body, exc)
         else:
             fault_point("consumer.after_commit")  # committed, not acked: redelivery must change nothing
-            self._ack_after_commit(channel, method.delivery_tag)
-            if outcome == DUPLICATE:
-                self.stats.duplicates += 1
-            else:
-                self.stats.handled += 1
+            self._settle_committed(channel, method.delivery_tag, outcome)
         logger.info(
             "queue=%s type=%s message_id=%s correlation_id=%s outcome=%s duration_ms=%.1f",
             self.queue, msg_type, message_id, correlation_id, outcome, (time.monotonic() - started) * 1000,
@@ -341,15 +318,19 @@ class QueueWorker:
         fault_point("consumer.after_commit")  # committed, not acked: redelivery must change nothing
         seconds = (time.monotonic() - started) / len(batch)
         for (method, _, _), message, outcome in zip(batch, messages, outcomes, strict=True):
-            self._ack_after_commit(channel, method.delivery_tag)
-            if outcome == DUPLICATE:
-                self.stats.duplicates += 1
-            else:
-                self.stats.handled += 1
+            self._settle_committed(channel, method.delivery_tag, outcome)
             logger.info("queue=%s type=%s message_id=%s correlation_id=%s outcome=%s duration_ms=%.1f together=%d",
                         self.queue, message.type, message.message_id, message.correlation_id, outcome,
                         seconds * 1000, len(batch))
             message_observed(queue=self.queue, outcome=outcome, seconds=seconds)
+
+    def _settle_committed(self, channel, delivery_tag: int, outcome: str) -> None:
+        """A delivery whose transaction committed (handled, or a duplicate): ack it and count it."""
+        self._ack_after_commit(channel, delivery_tag)
+        if outcome == DUPLICATE:
+            self.stats.duplicates += 1
+        else:
+            self.stats.handled += 1
 
     # -- acks ----------------------------------------------------------------------------
     # A handled message's transaction has committed, so its ack may wait a little: up to
