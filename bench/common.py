@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -28,18 +29,23 @@ def bench_database_url() -> str:
     return urlunparse(parts._replace(path=f"/{BENCH_DB}"))
 
 
-def django_setup() -> None:
-    """Point Django at the benchmark database (created and migrated when missing)."""
+def _database_create(url: str, name: str) -> None:
+    """CREATE DATABASE ``name`` on the server of ``url`` unless it exists."""
     import dj_database_url
     import psycopg
 
-    url = bench_database_url()
     db = dj_database_url.parse(url)  # the host may be a socket folder (percent-encoded in the URL)
     with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"] or "postgres",
                          password=db["PASSWORD"] or None, dbname="postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_setup() -> None:
+    """Point Django at the benchmark database (created and migrated when missing)."""
+    url = bench_database_url()
+    _database_create(url, BENCH_DB)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(ROOT))
@@ -49,6 +55,30 @@ def django_setup() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+
+
+@contextlib.contextmanager
+def database_switched(suffix: str) -> Iterator[None]:
+    """Run the block on a second benchmark database, ``BENCH_DB`` + ``suffix`` (created and
+    migrated when missing), then come back to ``BENCH_DB``.
+
+    For code running in this process only (every thread's connection is opened afresh on the
+    other database; processes started meanwhile would still be given ``DATABASE_URL``).
+    """
+    from django.core.management import call_command
+    from django.db import connections
+
+    name = f"{BENCH_DB}{suffix}"
+    _database_create(os.environ["DATABASE_URL"], name)
+    default = connections["default"]
+    default.close()
+    default.settings_dict["NAME"] = name
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield
+    finally:
+        default.close()
+        default.settings_dict["NAME"] = BENCH_DB
 
 
 def database_reset() -> None:

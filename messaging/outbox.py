@@ -23,7 +23,8 @@ from messaging.models import OutboxMessage
 from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, WORK_QUEUES
 
 # What a LISTENing relay waits on. On PostgreSQL every insert into the outbox notifies it, by
-# a trigger (migration 0004): on commit, once per transaction.
+# a trigger (migration 0006, which also lists the row for the relay in OutboxPending): on
+# commit, once per transaction.
 OUTBOX_NOTIFY_CHANNEL = "outbox"
 
 

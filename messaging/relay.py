@@ -7,7 +7,9 @@ confirmed rows of a batch are marked in one statement.
 
 The first batch after a wake-up is leased on the relay's own thread; when it comes back full
 (a backlog), the batches after it are leased on lanes: threads with a database connection of
-their own. On PostgreSQL the lease is ``SELECT ... FOR UPDATE SKIP LOCKED`` in a transaction
+their own. The rows waiting are those listed in ``OutboxPending`` (the database keeps that list
+in step with ``published_at``, so a mark is a HOT update that touches no index). On PostgreSQL
+the lease locks their entries there (``FOR UPDATE SKIP LOCKED``) in a transaction
 held open until the batch's rows are marked, so several relays can run side by side without
 sending a row twice; if a relay dies mid-batch its locks vanish with its connections and
 another relay (or its restart) sends the rows again -- consumers absorb such duplicates by
@@ -44,14 +46,15 @@ from uuid import UUID
 import pika
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import BigIntegerField, F, Func, Q, TextField
+from django.db.models import BigIntegerField, BooleanField, Exists, F, Func, OuterRef, Q, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
 from config.rows import statement_cursor
 from messaging import broker, topology
 from messaging.faults import fault_point
-from messaging.models import OutboxMessage
+from messaging.models import OutboxMessage, OutboxPending
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL
 from messaging.publisher import BatchResult, ConfirmingPublisher, Outgoing
 
@@ -357,8 +360,15 @@ class OutboxRelay:
     def _pending(self) -> list[PendingRow]:
         # A cursor of its own, closed at once: a kept one would hold on to the whole batch's
         # result (up to RELAY_BATCH_SIZE payloads) until its next statement.
+        sql, params = self._pending_query()
         with connection.cursor() as cursor:
-            cursor.execute(*self._pending_query())
+            if connection.vendor == "postgresql":
+                # Never prepared, for the reason _mark_published gives: a plan made while the
+                # outbox was small reads it whole (a test shows it), and would be kept.
+                with connection.wrap_database_errors:
+                    cursor.cursor.execute(sql, params, prepare=False)
+            else:
+                cursor.execute(sql, params)
             return [
                 PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
                            correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
@@ -367,26 +377,39 @@ class OutboxRelay:
             ]
 
     def _pending_query(self) -> tuple[str, tuple]:
-        """The lease's SQL, compiled once: building it through the ORM for every lease cost more than running it.
+        """The lease's SQL, built once: building it through the ORM for every lease cost more than running it.
 
-        It has no parameter that changes (the time is the database's ``Now()``); compiled inside
-        the lease's transaction, as ``select_for_update`` requires.
+        It reads the outbox rows listed in OutboxPending, oldest first. On PostgreSQL it locks
+        those small rows (``FOR UPDATE SKIP LOCKED``), not the outbox's, and it is written so
+        that the outbox is only ever read by its primary key: as a plain join, the planner
+        took the pending table's statistics (it fills and empties all the time) for a large
+        backlog and hash-joined it with the whole outbox, 1.4 ms and 330 buffers per lease in
+        a run of the pipeline benchmark. No parameter changes (the time is the database's).
         """
         if self._pending_sql is None:
-            qs = OutboxMessage.objects.filter(published_at__isnull=True).filter(
+            waiting = OutboxPending.objects.filter(
                 Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
-            ).order_by("id")
+            ).order_by("outbox_id")
             if connection.vendor == "postgresql":
-                qs = qs.select_for_update(skip_locked=True)
+                lease, params = (waiting.select_for_update(skip_locked=True).values_list("outbox_id")[: self.batch_size]
+                                 .query.sql_with_params())
+                table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+                listed = RawSQL(f'{table}."id" = ANY(ARRAY({lease}))', params, output_field=BooleanField())
+            else:  # SQLite: no row locks, nor a planner to outwit
+                listed = Exists(waiting.filter(outbox_id=OuterRef("id")))
             # The payload as the database's own JSON text: sent as it is, never parsed and re-encoded.
-            qs = qs.annotate(payload_text=Cast("payload", output_field=TextField()), created=EpochSeconds("created_at"))
-            self._pending_sql = qs.values_list(*PENDING_FIELDS)[: self.batch_size].query.sql_with_params()
+            qs = OutboxMessage.objects.filter(listed).annotate(
+                payload_text=Cast("payload", output_field=TextField()), created=EpochSeconds("created_at"))
+            qs = qs.order_by("id").values_list(*PENDING_FIELDS)[: self.batch_size]
+            self._pending_sql = qs.query.sql_with_params()
         return self._pending_sql
 
     def _record(self, result: BatchResult) -> tuple[int, int]:
         """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed).
 
-        On PostgreSQL this runs inside the lease's transaction, so it opens no savepoint of its own.
+        The outbox's triggers take the marked rows off OutboxPending and copy a refused row's
+        ``next_attempt_at`` there. On PostgreSQL this runs inside the lease's transaction, so
+        it opens no savepoint of its own.
         """
         now = timezone.now()
         with transaction.atomic(savepoint=False):

@@ -132,8 +132,11 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
 
 # --- messaging -----------------------------------------------------------------------------
 def outbox_backlog(*, now: datetime) -> dict[str, Any]:
-    """Unpublished outbox rows, how old the oldest is (the relay's lag) and how many failed."""
-    pending = OutboxMessage.objects.filter(published_at__isnull=True)
+    """Unpublished outbox rows, how old the oldest is (the relay's lag) and how many failed.
+
+    Found through the relay's work list (OutboxPending): no index lists them in the outbox itself.
+    """
+    pending = OutboxMessage.objects.filter(pending__isnull=False)
     stats = pending.aggregate(n=Count("id"), oldest=Min("created_at"))
     oldest = stats["oldest"]
     return {

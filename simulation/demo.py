@@ -56,7 +56,7 @@ from rich.table import Table
 from rich.text import Text
 
 from messaging import broker, topology
-from messaging.models import OutboxMessage
+from messaging.models import OutboxPending
 from shop.models import Order
 from shop.services import customer_create
 from simulation.demo_data import CANCELLED_ORDER, DECLINED_ORDER, DEMO_ORDERS, PRODUCTS, SEED_ORDER, VEHICLES
@@ -838,7 +838,7 @@ def system_drain(system: System, *, timeout: float = DRAIN_SECONDS) -> bool:
             depths = broker.queue_depths(list(topology.WORK_QUEUES))
         except Exception:  # pika raises many unrelated types; the next look tries again
             depths = {"?": None}
-        pending = OutboxMessage.objects.filter(published_at__isnull=True).exists()
+        pending = OutboxPending.objects.exists()
         queued = any(found is None or found[0] > 0 for found in depths.values())
         quiet = 0 if pending or queued else quiet + 1
         if quiet >= 2:

@@ -10,7 +10,7 @@ from django.db import transaction
 
 import messaging.consumer as consumer
 from messaging.consumer import QueueWorker
-from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.models import DeadLetter, OutboxMessage, OutboxPending, ProcessedMessage
 from messaging.outbox import outbox_emit
 from messaging.relay import OutboxRelay
 from warehouse.models import Reservation, StockItem
@@ -63,6 +63,9 @@ def test_unroutable_row_is_not_marked_published_and_is_reported(broker):
     assert row.attempts == 1
     assert "unroutable" in row.last_error
     assert row.next_attempt_at is not None
+    # and it stays on the relay's list, not due before its next attempt: a relay now sends nothing
+    assert OutboxPending.objects.get(outbox=row).next_attempt_at == row.next_attempt_at
+    assert OutboxRelay(install_signal_handlers=False).run(once=True).published == 0
 
 
 def publish_raw(channel, queue: str, body: bytes, *, message_id: str | None = "m", msg_type: str | None = "order.placed"):
