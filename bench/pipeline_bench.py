@@ -27,6 +27,9 @@ CLIENTS = 8
 # The floor runs ~7x faster: 300 orders would take ~4 s, of which starting and draining the
 # chains would be a large share; 1000 take ~11 s, a window as steady as the pipeline's ~25 s.
 FLOOR_ORDERS = 1000
+# Runs by default (bench/run.py): one run takes ~10 s, and the same code gave from 28 to 41
+# orders/s in runs minutes apart on this machine, so the median is taken over five.
+REPEATS = 5
 
 
 def free_port() -> int:
@@ -114,7 +117,7 @@ def _answers(base: str) -> bool:
         return False
 
 
-def run(repeats: int = 3) -> dict:
+def run(repeats: int = REPEATS) -> dict:
     real_runs, floor_runs = [], []
     for _ in range(repeats):
         real_runs.append(one_run())

@@ -20,13 +20,14 @@ ALL = ["relay", "latency", "pipeline", "memory"]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("benchmarks", nargs="*", default=[], help=f"any of {', '.join(ALL)} (default: all)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs of each benchmark (default: its own, 3; the pipeline 5)")
     args = parser.parse_args()
     chosen = args.benchmarks or ALL
     unknown = sorted(set(chosen) - set(ALL))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(ALL)}")
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
     django_setup()
 
@@ -37,9 +38,10 @@ def main() -> int:
     started = time.monotonic()
     for name in chosen:
         module = __import__(f"bench.{name}_bench", fromlist=["run"])
-        console.print(f"[bold]{name}[/bold] ({args.repeats} runs) ...")
+        repeats = args.repeats or getattr(module, "REPEATS", 3)
+        console.print(f"[bold]{name}[/bold] ({repeats} runs) ...")
         t0 = time.monotonic()
-        figures = module.run(repeats=args.repeats)
+        figures = module.run(repeats=repeats)
         table = Table(title=f"{name}.json ({time.monotonic() - t0:.0f} s)")
         table.add_column("figure")
         table.add_column("value", justify="right")
