@@ -52,13 +52,16 @@ CREATE TRIGGER messaging_outbox_pending_insert AFTER INSERT ON {OUTBOX}
     # EXECUTE: planned for the ids at hand each time (a plan cached while the table was small
     # could scan it whole once it is not).
     f"""
-CREATE FUNCTION messaging_outbox_pending_update() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    published bigint[] := ARRAY(SELECT id FROM new_rows WHERE published_at IS NOT NULL);
+CREATE FUNCTION messaging_outbox_pending_remove(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF cardinality(published) > 0 THEN
-        EXECUTE 'DELETE FROM {PENDING} WHERE outbox_id = ANY($1)' USING published;
+    IF cardinality(ids) > 0 THEN
+        EXECUTE 'DELETE FROM {PENDING} WHERE outbox_id = ANY($1)' USING ids;
     END IF;
+END
+$$;
+CREATE FUNCTION messaging_outbox_pending_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM messaging_outbox_pending_remove(ARRAY(SELECT id FROM new_rows WHERE published_at IS NOT NULL));
     INSERT INTO {PENDING} (outbox_id, next_attempt_at)
         SELECT id, next_attempt_at FROM new_rows WHERE published_at IS NULL
         ON CONFLICT (outbox_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at;
@@ -73,12 +76,8 @@ CREATE TRIGGER messaging_outbox_pending_update AFTER UPDATE ON {OUTBOX}
 """,
     f"""
 CREATE FUNCTION messaging_outbox_pending_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    unpublished bigint[] := ARRAY(SELECT id FROM old_rows WHERE published_at IS NULL);
 BEGIN
-    IF cardinality(unpublished) > 0 THEN
-        EXECUTE 'DELETE FROM {PENDING} WHERE outbox_id = ANY($1)' USING unpublished;
-    END IF;
+    PERFORM messaging_outbox_pending_remove(ARRAY(SELECT id FROM old_rows WHERE published_at IS NULL));
     RETURN NULL;
 END
 $$;
@@ -96,6 +95,7 @@ DROP TRIGGER IF EXISTS messaging_outbox_pending_delete ON {OUTBOX};
 DROP FUNCTION IF EXISTS messaging_outbox_pending_insert();
 DROP FUNCTION IF EXISTS messaging_outbox_pending_update();
 DROP FUNCTION IF EXISTS messaging_outbox_pending_delete();
+DROP FUNCTION IF EXISTS messaging_outbox_pending_remove(bigint[]);
 """,
     f"ALTER TABLE {OUTBOX} RESET (fillfactor)",
     _0004_sql.CREATE,
