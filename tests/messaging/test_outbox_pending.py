@@ -72,6 +72,25 @@ def test_deleting_published_rows_leaves_the_list_alone():
     assert listed() == {waiting.pk}
 
 
+def test_the_admin_lists_the_rows_waiting_and_the_rows_published():
+    # given
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    waiting, published = emit(), emit()
+    OutboxMessage.objects.filter(pk=published.pk).update(published_at=timezone.now())
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_user("ops", password="x", is_staff=True, is_superuser=True))
+    # when
+    shown = {}
+    for state in ("waiting", "published"):
+        response = staff.get("/admin/messaging/outboxmessage/", {"relay": state})
+        assert response.status_code == 200
+        shown[state] = [row.pk for row in response.context["cl"].result_list]
+    # then
+    assert shown == {"waiting": [waiting.pk], "published": [published.pk]}
+
+
 @pytest.fixture
 def postgresql():
     if connection.vendor != "postgresql":
