@@ -47,8 +47,12 @@ class OutboxPending(models.Model):
     """The relay's work list: one row per outbox row not published yet.
 
     Kept by the database itself (triggers, migration 0006), whoever writes the outbox: a row
-    inserted unpublished is listed here; setting its ``published_at`` (the relay's mark) or
-    deleting it takes it off. The relay leases (locks) these small rows, not the outbox's.
+    inserted unpublished is listed here; setting its ``published_at`` (the relay's mark),
+    deleting it or truncating the outbox takes it off. The relay leases (locks) these small
+    rows, not the outbox's. Only the relay is meant to update unpublished outbox rows: any
+    other writer waits for a lease on the row's entry to end, and if it had updated the row
+    first, PostgreSQL ends the deadlock by aborting one side (a relay aborted after publishing
+    sends the batch again; consumers absorb the duplicates).
 
     Before, a partial index on ``published_at IS NULL`` listed them; but a column an index
     names, even in its predicate, rules out HOT updates, so every mark added an entry to each

@@ -8,7 +8,8 @@ drained 14% slower than on an empty one. Now:
 
 * ``messaging_outboxpending`` lists the unpublished rows. Triggers keep it in step with the
   outbox, whoever writes: an unpublished row inserted is listed; setting ``published_at``
-  (the relay's mark) or deleting the row takes it off; ``next_attempt_at`` is copied over.
+  (the relay's mark), deleting the row or truncating the outbox takes it off;
+  ``next_attempt_at`` is copied over.
   On PostgreSQL they are statement triggers over transition tables, one call per statement
   however many rows (the insert trigger also sends ``NOTIFY outbox``, which replaces the
   trigger of migration 0004); on SQLite, row triggers.
@@ -84,6 +85,19 @@ $$;
 CREATE TRIGGER messaging_outbox_pending_delete AFTER DELETE ON {OUTBOX}
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION messaging_outbox_pending_delete();
 """,
+    # An entry whose outbox row is gone would be leased first again and again, and a batch's
+    # worth of them would stop the relay: a TRUNCATE of the outbox empties the list too (by a
+    # DELETE: the TRUNCATE may be truncating the list in the same statement, Django's flush does).
+    f"""
+CREATE FUNCTION messaging_outbox_pending_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {PENDING};
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messaging_outbox_pending_truncate AFTER TRUNCATE ON {OUTBOX}
+    FOR EACH STATEMENT EXECUTE FUNCTION messaging_outbox_pending_truncate();
+""",
     f"ALTER TABLE {OUTBOX} SET (fillfactor = {FILLFACTOR})",
 ]
 
@@ -92,10 +106,12 @@ POSTGRESQL_DROP = [
 DROP TRIGGER IF EXISTS messaging_outbox_pending_insert ON {OUTBOX};
 DROP TRIGGER IF EXISTS messaging_outbox_pending_update ON {OUTBOX};
 DROP TRIGGER IF EXISTS messaging_outbox_pending_delete ON {OUTBOX};
+DROP TRIGGER IF EXISTS messaging_outbox_pending_truncate ON {OUTBOX};
 DROP FUNCTION IF EXISTS messaging_outbox_pending_insert();
 DROP FUNCTION IF EXISTS messaging_outbox_pending_update();
 DROP FUNCTION IF EXISTS messaging_outbox_pending_delete();
 DROP FUNCTION IF EXISTS messaging_outbox_pending_remove(bigint[]);
+DROP FUNCTION IF EXISTS messaging_outbox_pending_truncate();
 """,
     f"ALTER TABLE {OUTBOX} RESET (fillfactor)",
     _0004_sql.CREATE,

@@ -118,6 +118,16 @@ def test_the_publish_mark_is_a_hot_update_that_adds_to_no_index(postgresql):
     assert listed() == set()
 
 
+def test_truncating_the_outbox_empties_the_list(postgresql):
+    # given
+    emit()
+    # when
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {OUTBOX}")
+    # then: no entry is left to be leased for a row that is gone
+    assert listed() == set()
+
+
 def lease_plan() -> str:
     """The plan of the relay's lease, made as the relay has it made: afresh, for the tables as they are."""
     with transaction.atomic():
