@@ -272,15 +272,26 @@ def _mark_published(ids: list[int], when: datetime) -> None:
     how many ids there are and takes the primary key: 0.2 ms and 41 buffers in the same run.
     """
     if connection.vendor == "postgresql":
-        with connection.wrap_database_errors:  # psycopg's errors as Django's, as the wrapper's execute does
-            statement_cursor().cursor.execute(
-                f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s::bigint[])",
-                [when, "{" + ",".join(str(int(i)) for i in ids) + "}"],
-                prepare=False,
-            )
+        _execute_unprepared(
+            statement_cursor(),
+            f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s::bigint[])",
+            [when, "{" + ",".join(str(int(i)) for i in ids) + "}"],
+        )
     else:
         for start in range(0, len(ids), 500):  # SQLite caps the number of parameters
             OutboxMessage.objects.filter(id__in=ids[start:start + 500]).update(published_at=when)
+
+
+def _execute_unprepared(cursor, sql: str, params) -> None:
+    """Run ``sql`` on PostgreSQL planned for this execution, never as a prepared statement.
+
+    For the relay's statements on the outbox, whose size changes by orders of magnitude: a
+    prepared statement's generic plan is made from the statistics of its moment and kept
+    until the next ANALYZE (see ``_mark_published``). psycopg's errors come out as Django's,
+    as from the cursor wrapper's own ``execute``.
+    """
+    with connection.wrap_database_errors:
+        cursor.cursor.execute(sql, params, prepare=False)
 
 
 def memory_give_back() -> None:
@@ -363,10 +374,8 @@ class OutboxRelay:
         sql, params = self._pending_query()
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                # Never prepared, for the reason _mark_published gives: a plan made while the
-                # outbox was small reads it whole (a test shows it), and would be kept.
-                with connection.wrap_database_errors:
-                    cursor.cursor.execute(sql, params, prepare=False)
+                # a plan made while the outbox was small reads it whole (a test shows it)
+                _execute_unprepared(cursor, sql, params)
             else:
                 cursor.execute(sql, params)
             return [
