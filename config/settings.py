@@ -85,8 +85,6 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_filters",
-    # simulation before django_q: its qcluster command (short scheduler tick) wins.
-    "simulation",
     "django_q",
     "messaging",
     "shop",
@@ -95,6 +93,7 @@ INSTALLED_APPS = [
     "transport",
     "support",
     "observability",
+    "simulation",
 ]
 
 MIDDLEWARE = [
@@ -201,7 +200,10 @@ FAULT_INJECTION = _fault_injection()
 OUTBOX_RETENTION_DAYS = _env_float("OUTBOX_RETENTION_DAYS", 7.0, minimum=1.0)
 
 # --- simulation ---------------------------------------------------------------
-SIM_TIME_SCALE = _env_float("SIM_TIME_SCALE", 1.0)
+# The demo's simulated actors (simulation/actors.py: warehouse staff, drivers) perform the
+# real-world steps after these delays. Off in a real deployment: people perform them.
+SIM_ACTORS = _env_bool("SIM_ACTORS", True)
+SIM_TIME_SCALE = _env_float("SIM_TIME_SCALE", 1.0, minimum=0.0)
 SIM_PICKING_SECONDS = 2.0
 SIM_STAGE_SECONDS = (1.0, 3.0)
 SIM_PAYMENT_SECONDS = (0.5, 1.5)  # the simulated payment provider's latency
@@ -215,23 +217,21 @@ PAYMENT_TIMEOUT_SECONDS = _env_float("PAYMENT_TIMEOUT_SECONDS", 30.0)
 PAYMENT_TIMEOUT_FLOOR_SECONDS = _env_float("PAYMENT_TIMEOUT_FLOOR_SECONDS", 10.0)
 PAYMENT_MAX_REQUESTS = _env_int("PAYMENT_MAX_REQUESTS", 3, minimum=1)
 
+# django-q2 runs the periodic housekeeping (pruning, the mail outbox) as its schedules,
+# with its stock ``qcluster``. Timed steps of the flow are timers (messaging/timers.py).
 Q_CLUSTER = {
     "name": "logistics",
     "orm": "default",
-    "workers": _env_int("Q_WORKERS", 2, minimum=1),
+    "workers": _env_int("Q_WORKERS", 1, minimum=1),
     "timeout": 60,
     "retry": 120,
     "max_attempts": 5,
-    "poll": 0.1,
+    "poll": 1,
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 1000,
-    # Our qcluster runs the scheduler every SIM_SCHEDULER_TICK seconds (django-q2's own
-    # sentinel only looks once every 30 s, far too coarse for 1-3 s transit stages).
-    "scheduler": False,
     "log_level": "WARNING",
 }
-SIM_SCHEDULER_TICK = _env_float("SIM_SCHEDULER_TICK", 0.1)
 
 # --- API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

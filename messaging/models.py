@@ -26,7 +26,11 @@ class OutboxMessage(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # Not published before this time: a timer's due time, or when the relay tries again a row
+    # the broker refused.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A timer (a scheduled message): when it was due. Empty for a message sent at once.
+    due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -62,8 +66,14 @@ class OutboxPending(models.Model):
 
     outbox = models.OneToOneField(OutboxMessage, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False,
                                   related_name="pending")
-    # When the relay tries again a row the broker refused (a copy of the outbox row's, read by the lease).
+    # When the row may go out: the outbox row's ``next_attempt_at`` (a timer's due time, a
+    # refused row's retry), else its ``created_at``. The triggers always fill it in, so the
+    # relay leases in this order (an index range: timers not due yet are never read) and
+    # sleeps until the first entry's time.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["next_attempt_at", "outbox"], name="outbox_pending_due_idx")]
 
     def __str__(self) -> str:
         return f"pending outbox row {self.outbox_id}"

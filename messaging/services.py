@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.models import DeadLetter, OutboxMessage
-from messaging.topology import WORK_QUEUES
+from messaging.topology import work_queues
 
 
 @transaction.atomic
@@ -26,7 +26,7 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int]) -> tuple[int, list[s
         if letter.redriven_at is not None:
             problems.append(f"#{letter.pk} was already re-driven at {letter.redriven_at:%Y-%m-%d %H:%M:%S}")
             continue
-        if letter.queue not in WORK_QUEUES or not letter.type:
+        if letter.queue not in work_queues() or not letter.type:
             problems.append(f"#{letter.pk} has no known queue/type to go back to")
             continue
         try:

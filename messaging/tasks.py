@@ -1,4 +1,4 @@
-"""Scheduled messaging housekeeping (run daily by qcluster)."""
+"""Messaging housekeeping (a django-q2 schedule, run daily by qcluster)."""
 
 from django.conf import settings
 

@@ -56,7 +56,37 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # customer service tells the customer
     "order.cancelled": (FULFILMENT_REQUESTS, PAYMENT_REQUESTS, SUPPORT_REQUESTS),
     "order.payment_failed": (FULFILMENT_REQUESTS, PAYMENT_REQUESTS, SUPPORT_REQUESTS),
+    # transport's stages: customer service keeps the tracking history (and a driver's app, or
+    # the demo's simulated drivers, may follow them too)
+    "shipment.status_changed": (DELIVERY_UPDATES,),
+    # the warehouse started picking an order: for whoever does the picking (no product queue
+    # needs it; an event no queue subscribes to is not written at all)
+    "picking.started": (),
 }
+
+# Queues added at start-up by an app that is not part of the product's flow (the demo's
+# simulated actors): ``queue_add()``.
+_extra_queues: list[str] = []
+
+
+def queue_add(queue: str, *, subscriptions: tuple[str, ...] = ()) -> None:
+    """Add a work queue (declared, bound and consumed like the product's) subscribed to ``subscriptions``.
+
+    Called from an AppConfig's ``ready()``, so that every process (relay, workers,
+    ``setup_broker``) sees the same topology.
+    """
+    if queue not in WORK_QUEUES and queue not in _extra_queues:
+        _extra_queues.append(queue)
+    for event in subscriptions:
+        if event not in EVENT_SUBSCRIPTIONS:
+            raise ValueError(f"unknown event {event!r}")
+        if queue not in EVENT_SUBSCRIPTIONS[event]:
+            EVENT_SUBSCRIPTIONS[event] = (*EVENT_SUBSCRIPTIONS[event], queue)
+
+
+def work_queues() -> tuple[str, ...]:
+    """Every work queue: the product's and those added with ``queue_add()``."""
+    return (*WORK_QUEUES, *_extra_queues)
 
 
 def exchange() -> str:
@@ -88,7 +118,7 @@ def declare(channel) -> None:
     channel.exchange_declare(exchange=exchange(), exchange_type="direct", durable=True)
     channel.exchange_declare(exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=dead_letter_exchange(), exchange_type="direct", durable=True)
-    for queue in WORK_QUEUES:
+    for queue in work_queues():
         channel.queue_declare(
             queue=queue,
             durable=True,
@@ -117,7 +147,7 @@ def declare(channel) -> None:
 
 def all_queue_names() -> list[str]:
     names: list[str] = []
-    for queue in WORK_QUEUES:
+    for queue in work_queues():
         names.append(queue)
         names.append(dead_letter_queue(queue))
         names.extend(retry_queue(queue, n) for n in range(1, len(retry_delays()) + 1))

@@ -153,7 +153,7 @@ def dead_letters_per_queue() -> dict[str, int]:
         DeadLetter.objects.filter(redriven_at__isnull=True)
         .values_list("queue").annotate(n=Count("id")).values_list("queue", "n")
     )
-    result = {queue: counts.pop(queue, 0) for queue in topology.WORK_QUEUES}
+    result = {queue: counts.pop(queue, 0) for queue in topology.work_queues()}
     result.update(sorted(counts.items()))
     return result
 
@@ -173,7 +173,7 @@ def queue_depths() -> dict[str, Any]:
         return {"reachable": False, "error": type(exc).__name__, "queues": []}
     attempts = range(1, len(topology.retry_delays()) + 1)
     queues = []
-    for queue in topology.WORK_QUEUES:
+    for queue in topology.work_queues():
         main = depths.get(queue)
         dlq = depths.get(topology.dead_letter_queue(queue))
         retries = [depths.get(topology.retry_queue(queue, n)) for n in attempts]

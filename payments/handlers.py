@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rest_framework import serializers
+
 from messaging.envelope import Message
 from messaging.payloads import OrderEventPayload, payload_validated
 from messaging.registry import message_handler
@@ -22,6 +24,17 @@ def on_order_confirmed(message: Message) -> None:
 def on_payment_requested_again(message: Message) -> None:
     data = payload_validated(OrderEventPayload, message)
     services.payment_request(order_id=data["order_id"])
+
+
+class ChargeDuePayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    payment_id = serializers.UUIDField()
+
+
+@message_handler(PAYMENT_REQUESTS, services.CHARGE_DUE, consumer=CONSUMER)
+def on_charge_due(message: Message) -> None:
+    data = payload_validated(ChargeDuePayload, message)
+    services.payment_charge(payment_id=data["payment_id"])
 
 
 @message_handler(PAYMENT_REQUESTS, "order.cancelled", consumer=CONSUMER)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +24,8 @@ class ProviderAnswer:
 
 
 class PaymentProvider(Protocol):
+    def latency_seconds(self) -> float: ...
+
     def charge(self, *, idempotency_key: str, amount: Decimal, currency: str, method: str) -> ProviderAnswer: ...
 
     def refund(self, *, idempotency_key: str, reference: str, amount: Decimal, currency: str) -> ProviderAnswer: ...
@@ -31,8 +34,13 @@ class PaymentProvider(Protocol):
 class SimulatedPaymentProvider:
     """Approves every charge except the documented test method ``card_declined``.
 
-    Its latency is simulated by the caller scheduling the charge later (SIM_TIME_SCALE), not here.
+    Its answer takes SIM_PAYMENT_SECONDS (times SIM_TIME_SCALE): payments handles the charge
+    when a timer of that length is due, never by sleeping.
     """
+
+    def latency_seconds(self) -> float:
+        low, high = settings.SIM_PAYMENT_SECONDS
+        return random.uniform(low, high) * settings.SIM_TIME_SCALE
 
     def charge(self, *, idempotency_key: str, amount: Decimal, currency: str, method: str) -> ProviderAnswer:
         if method == DECLINED_TEST_METHOD:

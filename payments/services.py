@@ -7,28 +7,29 @@ and its status only moves pending -> captured | declined | voided, captured -> r
 
 from __future__ import annotations
 
-import random
 from uuid import UUID
 
-from django.conf import settings
 from django.utils import timezone
 
 from config.errors import NotFound
 from config.rows import row_insert, row_lock, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
-from messaging.topology import PAYMENT_RESULTS
+from messaging.timers import timer_set
+from messaging.topology import PAYMENT_REQUESTS, PAYMENT_RESULTS
 from payments.models import Payment
 from payments.provider import payment_provider
 from shop.selectors import order_payment_terms_get
-from simulation.clock import sim_seconds, step_schedule
 
 PRODUCER = "payments"
+CHARGE_DUE = "payment.charge_due"
 
 
-def provider_delay() -> float:
-    low, high = settings.SIM_PAYMENT_SECONDS
-    return sim_seconds(random.uniform(low, high))
+def _charge_when_answered(payment: Payment) -> None:
+    """The provider's answer to the charge comes after its latency: a timer on payments' own queue."""
+    timer_set(queue=PAYMENT_REQUESTS, type=CHARGE_DUE, correlation_id=payment.order_id, producer=PRODUCER,
+              payload={"order_id": str(payment.order_id), "payment_id": str(payment.id)},
+              after=payment_provider().latency_seconds())
 
 
 def _payment_lock(order_id: UUID) -> Payment | None:
@@ -49,13 +50,13 @@ def payment_request(*, order_id: UUID) -> Payment:
     payment = _payment_lock(order_id)
     if payment is None:
         payment = _new_payment(order_id, Payment.Status.PENDING)
-        step_schedule("payments.tasks.payment_charge", str(payment.id), delay_seconds=provider_delay())
+        _charge_when_answered(payment)
         return payment
     payment.attempts += 1
     row_update(payment, ["attempts", "updated_at"])
     if payment.status == Payment.Status.PENDING:
         # The shop heard nothing back: send the charge to the provider again (idempotency key = payment id).
-        step_schedule("payments.tasks.payment_charge", str(payment.id), delay_seconds=provider_delay())
+        _charge_when_answered(payment)
     elif payment.status in (Payment.Status.CAPTURED, Payment.Status.DECLINED):
         _result_emit(payment)
     return payment
@@ -63,7 +64,8 @@ def payment_request(*, order_id: UUID) -> Payment:
 
 @service_transaction
 def payment_charge(*, payment_id: UUID | str) -> Payment | None:
-    """The provider's answer to a pending payment. Runs once per payment, whatever the retries."""
+    """The provider's answer to a pending payment (its timer is due). Charges once per payment,
+    whatever the retries: a late or repeated timer finds the payment no longer pending."""
     payment = row_lock(Payment, pk=payment_id)
     if payment is None or payment.status != Payment.Status.PENDING:
         return payment

@@ -64,3 +64,14 @@ def _payment_result(message: Message) -> None:
 
 for _type in ("payment.captured", "payment.declined", "payment.refunded"):
     message_handler(PAYMENT_RESULTS, _type, consumer=CONSUMER_PAYMENTS)(_payment_result)
+
+
+class PaymentDeadlinePayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    request_number = serializers.IntegerField(min_value=1)
+
+
+@message_handler(PAYMENT_RESULTS, services.PAYMENT_DEADLINE_DUE, consumer=CONSUMER_PAYMENTS)
+def on_payment_deadline_due(message: Message) -> None:
+    data = validated(PaymentDeadlinePayload, message)
+    services.order_payment_timeout(order_id=data["order_id"], request_number=data["request_number"])

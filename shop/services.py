@@ -20,7 +20,8 @@ from config.errors import Conflict, DomainError, NotFound
 from config.rows import row_insert, row_lock, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
-from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS, PAYMENT_REQUESTS
+from messaging.timers import timer_cancel, timer_set
+from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS, PAYMENT_REQUESTS, PAYMENT_RESULTS
 from shop.models import (
     CANCELLABLE_STATUSES,
     FINAL_STATUSES,
@@ -198,41 +199,35 @@ def payment_timeout_seconds() -> float:
     return max(scaled, settings.PAYMENT_TIMEOUT_FLOOR_SECONDS)
 
 
+PAYMENT_DEADLINE_DUE = "payment.deadline_due"
+
+
 def _payment_clock_start(order: Order) -> None:
-    """Wait ``payment_timeout_seconds()`` for payments' answer to the latest request.
-
-    The deadline is a column, not a scheduled task per order: ``payment_deadlines_enforce()``
-    finds the overdue ones with one indexed query, and an answered order simply stops
-    being confirmed. Caller holds the order's lock and saves ``payment_due_at``.
-    """
+    """Wait ``payment_timeout_seconds()`` for payments' answer to the latest request: a timer on
+    the shop's own payment_results queue. Caller holds the order's lock and saves ``payment_due_at``."""
     order.payment_due_at = timezone.now() + timedelta(seconds=payment_timeout_seconds())
+    timer_set(queue=PAYMENT_RESULTS, type=PAYMENT_DEADLINE_DUE, correlation_id=order.id, producer=PRODUCER,
+              payload={"order_id": str(order.id), "request_number": order.payment_requests},
+              after=payment_timeout_seconds())
 
 
-def payment_deadlines_enforce(*, limit: int = 200) -> int:
-    """Act on every confirmed order whose payment answer is overdue (run by the scheduler on
-    each tick). Returns how many were overdue."""
-    overdue = list(
-        Order.objects.filter(payment_due_at__lte=timezone.now(), status=OrderStatus.CONFIRMED)
-        .order_by("payment_due_at").values_list("id", "payment_requests")[:limit]
-    )
-    for order_id, request_number in overdue:
-        try:
-            order_payment_timeout(order_id=order_id, request_number=request_number)
-        except DatabaseError:
-            raise  # the database is away: the next tick tries again
-        except Exception:  # noqa: BLE001 - one order's bug must not stop the others' clocks
-            logger.exception("order %s: payment timeout could not be handled; next tick tries again", order_id)
-    return len(overdue)
+def _payment_clock_stop(order: Order) -> None:
+    """The payment was answered or the order ended: its deadline timer goes. Caller holds the lock."""
+    order.payment_due_at = None
+    timer_cancel(correlation_id=order.id, type=PAYMENT_DEADLINE_DUE)
 
 
 @service_transaction
 def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order:
-    """No answer from payments to request ``request_number``: ask again, or give up with compensation."""
+    """The payment deadline of request ``request_number`` is due with no answer from payments:
+    ask again, or give up with compensation. A stale deadline (answered meanwhile, or a newer
+    request owns the clock) changes nothing."""
     order = _order_lock(order_id)
     if order.status != OrderStatus.CONFIRMED or order.payment_requests != request_number:
         return order  # answered meanwhile, or a newer request owns the clock
     if order.payment_requests < settings.PAYMENT_MAX_REQUESTS:
         order.payment_requests += 1
+        timer_cancel(correlation_id=order.id, type=PAYMENT_DEADLINE_DUE)  # none should be left; never two
         _payment_clock_start(order)
         row_update(order, ["payment_requests", "payment_due_at", "updated_at"])
         outbox_emit(queue=PAYMENT_REQUESTS, type="payment.requested", correlation_id=order.id, producer=PRODUCER,
@@ -248,7 +243,7 @@ def _order_fail_payment(order: Order, reason: str) -> None:
     _order_advance(order, OrderStatus.PAYMENT_FAILED, reason)
     order.payment_status = order.payment_status or "failed"
     order.payment_message = reason
-    order.payment_due_at = None
+    _payment_clock_stop(order)
     row_update(order, ["status", "payment_status", "payment_message", "payment_due_at", "updated_at"])
     outbox_publish(type="order.payment_failed", correlation_id=order.id, producer=PRODUCER,
                    payload={"order_id": str(order.id), "message": reason})
@@ -274,7 +269,7 @@ def order_payment_result_apply(
         order.payment_status = "captured"
         order.payment_reference = reference
         order.payment_message = "payment captured"
-        order.payment_due_at = None
+        _payment_clock_stop(order)
         row_update(order, ["status", "payment_status", "payment_reference", "payment_message",
                                   "payment_due_at", "updated_at"])
         outbox_emit(queue=FULFILMENT_REQUESTS, type="order.paid", correlation_id=order.id, producer=PRODUCER,
@@ -298,7 +293,7 @@ def order_cancel(*, user, order_id: UUID | str) -> Order:
             raise Conflict(f"the order is already {order.status} and cannot be cancelled")
         raise Conflict(f"picking has started (order is {order.status}); the order can no longer be cancelled")
     _order_advance(order, OrderStatus.CANCELLED, "cancelled by the customer")
-    order.payment_due_at = None
+    _payment_clock_stop(order)
     row_update(order, ["status", "payment_due_at", "updated_at"])
     outbox_publish(type="order.cancelled", correlation_id=order.id, producer=PRODUCER,
                    payload={"order_id": str(order.id), "message": "cancelled by the customer"})

@@ -16,9 +16,8 @@ which the reset would break), ``leftovers_discard()`` abandons that work before 
 
 * purges the five work queues and their retry queues (a retry queue feeds its work queue back
   when its TTL runs out); the dead-letter queues are kept for inspection;
-* deletes the pending timed simulation steps (picking, transit stages) in django-q's schedule
-  and task queue: a step of an abandoned shipment would release a vehicle that by then carries
-  one of the new shipments;
+* deletes the timers not yet due (picking, transit stages, payment deadlines): a stage of an
+  abandoned shipment would release a vehicle that by then carries one of the new shipments;
 * marks every busy vehicle available.
 
 Orders and shipments of the earlier run stay in the database as they were (the demo reports how
@@ -48,7 +47,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connections, transaction
-from django_q.models import OrmQ, Schedule
 from rest_framework.authtoken.models import Token
 from rich.console import Console
 from rich.live import Live
@@ -56,7 +54,7 @@ from rich.table import Table
 from rich.text import Text
 
 from messaging import broker, topology
-from messaging.models import OutboxPending
+from messaging.models import OutboxMessage, OutboxPending
 from shop.models import Order
 from shop.services import customer_create
 from simulation.demo_data import CANCELLED_ORDER, DECLINED_ORDER, DEMO_ORDERS, PRODUCTS, SEED_ORDER, VEHICLES
@@ -80,7 +78,6 @@ SHELL_COMPOUND = (";", "&", "|", "(", ")", "`", "\n")  # a Procfile command with
 
 FINAL_STATUSES = frozenset({"delivered", "rejected", "payment_failed", "cancelled"})
 # The django-q functions simulation.clock.step_schedule() schedules.
-SIMULATION_STEPS = ("warehouse.tasks.picking_complete", "transport.tasks.shipment_advance")
 
 STATUS_STYLES = {
     "new": "bright_white",
@@ -144,7 +141,7 @@ def _database_label() -> str:
 def broker_idle_check() -> None:
     """Refuse to go on while workers consume the work queues: another copy of the system runs."""
     try:
-        depths = broker.queue_depths(list(topology.WORK_QUEUES))
+        depths = broker.queue_depths(list(topology.work_queues()))
     except Exception as exc:  # pika raises many unrelated types for an unreachable broker
         raise DemoError(f"RabbitMQ is not reachable at RABBITMQ_URL: {exc!r}") from exc
     busy = {name: found[1] for name, found in depths.items() if found is not None and found[1] > 0}
@@ -164,7 +161,7 @@ class Leftovers:
     orders_unfinished: int
 
     def describe(self) -> str:
-        text = (f"{self.messages_purged} queued messages, {self.steps_discarded} scheduled steps, "
+        text = (f"{self.messages_purged} queued messages, {self.steps_discarded} pending timers, "
                 f"{self.vehicles_freed} busy vehicles freed")
         if self.orders_unfinished:
             text += f"; {self.orders_unfinished} earlier orders stay unfinished"
@@ -175,11 +172,8 @@ def leftovers_discard() -> Leftovers:
     """Abandon the in-flight work of earlier runs (see the module docstring). The system is down."""
     purged = broker.queues_purge([q for q in topology.all_queue_names() if not q.endswith(".dlq")])
     with transaction.atomic():
-        steps, _ = Schedule.objects.filter(func__in=SIMULATION_STEPS).delete()
-        for task in OrmQ.objects.all():
-            if task.func() in SIMULATION_STEPS:  # one it cannot read (other SECRET_KEY) is left alone
-                task.delete()
-                steps += 1
+        # timers not due yet (a picking, a stage, a payment deadline of an abandoned order)
+        steps, _ = OutboxMessage.objects.filter(published_at__isnull=True, due_at__isnull=False).delete()
         freed = fleet_release_all()
     unfinished = Order.objects.exclude(status__in=FINAL_STATUSES).count()
     return Leftovers(messages_purged=purged, steps_discarded=steps, vehicles_freed=freed,
@@ -835,7 +829,7 @@ def system_drain(system: System, *, timeout: float = DRAIN_SECONDS) -> bool:
     while time.monotonic() < deadline:
         system.dead_check()
         try:
-            depths = broker.queue_depths(list(topology.WORK_QUEUES))
+            depths = broker.queue_depths(list(topology.work_queues()))
         except Exception:  # pika raises many unrelated types; the next look tries again
             depths = {"?": None}
         pending = OutboxPending.objects.exists()

@@ -32,6 +32,7 @@ WORKERS = {
     "payment_results": ["consume", "payment_results"],
     "fulfilment_requests": ["consume", "fulfilment_requests"],
     "support_requests": ["consume", "support_requests"],
+    "sim_actors": ["consume", "sim_actors"],
     "scheduler": ["qcluster"],
 }
 

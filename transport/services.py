@@ -7,17 +7,13 @@ released at the same moment, and no vehicle is given to two shipments.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from uuid import UUID
 
-from django.db import transaction
 from django.utils import timezone
 
 from config.rows import row_insert, row_lock, row_update, row_values, rows_lock_all
 from config.transactions import service_transaction
-from messaging.outbox import outbox_emit
-from messaging.topology import DELIVERY_UPDATES
-from simulation.clock import stage_delay, step_schedule
+from messaging.outbox import outbox_publish
 from transport.models import (
     NEXT_STAGE,
     Shipment,
@@ -66,8 +62,8 @@ def _shipment_record_stage(shipment: Shipment, status: str) -> None:
 
 
 def _shipment_stage_announce(shipment: Shipment) -> None:
-    """Record the tracking event of the shipment's current stage, announce it on
-    ``delivery_updates`` and schedule the next stage."""
+    """Record the tracking event of the shipment's current stage and announce it
+    (``shipment.status_changed``: customer service, and whoever drives the shipment)."""
     status = shipment.status
     now = timezone.now()
     code = _vehicle_code(shipment)
@@ -76,8 +72,8 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
         shipment=shipment, status=status, message=message,
         vehicle_code=code, timestamp=now,
     ))
-    outbox_emit(
-        queue=DELIVERY_UPDATES, type="shipment.status_changed", correlation_id=shipment.order_id, producer=PRODUCER,
+    outbox_publish(
+        type="shipment.status_changed", correlation_id=shipment.order_id, producer=PRODUCER,
         payload={
             "order_id": str(shipment.order_id),
             "shipment_id": shipment.id,
@@ -87,12 +83,6 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
             "timestamp": now.isoformat(),
         },
     )
-    next_stage = NEXT_STAGE.get(status)
-    if next_stage is not None:
-        # With no delay the next stage follows in this transaction, on this very instance:
-        # its row is locked here already, and its vehicle is known.
-        step_schedule("transport.tasks.shipment_advance", shipment.id, next_stage, delay_seconds=stage_delay(),
-                      instant=lambda: _shipment_advance_locked(shipment, next_stage))
 
 
 def _vehicle_take(vehicle: Vehicle) -> None:
@@ -129,20 +119,16 @@ def shipment_create(
 
 @service_transaction
 def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
-    """Play the next stage. A repeated or out-of-order step changes nothing."""
+    """A driver or dispatcher says the shipment reached its next stage (picked up, in transit,
+    out for delivery, delivered). A repeated, late or out-of-order command changes nothing;
+    returns the shipment (None if there is none)."""
     shipment = row_lock(Shipment, pk=shipment_id)
-    if shipment is not None:
-        _shipment_advance_locked(shipment, to_status)
-    return shipment
-
-
-def _shipment_advance_locked(shipment: Shipment, to_status: str) -> None:
-    """``shipment_advance`` once the shipment's row is locked by this transaction."""
-    if NEXT_STAGE.get(shipment.status) != to_status:
-        return
+    if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
+        return shipment
     _shipment_record_stage(shipment, to_status)
     if to_status == ShipmentStatus.DELIVERED:
         vehicle_release(vehicle_id=shipment.vehicle_id, location=shipment.shipping_address.get("city") or "")
+    return shipment
 
 
 def vehicle_release(*, vehicle_id: int, location: str = "") -> None:
@@ -175,22 +161,6 @@ def vehicle_upsert(*, code: str, type: str, location: str) -> Vehicle:
         vehicle.type, vehicle.location = type, location
         vehicle.save(update_fields=["type", "location", "updated_at"])
     return vehicle
-
-
-
-
-def shipments_overdue_resume(*, older_than_seconds: float, limit: int = 500) -> int:
-    """Replay the next stage of shipments stuck far longer than any stage takes (a lost
-    scheduled step), and hand free vehicles to waiting shipments. Idempotent."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = list(
-        Shipment.objects.filter(status__in=list(NEXT_STAGE), updated_at__lt=cutoff)
-        .order_by("updated_at").values_list("id", "status")[:limit]
-    )
-    with transaction.atomic():
-        for shipment_id, status in stuck:
-            step_schedule("transport.tasks.shipment_advance", shipment_id, NEXT_STAGE[status], delay_seconds=0)
-    return len(stuck) + vehicles_dispatch()
 
 
 @service_transaction

@@ -16,7 +16,6 @@ from config.rows import row_insert, row_lock, row_update, row_values, rows_lock_
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import SHIPPING_ORDERS
-from simulation.clock import picking_delay, step_schedule
 from warehouse.models import Reservation, ReservationLine, StockItem
 
 PRODUCER = "warehouse"
@@ -101,15 +100,15 @@ def stock_reserve(
 
 @service_transaction
 def picking_start(*, order_id: UUID) -> Reservation | None:
-    """The order is paid: pick it (takes SIM_PICKING_SECONDS). Idempotent."""
+    """The order is paid: it is to be picked, and whoever picks (staff, or the demo's simulated
+    staff) hears ``picking.started``. Idempotent."""
     reservation = row_lock(Reservation, order_id=order_id)
     if reservation is None or reservation.status != Reservation.Status.RESERVED:
         return reservation
     reservation.status = Reservation.Status.PICKING
     row_update(reservation, ["status"])
-    # With no delay, picking completes in this transaction, on the reservation locked here.
-    step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=picking_delay(),
-                  instant=lambda: _reservation_pick_locked(reservation))
+    outbox_publish(type="picking.started", correlation_id=order_id, producer=PRODUCER,
+                   payload={"order_id": str(order_id)})
     return reservation
 
 
@@ -138,19 +137,14 @@ def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
 
 
 @service_transaction
-def reservation_pick(*, order_id: UUID) -> Reservation | None:
-    """Picking is done: hand the order to transport on ``shipping_orders``. Idempotent."""
+def picking_complete(*, order_id: UUID) -> Reservation | None:
+    """Warehouse staff say the order is picked: hand it to transport on ``shipping_orders``.
+
+    A repeated or late command (the order not being picked) changes nothing.
+    """
     reservation = row_lock(Reservation, order_id=order_id)
-    if reservation is not None:
-        _reservation_pick_locked(reservation)
-    return reservation
-
-
-def _reservation_pick_locked(reservation: Reservation) -> None:
-    """``reservation_pick`` once the reservation's row is locked by this transaction."""
-    if reservation.status != Reservation.Status.PICKING:
-        return
-    order_id = reservation.order_id
+    if reservation is None or reservation.status != Reservation.Status.PICKING:
+        return reservation
     reservation.status = Reservation.Status.PICKED
     reservation.picked_at = timezone.now()
     row_update(reservation, ["status", "picked_at"])
@@ -166,6 +160,7 @@ def _reservation_pick_locked(reservation: Reservation) -> None:
             "picked_at": reservation.picked_at.isoformat(),
         },
     )
+    return reservation
 
 
 def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: str) -> StockItem:
@@ -173,16 +168,3 @@ def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: s
         sku=sku, defaults={"name": name, "quantity_on_hand": quantity_on_hand, "location": location}
     )
     return item
-
-
-def picking_overdue_reschedule(*, older_than_seconds: float, limit: int = 500) -> int:
-    """Schedule picking again for reservations long overdue (a lost scheduled step). Idempotent."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    order_ids = list(
-        Reservation.objects.filter(status=Reservation.Status.PICKING, created_at__lt=cutoff)
-        .order_by("created_at").values_list("order_id", flat=True)[:limit]
-    )
-    with transaction.atomic():
-        for order_id in order_ids:
-            step_schedule("warehouse.tasks.picking_complete", str(order_id), delay_seconds=0)
-    return len(order_ids)

@@ -27,8 +27,8 @@ def order_statuses(order_ids) -> dict[str, str]:
 
 
 def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_client):
-    # given: the whole system; timed steps short but real (picking 0.1 s, stages 0.05-0.15 s on
-    # django-q2's scheduler -- at SIM_TIME_SCALE=0 they would run instantly, in-transaction)
+    # given: the whole system; timed steps short but real (picking 0.1 s, stages 0.05-0.15 s),
+    # each one a timer: a message due later, handled by a queue worker like any other
     system.env["SIM_TIME_SCALE"] = "0.05"
     system.start_all()
     # when
@@ -67,20 +67,32 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     assert hops == {
         ("logistics", "new_orders", "order.placed"): 1,
         ("logistics.events", "order.confirmed", "order.confirmed"): 1,  # to the shop and to payments
+        ("logistics", "payment_requests", "payment.charge_due"): 1,  # the provider's answer (a timer)
         ("logistics", "payment_results", "payment.captured"): 1,
         ("logistics", "fulfilment_requests", "order.paid"): 1,
+        ("logistics.events", "picking.started", "picking.started"): 1,  # to the simulated picker
+        ("logistics", "sim_actors", "sim.picking_done"): 1,  # its timer
         ("logistics", "shipping_orders", "shipment.requested"): 1,
-        ("logistics", "delivery_updates", "shipment.status_changed"): 5,
+        # each stage to customer service and to the simulated driver, who sets a timer for the next
+        ("logistics.events", "shipment.status_changed", "shipment.status_changed"): 5,
+        ("logistics", "sim_actors", "sim.stage_reached"): 4,
         ("logistics", "customer_notifications", "customer.notified"): 5,
     }
-    wait_until(lambda: ProcessedMessage.objects.count() == 16, timeout=10, what="last acks")
+    # the payment deadline timer was cancelled when the payment was captured: never sent
+    assert not OutboxMessage.objects.filter(correlation_id=order_id, type="payment.deadline_due").exists()
+    wait_until(lambda: ProcessedMessage.objects.count() == 28, timeout=10, what="last acks")
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
     handled = Counter(ProcessedMessage.objects.values_list("consumer", flat=True))
     assert handled == {
-        "warehouse.new_orders": 1, "shop.order_confirmations": 1, "payments.payment_requests": 1,
+        "warehouse.new_orders": 1, "shop.order_confirmations": 1, "payments.payment_requests": 2,
         "shop.payment_results": 1, "warehouse.fulfilment_requests": 1, "transport.shipping_orders": 1,
         "support.delivery_updates": 5, "shop.customer_notifications": 5,
+        "simulation.actors": 1 + 1 + 5 + 4,  # picking.started, picking done, 5 stages, 4 stage timers
     }
+    # every timer went out when due, not before
+    timers = OutboxMessage.objects.filter(correlation_id=order_id, due_at__isnull=False)
+    assert timers.count() == 6
+    assert all(t.published_at >= t.due_at for t in timers)
     assert CustomerNotification.objects.filter(order_id=order_id).count() == 5
     assert DeadLetter.objects.count() == 0
 

@@ -1,0 +1,65 @@
+"""Timers: a timed step is a message with a due time.
+
+``timer_set()`` writes an outbox row in the caller's transaction, like any message: the timer
+exists if and only if the change that asks for it commits. The relay does not publish it
+before it is due (``OutboxPending`` is leased in due order, and an idle relay sleeps until the
+first due time); then it reaches its queue and a ``manage.py consume`` worker handles it like
+any other message: once per message id, retried, parked as a dead letter, shown in the
+order's journey. A relay or worker killed at any moment loses nothing: the row stays
+unpublished until confirmed, the message stays unacked until handled.
+
+A timer is cancelled by deleting its row while it is not published yet (``timer_cancel()``).
+One that was already on its way, or that arrives after the state it was set for has moved on,
+must change nothing: every handler of a timer checks the state it acts on (under its lock).
+
+``SIM_TIME_SCALE`` multiplies the simulated delays (``scaled()``); 0 makes them due at once,
+through the same road.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from messaging.models import OutboxMessage
+from messaging.outbox import outbox_emit
+
+
+def scaled(seconds: float) -> float:
+    """A simulated delay in real seconds (``SIM_TIME_SCALE`` times ``seconds``)."""
+    return seconds * settings.SIM_TIME_SCALE
+
+
+def timer_set(
+    *,
+    queue: str,
+    type: str,
+    correlation_id: UUID | str,
+    payload: dict[str, Any],
+    producer: str,
+    after: float,
+) -> OutboxMessage:
+    """Send ``type`` to ``queue`` ``after`` seconds from now (0 or less: due now). Caller holds the transaction."""
+    due_at = timezone.now() + timedelta(seconds=max(after, 0.0))
+    return outbox_emit(queue=queue, type=type, correlation_id=correlation_id, payload=payload, producer=producer,
+                       due_at=due_at)
+
+
+def timer_cancel(*, correlation_id: UUID | str, type: str) -> int:
+    """Cancel the timers of ``type`` set for ``correlation_id`` that have not gone out yet.
+
+    Caller holds the transaction (and the lock of the state the timer was set for). A timer the
+    relay is publishing at this moment may still arrive: its handler finds the state moved on.
+    Returns how many were cancelled.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("timer_cancel() must run inside the transaction of the change that cancels")
+    deleted, _ = OutboxMessage.objects.filter(
+        correlation_id=str(correlation_id), type=type, due_at__isnull=False, published_at__isnull=True,
+    ).delete()
+    return deleted

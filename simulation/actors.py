@@ -1,0 +1,84 @@
+"""The demo's simulated actors: warehouse staff who pick, drivers who drive.
+
+In a real deployment people perform these steps through the owning app's commands (admin
+actions, the driver API). Here an actor hears the event that gives it work, waits the
+simulated time with a timer (a message due later, on the actors' own queue), and then calls
+the very same command a person would. A timer that arrives after someone else already did
+the step changes nothing: the command finds the state moved on.
+
+On when ``SIM_ACTORS`` is (the default); ``manage.py consume sim_actors`` runs them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from django.conf import settings
+from rest_framework import serializers
+
+from messaging.envelope import Message
+from messaging.payloads import payload_validated
+from messaging.registry import message_handler
+from messaging.timers import scaled, timer_set
+from transport import services as transport
+from transport.models import NEXT_STAGE
+from warehouse import services as warehouse
+
+SIM_ACTORS = "sim_actors"
+CONSUMER = "simulation.actors"
+PRODUCER = "simulation"
+SUBSCRIPTIONS = ("picking.started", "shipment.status_changed")
+
+PICKING_DONE = "sim.picking_done"
+STAGE_REACHED = "sim.stage_reached"
+
+
+def picking_seconds() -> float:
+    return scaled(settings.SIM_PICKING_SECONDS)
+
+
+def stage_seconds() -> float:
+    low, high = settings.SIM_STAGE_SECONDS
+    return scaled(random.uniform(low, high))
+
+
+class OrderPayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+
+
+class StagePayload(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    shipment_id = serializers.CharField(max_length=40)
+    status = serializers.CharField(max_length=20)
+
+
+@message_handler(SIM_ACTORS, "picking.started", consumer=CONSUMER)
+def on_picking_started(message: Message) -> None:
+    """A picker takes the order; done after SIM_PICKING_SECONDS."""
+    data = payload_validated(OrderPayload, message)
+    timer_set(queue=SIM_ACTORS, type=PICKING_DONE, correlation_id=data["order_id"], producer=PRODUCER,
+              payload={"order_id": str(data["order_id"])}, after=picking_seconds())
+
+
+@message_handler(SIM_ACTORS, PICKING_DONE, consumer=CONSUMER)
+def on_picking_done(message: Message) -> None:
+    data = payload_validated(OrderPayload, message)
+    warehouse.picking_complete(order_id=data["order_id"])
+
+
+@message_handler(SIM_ACTORS, "shipment.status_changed", consumer=CONSUMER)
+def on_shipment_status_changed(message: Message) -> None:
+    """The driver of a shipment with a vehicle drives it to its next stage in SIM_STAGE_SECONDS."""
+    data = payload_validated(StagePayload, message)
+    next_stage = NEXT_STAGE.get(data["status"])
+    if next_stage is None:  # waiting for a vehicle, or delivered: nothing to drive
+        return
+    timer_set(queue=SIM_ACTORS, type=STAGE_REACHED, correlation_id=data["order_id"], producer=PRODUCER,
+              payload={"order_id": str(data["order_id"]), "shipment_id": data["shipment_id"], "status": next_stage},
+              after=stage_seconds())
+
+
+@message_handler(SIM_ACTORS, STAGE_REACHED, consumer=CONSUMER)
+def on_stage_reached(message: Message) -> None:
+    data = payload_validated(StagePayload, message)
+    transport.shipment_advance(shipment_id=data["shipment_id"], to_status=data["status"])
