@@ -160,6 +160,30 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far: utime + stime of
+    /proc/<pid>/stat, counted in clock ticks (10 ms on most kernels)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()  # the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of stat(5)
+
+
+def cpu_seconds_fine(pid: int) -> float:
+    """CPU time a process's live threads have used so far, to the nanosecond (/proc/<pid>/task/*/schedstat).
+
+    For a nearly idle process: ``cpu_seconds`` counts whole ticks, so 20 ms over 20 s reads as
+    one, two or three of them. Threads that have exited are not counted: compare two readings
+    only across a spell in which the process started none. Falls back to ``cpu_seconds``.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                total += int((task / "schedstat").read_text().split()[0])
+    except OSError:
+        return cpu_seconds(pid)
+    return total / 1e9 if total else cpu_seconds(pid)
+
+
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Count, Min
 
 from messaging import broker, topology
-from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.models import DeadLetter, OutboxMessage, OutboxPending, ProcessedMessage
 from shop.models import FINAL_STATUSES, OrderStatus
 from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest
 from transport.models import Vehicle
@@ -132,18 +132,21 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
 
 # --- messaging -----------------------------------------------------------------------------
 def outbox_backlog(*, now: datetime) -> dict[str, Any]:
-    """Unpublished outbox rows, how old the oldest is (the relay's lag) and how many failed.
+    """Outbox rows due and not published yet, how long the oldest has been due (the relay's
+    lag), how many failed, and the timers not due yet (they are no backlog).
 
-    Found through the relay's work list (OutboxPending): no index lists them in the outbox itself.
+    Read from the relay's work list (OutboxPending), whose ``next_attempt_at`` is when each row
+    may go out: its creation, a timer's due time, a refused row's retry.
     """
-    pending = OutboxMessage.objects.filter(pending__isnull=False)
-    stats = pending.aggregate(n=Count("id"), oldest=Min("created_at"))
+    due = OutboxPending.objects.filter(next_attempt_at__lte=now)
+    stats = due.aggregate(n=Count("outbox_id"), oldest=Min("next_attempt_at"))
     oldest = stats["oldest"]
     return {
         "unpublished": stats["n"],
         "oldest_created_at": _iso(oldest),
         "oldest_age_seconds": round(max(0.0, (now - oldest).total_seconds()), 3) if oldest else 0.0,
-        "failing": pending.exclude(last_error="").count(),
+        "failing": OutboxMessage.objects.filter(pending__isnull=False).exclude(last_error="").count(),
+        "timers_waiting": OutboxPending.objects.filter(next_attempt_at__gt=now).count(),
     }
 
 

@@ -15,7 +15,7 @@ from config.errors import NotFound
 from config.rows import row_insert, row_lock, row_update
 from config.transactions import service_transaction
 from messaging.outbox import outbox_emit
-from messaging.timers import timer_set
+from messaging.timers import timer_cancel, timer_set
 from messaging.topology import PAYMENT_REQUESTS, PAYMENT_RESULTS
 from payments.models import Payment
 from payments.provider import payment_provider
@@ -98,6 +98,7 @@ def payment_compensate(*, order_id: UUID, reason: str) -> Payment:
         payment.status = Payment.Status.VOIDED
         payment.reason = reason
         payment.save(update_fields=["status", "reason", "updated_at"])
+        timer_cancel(correlation_id=order_id, type=CHARGE_DUE)  # one already on its way finds it voided
     elif payment.status == Payment.Status.CAPTURED:
         answer = payment_provider().refund(idempotency_key=f"refund-{payment.id}", reference=payment.provider_reference,
                                            amount=payment.amount, currency=payment.currency)

@@ -205,10 +205,10 @@ PAYMENT_DEADLINE_DUE = "payment.deadline_due"
 def _payment_clock_start(order: Order) -> None:
     """Wait ``payment_timeout_seconds()`` for payments' answer to the latest request: a timer on
     the shop's own payment_results queue. Caller holds the order's lock and saves ``payment_due_at``."""
-    order.payment_due_at = timezone.now() + timedelta(seconds=payment_timeout_seconds())
-    timer_set(queue=PAYMENT_RESULTS, type=PAYMENT_DEADLINE_DUE, correlation_id=order.id, producer=PRODUCER,
-              payload={"order_id": str(order.id), "request_number": order.payment_requests},
-              after=payment_timeout_seconds())
+    timer = timer_set(queue=PAYMENT_RESULTS, type=PAYMENT_DEADLINE_DUE, correlation_id=order.id, producer=PRODUCER,
+                      payload={"order_id": str(order.id), "request_number": order.payment_requests},
+                      after=payment_timeout_seconds())
+    order.payment_due_at = timer.due_at
 
 
 def _payment_clock_stop(order: Order) -> None:

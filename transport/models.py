@@ -69,6 +69,8 @@ class Shipment(models.Model):
         ordering = ["-created_at"]
         # a plain index (db_index=True on a CharField adds a LIKE index, maintained by every stage)
         indexes = [models.Index(fields=["status"], name="shipment_status_idx")]
+        # drivers record stages through the driver API without being staff
+        permissions = [("record_shipment_stage", "Can record shipment stages (drivers)")]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"

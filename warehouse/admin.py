@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from warehouse.models import Reservation, ReservationLine, StockItem
+from warehouse.services import picking_complete
 
 
 @admin.register(StockItem)
@@ -27,6 +28,31 @@ class ReservationAdmin(admin.ModelAdmin):
     search_fields = ["order_id"]
     inlines = [ReservationLineInline]
     readonly_fields = [f.name for f in Reservation._meta.fields]
+    actions = ["mark_picking_done"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Mark picking done", permissions=["change"])
+    def mark_picking_done(self, request, queryset):
+        """The warehouse staff's command: each selected order picked and handed to transport.
+        The status read here only sorts the report; picking_complete decides under its lock."""
+        moved, not_picking = 0, []
+        for order_id, status in queryset.order_by("pk").values_list("order_id", "status"):
+            reservation = picking_complete(order_id=order_id)
+            picked = reservation is not None and reservation.status == Reservation.Status.PICKED
+            if status == Reservation.Status.PICKING and picked:
+                moved += 1
+            else:
+                not_picking.append(status)
+        if moved:
+            self.message_user(request, f"{_count(moved, 'order')} picked and handed to transport.",
+                              messages.SUCCESS)
+        if not_picking:
+            by_status = ", ".join(f"{not_picking.count(s)} {s}" for s in sorted(set(not_picking)))
+            self.message_user(request, f"{_count(len(not_picking), 'order')} not being picked, left as "
+                              f"they were ({by_status}).", messages.WARNING)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 STAGES = ["new", "confirmed", "paid", "picked_up", "in_transit", "out_for_delivery", "delivered", "rejected",
           "payment_failed", "cancelled"]
 WORK_QUEUES = ["new_orders", "order_confirmations", "shipping_orders", "delivery_updates", "customer_notifications",
-               "payment_requests", "payment_results", "fulfilment_requests", "support_requests"]
+               "payment_requests", "payment_results", "fulfilment_requests", "support_requests", "sim_actors"]
 
 
 def place(customer, *, status: str = "new") -> Order:

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-from django_q.models import Schedule
 
 from messaging.models import OutboxMessage
 from payments.models import Payment
@@ -24,12 +23,18 @@ def place(catalogue, make_customer):
     return place_order
 
 
+def charge_timers(order_id) -> list[OutboxMessage]:
+    """The provider's answers still to come: payments' charge timers not sent yet."""
+    return list(OutboxMessage.objects.filter(correlation_id=str(order_id), type="payment.charge_due",
+                                             published_at__isnull=True))
+
+
 def results(order_id) -> list[tuple[str, str]]:
     return list(OutboxMessage.objects.filter(queue="payment_results", correlation_id=str(order_id))
                 .order_by("id").values_list("type", "payload__reference"))
 
 
-def test_the_amount_is_the_orders_catalogue_total_and_the_charge_is_scheduled(place):
+def test_the_amount_is_the_orders_catalogue_total_and_the_charge_is_a_timer(place):
     # given
     order = place()
     # when
@@ -37,14 +42,16 @@ def test_the_amount_is_the_orders_catalogue_total_and_the_charge_is_scheduled(pl
     # then
     assert (payment.amount, payment.currency, payment.method, payment.status) == (
         Decimal("1539.97"), "EUR", "credit_card", "pending")
-    assert Schedule.objects.filter(func="payments.tasks.payment_charge", args=repr((str(payment.id),))).count() == 1
+    [timer] = charge_timers(order.id)
+    assert (timer.queue, timer.payload) == ("payment_requests", {"order_id": str(order.id), "payment_id": str(payment.id)})
+    assert timer.due_at is not None
 
 
 def test_approved_charge_is_captured_and_answered_once(place):
     order = place()
     payment = payment_request(order_id=order.id)
     payment_charge(payment_id=payment.id)
-    payment_charge(payment_id=payment.id)  # a retried task
+    payment_charge(payment_id=payment.id)  # a repeated timer
     payment.refresh_from_db()
     assert payment.status == "captured" and payment.provider_reference.startswith("PAY-")
     assert results(order.id) == [("payment.captured", payment.provider_reference)]
@@ -63,14 +70,15 @@ def test_asked_again_after_an_answer_it_answers_again_without_charging(place):
     again = payment_request(order_id=order.id)
     assert again.attempts == 2 and again.status == "captured"
     assert results(order.id) == [("payment.captured", payment.provider_reference)] * 2
-    assert Schedule.objects.filter(func="payments.tasks.payment_charge").count() == 1
+    assert len(charge_timers(order.id)) == 1  # the first request's; none for the second
 
 
 def test_compensation_voids_a_pending_payment_so_it_is_never_charged(place):
     order = place()
     payment = payment_request(order_id=order.id)
     payment_compensate(order_id=order.id, reason="order cancelled")
-    payment_charge(payment_id=payment.id)  # the scheduled charge runs afterwards
+    assert charge_timers(order.id) == []  # the provider's answer will not be asked for
+    payment_charge(payment_id=payment.id)  # a charge timer that was already on its way
     payment.refresh_from_db()
     assert payment.status == "voided"
     assert results(order.id) == []
@@ -91,5 +99,5 @@ def test_a_cancellation_that_overtakes_the_request_prevents_the_charge(place):
     payment_compensate(order_id=order.id, reason="order cancelled")
     payment = payment_request(order_id=order.id)
     assert payment.status == "voided"
-    assert not Schedule.objects.filter(func="payments.tasks.payment_charge").exists()
+    assert charge_timers(order.id) == []
     assert Payment.objects.count() == 1

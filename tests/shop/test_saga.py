@@ -1,19 +1,16 @@
 """The shop as the order saga's coordinator: payment results, timeouts, cancellation."""
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
-from shop import services
 from shop.models import Order
 from shop.services import (
+    PAYMENT_DEADLINE_DUE,
     order_confirmation_apply,
     order_payment_result_apply,
     order_payment_timeout,
-    payment_deadlines_enforce,
 )
 from simulation.demo_data import SEED_ORDER
 
@@ -75,62 +72,59 @@ def test_an_answer_stops_the_clock(confirmed_order):
     assert emitted(confirmed_order, "payment.requested") == 0
 
 
-def _overdue(order_id) -> None:
-    Order.objects.filter(pk=order_id).update(payment_due_at=timezone.now() - timedelta(seconds=1))
+def deadlines(order) -> list[OutboxMessage]:
+    """The order's payment deadline timers not sent yet."""
+    return list(OutboxMessage.objects.filter(correlation_id=str(order.id), type=PAYMENT_DEADLINE_DUE,
+                                             published_at__isnull=True))
 
 
-def test_confirmation_starts_the_payment_clock_and_the_sweep_acts_only_when_it_runs_out(confirmed_order, settings):
+def test_confirmation_sets_a_payment_deadline_timer_and_each_request_a_new_one(confirmed_order, settings):
     settings.PAYMENT_MAX_REQUESTS = 2
-    started = Order.objects.get(pk=confirmed_order.id).payment_due_at
-    assert started is not None and started > timezone.now()
-    # not due yet: the sweep leaves it alone
-    assert payment_deadlines_enforce() == 0
-    assert emitted(confirmed_order, "payment.requested") == 0
-    # due: asked again, with a new deadline
-    _overdue(confirmed_order.id)
-    assert payment_deadlines_enforce() == 1
     order = Order.objects.get(pk=confirmed_order.id)
+    [timer] = deadlines(order)
+    assert (timer.exchange, timer.queue) == ("logistics", "payment_results")  # the shop's own queue
+    assert timer.payload == {"order_id": str(order.id), "request_number": 1}
+    assert timer.due_at == timer.next_attempt_at == order.payment_due_at > timezone.now()
+    assert emitted(order, "payment.requested") == 0
+    # the deadline is due: asked again, with a new deadline (one timer, never two)
+    order_payment_timeout(order_id=order.id, request_number=1)
+    order = Order.objects.get(pk=order.id)
     assert (order.status, order.payment_requests) == ("confirmed", 2)
-    assert order.payment_due_at > timezone.now()
+    [timer] = deadlines(order)
+    assert timer.payload["request_number"] == 2
     assert emitted(order, "payment.requested") == 1
     # due again after the last request: failed with compensation, and the clock stops
-    _overdue(confirmed_order.id)
-    assert payment_deadlines_enforce() == 1
-    order = Order.objects.get(pk=confirmed_order.id)
+    order_payment_timeout(order_id=order.id, request_number=2)
+    order = Order.objects.get(pk=order.id)
     assert (order.status, order.payment_due_at) == ("payment_failed", None)
     assert emitted(order, "order.payment_failed") == 1
-    assert payment_deadlines_enforce() == 0
+    assert deadlines(order) == []
 
 
-def test_one_orders_failing_timeout_does_not_stop_the_others(confirmed_order, catalogue, customer_client,
-                                                             monkeypatch):
-    other_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
-    order_confirmation_apply(order_id=other_id, confirmed=True, message="All items reserved")
-    _overdue(confirmed_order.id)
-    _overdue(other_id)
-    real = services.order_payment_timeout
-
-    def broken_for_the_first(*, order_id, request_number):
-        if str(order_id) == str(confirmed_order.id):
-            raise RuntimeError("a bug")
-        return real(order_id=order_id, request_number=request_number)
-
-    monkeypatch.setattr(services, "order_payment_timeout", broken_for_the_first)
-    # when
-    assert payment_deadlines_enforce() == 2
-    # then: the other order was asked about again; the broken one waits for the next tick
-    assert Order.objects.get(pk=other_id).payment_requests == 2
-    assert Order.objects.get(pk=confirmed_order.id).payment_requests == 1
-
-
-def test_an_answered_or_cancelled_order_leaves_the_clock(confirmed_order, catalogue, customer_client):
+def test_an_answered_or_cancelled_order_cancels_its_deadline_timer(confirmed_order, catalogue, customer_client):
+    assert len(deadlines(confirmed_order)) == 1
     order_payment_result_apply(order_id=confirmed_order.id, status="captured", reference="PAY-1", reason="")
     assert Order.objects.get(pk=confirmed_order.id).payment_due_at is None
+    assert deadlines(confirmed_order) == []
     other_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
     order_confirmation_apply(order_id=other_id, confirmed=True, message="All items reserved")
+    other = Order.objects.get(pk=other_id)
+    assert len(deadlines(other)) == 1
     assert customer_client.post(f"/api/orders/{other_id}/cancel/").status_code == 200
     assert Order.objects.get(pk=other_id).payment_due_at is None
-    assert payment_deadlines_enforce() == 0
+    assert deadlines(other) == []
+    # a deadline that was already on its way when the order was cancelled changes nothing
+    order_payment_timeout(order_id=other_id, request_number=1)
+    assert Order.objects.get(pk=other_id).status == "cancelled"
+    assert emitted(other, "payment.requested") == 0
+
+
+def test_a_stale_deadline_of_an_earlier_request_changes_nothing(confirmed_order):
+    order_payment_timeout(order_id=confirmed_order.id, request_number=1)  # request 2 owns the clock now
+    order_payment_timeout(order_id=confirmed_order.id, request_number=1)  # the first deadline, late again
+    order = Order.objects.get(pk=confirmed_order.id)
+    assert (order.status, order.payment_requests) == ("confirmed", 2)
+    assert emitted(order, "payment.requested") == 1
 
 
 def test_cancel_before_picking_cancels_and_publishes_the_compensation(confirmed_order, customer_client):

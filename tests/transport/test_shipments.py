@@ -50,7 +50,7 @@ def test_delivery_frees_the_vehicle_when_nobody_waits(catalogue):
     shipment.refresh_from_db()
     assert Vehicle.objects.get(pk=shipment.vehicle_id).status == "available"
     assert list(shipment.events.values_list("status", flat=True)) == ["vehicle_assigned", *LIFECYCLE]
-    updates = OutboxMessage.objects.filter(queue="delivery_updates", correlation_id=str(shipment.order_id))
+    updates = OutboxMessage.objects.filter(type="shipment.status_changed", correlation_id=str(shipment.order_id))
     assert [u.payload["status"] for u in updates] == ["vehicle_assigned", *LIFECYCLE]
 
 
@@ -72,20 +72,3 @@ def test_a_repeated_shipping_order_creates_one_shipment(catalogue):
     kwargs = dict(order_id=order_id, recipient="A", shipping_address={"street": "x"}, shipping_method="standard")
     assert shipment_create(**kwargs).id == shipment_create(**kwargs).id
     assert Shipment.objects.filter(order_id=order_id).count() == 1
-
-
-def test_a_lost_stage_is_replayed_by_the_recovery_sweep(catalogue):
-    # given: a shipment whose next scheduled stage was lost long ago
-    from django.utils import timezone
-
-    from transport.services import shipments_overdue_resume
-
-    shipment = create()
-    Shipment.objects.filter(pk=shipment.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
-    # when
-    resumed = shipments_overdue_resume(older_than_seconds=60)
-    # then: the lost stage is played (now: a replayed step has no delay), and the next one scheduled
-    shipment.refresh_from_db()
-    assert resumed == 1
-    assert shipment.status == "picked_up"
-    assert list(shipment.events.values_list("status", flat=True)) == ["vehicle_assigned", "picked_up"]

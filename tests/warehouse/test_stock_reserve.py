@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from messaging.models import OutboxMessage
 from warehouse.models import Reservation, StockItem
-from warehouse.services import RequestedLine, picking_start, reservation_pick, reservation_release, stock_reserve
+from warehouse.services import RequestedLine, picking_complete, picking_start, reservation_release, stock_reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -74,9 +74,10 @@ def test_picking_hands_the_order_to_transport_once(catalogue):
     # when: paid (twice, as a redelivery would), then picked (twice)
     picking_start(order_id=order_id)
     picking_start(order_id=order_id)
-    reservation_pick(order_id=order_id)
-    reservation_pick(order_id=order_id)
-    # then
+    picking_complete(order_id=order_id)
+    picking_complete(order_id=order_id)
+    # then: whoever picks heard of it once, and transport got one shipping order
+    assert OutboxMessage.objects.filter(type="picking.started", correlation_id=str(order_id)).count() == 1
     shipping = OutboxMessage.objects.get(queue="shipping_orders")
     assert shipping.type == "shipment.requested"
     assert shipping.payload["items"] == [{"product_id": "PRD001", "quantity": 1}]
@@ -93,7 +94,7 @@ def test_picking_waits_for_payment(catalogue):
     order_id = uuid.uuid4()
     reserve(order_id, [("PRD001", 1)])
     # when
-    reservation_pick(order_id=order_id)
+    picking_complete(order_id=order_id)
     # then
     assert Reservation.objects.get(order_id=order_id).status == "reserved"
     assert not OutboxMessage.objects.filter(queue="shipping_orders").exists()
