@@ -20,6 +20,7 @@ from tests.fault.tools import (
     queue_depths,
     random_items,
     stock,
+    timer_lateness_seconds,
     vehicles_all_available,
 )
 
@@ -31,7 +32,12 @@ MAX_TIMER_KILLS = 30
 CHAOS_UNTIL_DELIVERED = 10  # orders delivered before the faults stop: most of the flow runs under them
 # Per delivery: die before handling (nothing committed) or after the commit, before the ack.
 CONSUMER_FAULTS = {"FAULT_INJECTION": "consumer.before_handle=0.04,consumer.after_commit=0.08"}
-VICTIMS = ("relay", *CONSUMERS)  # not qcluster: a step it loses is replayed only after 60 s (see report)
+VICTIMS = ("relay", *CONSUMERS, "scheduler")
+# Timed steps short but real (picking 0.1 s, stages 0.05-0.15 s, the payment provider 25-75 ms):
+# each is a timer, sent by the relay when due and handled by a queue worker.
+TIME_SCALE = "0.05"
+# A timed step killed anywhere comes back as soon as a process is restarted: seconds, not a minute.
+MAX_TIMER_LATENESS_SECONDS = 15
 
 
 def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system, make_customer):
@@ -40,11 +46,12 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
     call_command("load_demo_data", stock=1000, verbosity=0)
     initial = stock()
     system = fault_system
+    system.env["SIM_TIME_SCALE"] = TIME_SCALE
     system.start("relay")
     system.start("scheduler")
     for name in CONSUMERS:
         system.start(name, env=CONSUMER_FAULTS)
-    supervisor = Supervisor(system, ("relay", *CONSUMERS))
+    supervisor = Supervisor(system, VICTIMS)
     _, client = make_customer()
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -103,6 +110,7 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
     injected = supervisor.count("self-kill")
     outbox_rows, processed, exactly_once = processed_matches_outbox()
     duplicates = duplicates_absorbed(system)
+    lateness = sorted(timer_lateness_seconds())
     print(
         f"\n[worker kills] seed={seed} orders={ORDERS} chaos={chaos_seconds:.1f}s (messages handled meanwhile: "
         f"{handled_under_faults} of {outbox_rows}; orders not yet delivered when it ended: {in_flight}) "
@@ -111,7 +119,9 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
         f"(FAULT_INJECTION) ; restarts={system.restarts} ; deaths by worker={dict(supervisor.deaths)}\n"
         f"  lost={found.lost} doubled={len(found.doubled)} missing effects={len(found.missing)} "
         f"duplicate deliveries absorbed={duplicates} waited for a vehicle={found.waited_for_vehicle}\n"
-        f"  outbox rows={outbox_rows} processed records={processed} handled exactly once={exactly_once}"
+        f"  outbox rows={outbox_rows} processed records={processed} handled exactly once={exactly_once}\n"
+        f"  timers={len(lateness)} handled after due by: median {lateness[len(lateness) // 2]:.3f}s, "
+        f"max {lateness[-1]:.3f}s"
     )
     assert supervisor.unexpected() == {}, "a worker died some other way than kill -9"
     assert timer_kills >= TIMER_KILLS and injected >= 1
@@ -123,4 +133,7 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
     assert vehicles_all_available()
     assert DeadLetter.objects.count() == 0
     assert processed == outbox_rows == exactly_once
+    # every timed step (payment answer, picking, each stage: 6 per order) once, seconds late at most
+    assert len(lateness) == 6 * ORDERS
+    assert lateness[0] >= 0 and lateness[-1] < MAX_TIMER_LATENESS_SECONDS, lateness[-5:]
     assert all(depth == (0, 1) for depth in queue_depths().values()), queue_depths()

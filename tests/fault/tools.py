@@ -18,7 +18,7 @@ from django.utils import timezone
 from messaging import broker as broker_mod
 from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.registry import route_for
-from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, WORK_QUEUES
+from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, work_queues
 from payments.models import Payment
 from shop.models import Order, OrderStatusChange
 from simulation.demo_data import SEED_ORDER
@@ -29,7 +29,7 @@ from warehouse.models import Reservation, ReservationLine, StockItem
 
 LIFECYCLE = ("vehicle_assigned", "picked_up", "in_transit", "out_for_delivery", "delivered")
 CONSUMERS = ("new_orders", "order_confirmations", "payment_requests", "payment_results", "fulfilment_requests",
-             "shipping_orders", "delivery_updates", "customer_notifications", "support_requests")
+             "shipping_orders", "delivery_updates", "customer_notifications", "support_requests", "sim_actors")
 SKUS = ("PRD001", "PRD002", "PRD003", "PRD004")
 
 
@@ -76,8 +76,16 @@ def messages_settled() -> bool:
             and ProcessedMessage.objects.count() >= len(expected_deliveries()))
 
 
-def queue_depths(names=WORK_QUEUES) -> dict[str, tuple[int, int] | None]:
-    return broker_mod.queue_depths(list(names))
+def queue_depths(names=None) -> dict[str, tuple[int, int] | None]:
+    return broker_mod.queue_depths(list(names or work_queues()))
+
+
+def timer_lateness_seconds() -> list[float]:
+    """For every timer: how long after its due time its consumer handled it (processed record)."""
+    timers = dict(OutboxMessage.objects.filter(due_at__isnull=False).values_list("message_id", "due_at"))
+    handled = ProcessedMessage.objects.filter(message_id__in=[str(m) for m in timers]).values_list(
+        "message_id", "processed_at")
+    return [(processed_at - timers[uuid.UUID(message_id)]).total_seconds() for message_id, processed_at in handled]
 
 
 # --- waiting under supervision ----------------------------------------------------------------
