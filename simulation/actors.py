@@ -21,7 +21,7 @@ from messaging.payloads import payload_validated
 from messaging.registry import message_handler
 from messaging.timers import scaled, timer_set
 from transport import services as transport
-from transport.models import NEXT_STAGE
+from transport.models import NEXT_STAGE, ShipmentStatus
 from warehouse import services as warehouse
 
 SIM_ACTORS = "sim_actors"
@@ -49,7 +49,7 @@ class OrderPayload(serializers.Serializer):
 class StagePayload(serializers.Serializer):
     order_id = serializers.UUIDField()
     shipment_id = serializers.CharField(max_length=40)
-    status = serializers.CharField(max_length=20)
+    status = serializers.ChoiceField(choices=ShipmentStatus.values)
 
 
 @message_handler(SIM_ACTORS, "picking.started", consumer=CONSUMER)

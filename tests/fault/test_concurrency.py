@@ -1,5 +1,5 @@
 """Competing workers: two warehouse workers for a small stock, two transport workers and two
-schedulers for three vehicles."""
+workers of the simulated drivers (their timers) for three vehicles."""
 
 import time
 from collections import defaultdict
@@ -61,10 +61,10 @@ def test_two_warehouse_workers_never_oversell_and_no_vehicle_serves_two_shipment
     system.start("customer_notifications")
     for name in ("payment_requests", "payment_results", "fulfilment_requests", "support_requests"):
         system.start(name)
-    system.start("scheduler", count=2)
+    system.start("sim_actors", count=2, args=["--prefetch", "1"])
     supervisor = Supervisor(system, ("relay", "new_orders", "order_confirmations", "shipping_orders",
                                      "delivery_updates", "customer_notifications", "payment_requests",
-                                     "payment_results", "fulfilment_requests", "support_requests"))
+                                     "payment_results", "fulfilment_requests", "support_requests", "sim_actors"))
     supervisor.wait(lambda: queue_depths(["new_orders"])["new_orders"][1] == 2, timeout=60,
                     what="both warehouse workers listening")
     _, client = make_customer()
@@ -72,7 +72,7 @@ def test_two_warehouse_workers_never_oversell_and_no_vehicle_serves_two_shipment
     # when: 40 one-laptop orders wait in the outbox; then the relay sends them all at once to
     # the two waiting warehouse workers
     order_ids = [place_order(client, [("PRD001", 1)]) for _ in range(ORDERS)]
-    system.start("relay")
+    system.start("relay", count=2)  # two relays lease side by side: no row sent twice, timers included
     lowest_stock = STOCK
     started = time.monotonic()
     try:
@@ -102,7 +102,8 @@ def test_two_warehouse_workers_never_oversell_and_no_vehicle_serves_two_shipment
     outbox_rows, processed, exactly_once = processed_matches_outbox()
     print(
         f"\n[concurrency] {ORDERS} one-unit orders for {STOCK} in stock, 2 new_orders workers (prefetch 1) "
-        f"handled {per_worker}; 2 shipping_orders workers handled {shipping_per_worker}; 2 qclusters\n"
+        f"handled {per_worker}; 2 shipping_orders workers handled {shipping_per_worker}; "
+        f"2 sim_actors workers, 2 relays\n"
         f"  statuses={dict(found.statuses)} stock PRD001 now {stock()['PRD001']} (lowest seen {lowest_stock}) "
         f"reservations={Reservation.objects.count()} reserved units={reserved_quantities()}\n"
         f"  shipments per vehicle={ {c: len(s) for c, s in intervals.items()} } "

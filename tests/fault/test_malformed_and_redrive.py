@@ -38,6 +38,8 @@ NOTIFIED_CONSUMER = "shop.customer_notifications"
 # The message type each queue's consumer knows, a payload lacking required fields and one
 # with fields of the wrong types.
 QUEUE_SHAPES = {
+    "sim_actors": ("sim.stage_reached", {"order_id": None, "status": "picked_up"},
+                   {"order_id": None, "shipment_id": ["SHP-X"], "status": "teleported"}),
     "new_orders": ("order.placed", {"order_id": None},
                    {"order_id": None, "recipient": ["x"], "shipping_address": "Narva mnt 5", "shipping_method": "x",
                     "items": [{"product_id": "PRD001", "quantity": "many"}]}),
