@@ -23,6 +23,7 @@ urlpatterns = [
     # The versioned routes, and the contract's unversioned paths as the current version.
     path("api/v1/", include((api_v1, "v1"))),
     path("api/", include((api_v1, "api"))),
+    path("api/", include("transport.urls")),
     path("track/<str:shipment_id>/", track_page, name="track"),
     path("dashboard/", include("observability.urls")),
     path("healthz", observability_views.healthz, name="healthz"),
