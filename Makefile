@@ -49,7 +49,8 @@ test: install-dev
 bench: install-dev
 	scripts/ensure_rabbitmq.sh
 	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
-	  $(PY) bench/run.py
+	  RABBITMQ_URL=$$(TEST_VHOST=logistics_bench scripts/test_vhost.sh) && export RABBITMQ_URL && \
+	  $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .run .pytest_cache

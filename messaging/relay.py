@@ -424,11 +424,20 @@ class OutboxRelay:
         One lookup of the first entry of the pending list's (next_attempt_at, outbox_id)
         index: an idle relay costs the same with 100,000 timers due tomorrow as with none.
         """
-        first = OutboxPending.objects.order_by("next_attempt_at", "outbox_id").values_list(
-            "next_attempt_at", flat=True).first()
-        if first is None:
+        first = OutboxPending.objects.order_by("next_attempt_at", "outbox_id").values_list("next_attempt_at", flat=True)
+        if connection.vendor == "postgresql":
+            # Never prepared (see _mark_published): a generic plan made while the list was empty
+            # reads and sorts all of it, 8-11 ms per call with 100,000 timers waiting.
+            sql, params = first[:1].query.sql_with_params()
+            with connection.cursor() as cursor:
+                _execute_unprepared(cursor, sql, params)
+                row = cursor.fetchone()
+            due = row[0] if row else None
+        else:
+            due = first.first()
+        if due is None:
             return None
-        return (first - timezone.now()).total_seconds()
+        return (due - timezone.now()).total_seconds()
 
     def _record(self, result: BatchResult) -> tuple[int, int]:
         """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed).
