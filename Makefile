@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run test bench install install-dev broker migrate clean
+.PHONY: demo run test lint bench install install-dev broker migrate clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,15 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+# The checkout's own: a secret key (config/settings.py reads it) and collectstatic's target folder.
+.secret_key:
+	PYTHON=$(PYTHON) scripts/ensure_secret_key.sh
+
+staticfiles:
+	mkdir -p $@
+
+install: $(VENV)/.installed .secret_key staticfiles
+install-dev: $(VENV)/.installed-dev install
 
 broker: install
 	scripts/ensure_rabbitmq.sh
@@ -45,6 +52,10 @@ test: install-dev
 	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
+## make lint: ruff (its rules are in pyproject.toml)
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
 ## make bench: the benchmarks in bench/, figures printed and written to bench/results/
 bench: install-dev
 	scripts/ensure_rabbitmq.sh
@@ -53,4 +64,4 @@ bench: install-dev
 	  $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .run .pytest_cache
+	rm -rf .run .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ that ceiling within the first backlogs and stays there: 30k -> 50k -> 70k -> 90k
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from bench.common import Processes, broker_reset, database_reset, rss_kib, wait_for, write_result
@@ -52,7 +53,7 @@ def one_run() -> dict:
         for checkpoint in CHECKPOINTS:
             feed(order_id, checkpoint - sent, sent)
             sent = checkpoint
-            wait_for(lambda: ProcessedMessage.objects.count() >= sent, timeout=300, what=f"{sent} messages handled")
+            wait_for(lambda n=sent: ProcessedMessage.objects.count() >= n, timeout=300, what=f"{sent} messages handled")
             figures[f"relay_rss_kib_after_{checkpoint}"] = rss_kib(relay.pid)
             figures[f"consumer_rss_kib_after_{checkpoint}"] = rss_kib(consumer.pid)
     return figures
@@ -64,7 +65,7 @@ def run(repeats: int = 3) -> dict:
     runs = [one_run() for _ in range(max(1, repeats - 1))]
     database_reset()
     figures = {key: round(statistics.median(r[key] for r in runs)) for key in runs[0]}
-    for low, high in zip(CHECKPOINTS, CHECKPOINTS[1:]):
+    for low, high in itertools.pairwise(CHECKPOINTS):
         for role in ("relay", "consumer"):
             figures[f"{role}_growth_kib_{low}_to_{high}"] = (
                 figures[f"{role}_rss_kib_after_{high}"] - figures[f"{role}_rss_kib_after_{low}"])

@@ -61,7 +61,8 @@ def published_history_fill(rows: int) -> None:
         cursor.execute(
             f"""INSERT INTO {table} (message_id, exchange, queue, type, correlation_id, causation_id, producer, payload,
                                      created_at, published_at, attempts, last_error)
-                SELECT gen_random_uuid(), 'logistics', 'new_orders', 'order.placed', gen_random_uuid()::text, '', 'history',
+                SELECT gen_random_uuid(), 'logistics', 'new_orders', 'order.placed', gen_random_uuid()::text, '',
+                       'history',
                        %s::jsonb, now() - interval '1 day', now() - interval '1 day', 0, ''
                 FROM generate_series(1, %s)""",
             [json.dumps(sample_payload()), rows],

@@ -1,9 +1,12 @@
-"""Settings: the environment is read here and nowhere else (see README "Settings")."""
+"""Settings: the environment is read here and nowhere else (see README "Settings").
+
+Importing this module reads and checks; it writes nothing. The test suite's settings are
+tests/settings.py.
+"""
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -50,29 +53,33 @@ def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def _env_list(name: str, default: str = "") -> list[str]:
+    """A comma-separated list."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
 def _secret_key() -> str:
-    """DJANGO_SECRET_KEY, else one generated once per checkout into an ignored file."""
+    """DJANGO_SECRET_KEY, else the key that ``make install`` (scripts/ensure_secret_key.sh) wrote
+    once per checkout into the ignored file .secret_key."""
     key = os.environ.get("DJANGO_SECRET_KEY")
     if key:
         return key
     key_file = BASE_DIR / ".secret_key"
     try:
-        return key_file.read_text().strip()
+        key = key_file.read_text().strip()
     except FileNotFoundError:
-        key = secrets.token_urlsafe(50)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
+        key = ""
     except OSError as exc:  # pragma: no cover - unreadable checkout
         raise ImproperlyConfigured(f"cannot read {key_file}: {exc}") from exc
+    if not key:
+        raise ImproperlyConfigured(
+            f"no secret key: set DJANGO_SECRET_KEY, or run `make install` (it writes {key_file})")
+    return key
 
 
 SECRET_KEY = _secret_key()
 DEBUG = _env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]
-if "testserver" not in ALLOWED_HOSTS and os.environ.get("PYTEST_VERSION"):
-    ALLOWED_HOSTS.append("testserver")
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -134,15 +141,16 @@ try:
                               conn_health_checks=True)
 except Exception as exc:  # dj_database_url raises several types for bad URLs
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+# Web, relay, consumers and scheduler are separate processes on one file: WAL lets readers run
+# beside the writer, IMMEDIATE takes the write lock at BEGIN (no lock upgrade deadlocks) and the
+# timeout waits instead of failing.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if _db["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, relay, consumers and scheduler are separate processes on one file:
-    # WAL lets readers run beside the writer, IMMEDIATE takes the write lock at
-    # BEGIN (no lock upgrade deadlocks) and the timeout waits instead of failing.
-    _db["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+    _db["OPTIONS"] = dict(SQLITE_OPTIONS)
     _db["CONN_HEALTH_CHECKS"] = False
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})
@@ -176,7 +184,6 @@ MESSAGING = {
     # Delays (seconds) before the 1st, 2nd, ... retry of a transiently failing message.
     "RETRY_DELAYS": (1, 5, 25),
 }
-
 
 
 def _fault_injection() -> dict[str, float]:
@@ -236,7 +243,7 @@ Q_CLUSTER = {
 # --- API ----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.authentication.CustomerTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -264,15 +271,12 @@ SPECTACULAR_SETTINGS = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
-# Shared by every web worker process (throttling counts per user across all of them).
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": os.environ.get("DJANGO_CACHE_DIR") or str(BASE_DIR / ".run" / "cache"),
-    }
-}
-if os.environ.get("PYTEST_VERSION"):  # each test run counts its own requests
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Shared by every web worker process.
+CACHE_DIR = os.environ.get("DJANGO_CACHE_DIR") or str(BASE_DIR / ".run" / "cache")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": CACHE_DIR}}
+# The throttles' request histories (config/throttling.py), shared by every web worker process
+# and thread: throttling counts per user across all of them.
+API_THROTTLE_DIR = str(Path(CACHE_DIR) / "throttle")
 
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -286,9 +290,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the admin's and Swagger UI's static files from any server, DEBUG or not,
-# straight from the apps (no collectstatic step for the demo).
+# straight from the apps (no collectstatic step for the demo). STATIC_ROOT, collectstatic's
+# target, must exist all the same (WhiteNoise warns): `make install` makes it.
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic's target; WhiteNoise warns when it is missing
 WHITENOISE_AUTOREFRESH = False
 LOGIN_URL = "/admin/login/"
 
@@ -297,7 +301,7 @@ SESSION_COOKIE_HTTPONLY = True
 # Secure cookies by default (browsers treat http://localhost as secure, so the demo works).
 SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -311,13 +315,9 @@ if _env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- observability (README "Seeing the flow") ---------------------------------------------
-# prometheus_client picks multiprocess mode from this variable when it is first imported, so
-# it is set here, before anything can import it; the queue workers started from this process
-# inherit it. A test session (and its worker processes) gets a folder of its own.
-PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
-    BASE_DIR / ".run" / (f"prometheus-test/{os.getpid()}" if os.environ.get("PYTEST_VERSION") else "prometheus"))
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
-Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# The queue workers' and web workers' metric files (prometheus_client's multiprocess mode; see
+# observability/metrics.py, which hands this folder to prometheus_client and makes it).
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(BASE_DIR / ".run" / "prometheus")
 # /metrics: a scraper with "Authorization: Bearer <METRICS_TOKEN>", staff, or (unless behind a
 # TLS proxy, where every request seems to come from loopback) a client on the loopback address.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

@@ -6,9 +6,8 @@ allowed request pay for a pickled, compressed history written to a temporary fil
 renamed, plus a listing of the whole cache folder (its cull check), with no lock between the
 read and the write (concurrent requests lost each other's counts). Here each key's history is
 one small file of timestamps, read and rewritten under an exclusive ``flock`` -- one open,
-lock, read, write and close, and counts are never lost. The folder lives beside the file
-cache that settings configure for the web workers; with any other cache (the tests'
-per-process LocMemCache) it is a folder of this process's own, as the cache was.
+lock, read, write and close, and counts are never lost. The files live in
+``settings.API_THROTTLE_DIR`` (beside the web workers' file cache; a folder per test run).
 """
 
 from __future__ import annotations
@@ -17,33 +16,22 @@ import fcntl
 import hashlib
 import itertools
 import os
-import tempfile
 import time
 from array import array
-from functools import cache
 from pathlib import Path
 
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
-FILE_CACHE_BACKEND = "django.core.cache.backends.filebased.FileBasedCache"
 # Histories untouched for longer than the longest period DRF knows (a day) are empty: a
 # process removes them after every PRUNE_EVERY writes, as the file cache culled its entries.
 LONGEST_PERIOD_SECONDS = 86400
 PRUNE_EVERY = 1000
 
 
-@cache
-def _process_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="throttle-"))
-
-
 def history_folder() -> Path:
-    """Where the histories live (see the module docstring)."""
-    cache_config = settings.CACHES["default"]
-    if cache_config["BACKEND"] == FILE_CACHE_BACKEND:
-        return Path(cache_config["LOCATION"]) / "throttle"
-    return _process_folder()
+    """Where the histories live (made on first use)."""
+    return Path(settings.API_THROTTLE_DIR)
 
 
 def history_count(key: str, *, now: float, duration: int, limit: int) -> tuple[bool, list[float]]:

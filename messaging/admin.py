@@ -1,3 +1,6 @@
+"""What messages wrote, shown read-only: outbox rows and processed records cannot be added,
+changed or deleted by hand. Dead letters are re-driven through an action that calls a service."""
+
 from django.contrib import admin, messages
 
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
@@ -16,9 +19,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class RelayStateFilter(admin.SimpleListFilter):
-    """Waiting or published. Waiting is read through the relay's list (OutboxPending): no index
-    names ``published_at``, so "published_at is empty" would read the whole table."""
-
     title = "relay"
     parameter_name = "relay"
 
@@ -27,7 +27,7 @@ class RelayStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "waiting":
-            return queryset.filter(pending__isnull=False)
+            return queryset.filter(published_at__isnull=True)
         if self.value() == "published":
             return queryset.filter(published_at__isnull=False)
         return queryset
@@ -35,10 +35,10 @@ class RelayStateFilter(admin.SimpleListFilter):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "type", "queue", "correlation_id", "producer", "created_at", "published_at", "attempts"]
+    list_display = ["id", "type", "queue", "correlation_id", "producer", "created_at", "next_attempt_at",
+                    "published_at", "attempts"]
     list_filter = ["queue", "type", RelayStateFilter]
     search_fields = ["correlation_id", "message_id", "causation_id"]
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
 
 @admin.register(ProcessedMessage)
@@ -53,20 +53,19 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     list_display = ["id", "queue", "type", "reason", "short_error", "attempts", "created_at", "redriven_at"]
     list_filter = ["queue", "reason", ("redriven_at", admin.EmptyFieldListFilter)]
     search_fields = ["message_id", "correlation_id", "error"]
-    readonly_fields = [f.name for f in DeadLetter._meta.fields]
     actions = ["redrive"]
 
     @admin.display(description="error")
     def short_error(self, obj: DeadLetter) -> str:
         return obj.error[:120]
 
-    @admin.action(description="Re-drive selected dead letters (once each)")
+    @admin.action(description="Re-drive selected dead letters (once each)", permissions=["redrive"])
     def redrive(self, request, queryset):
         count, problems = dead_letters_redrive(dead_letter_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} message(s) sent back to their queue.", messages.SUCCESS)
         for problem in problems:
             self.message_user(request, problem, messages.WARNING)
 
-    def has_change_permission(self, request, obj=None):
-        # Needed for the action; every field stays read-only.
-        return request.user.is_staff
+    def has_redrive_permission(self, request) -> bool:
+        # Re-driving sends a message again: the model's change permission, though no field can be changed.
+        return request.user.has_perm("messaging.change_deadletter")

@@ -16,7 +16,8 @@ class OutboxMessage(models.Model):
     message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     exchange = models.CharField(max_length=100, default="logistics",
                                 help_text="logistics (point-to-point) or logistics.events (publish-subscribe)")
-    queue = models.CharField(max_length=100, help_text="routing key: the queue's name, or the event type on logistics.events")
+    queue = models.CharField(max_length=100,
+                             help_text="routing key: the queue's name, or the event type on logistics.events")
     type = models.CharField(max_length=100)
     correlation_id = models.CharField(max_length=64, help_text="the order's id")
     causation_id = models.CharField(max_length=64, blank=True, default="", help_text="message id that caused this one")

@@ -1,35 +1,40 @@
-"""Validation of message payloads before any handler acts on them."""
+"""Payloads in and out: checked against their contract (``contracts``), the one definition of each.
+
+A consumer reads ``payload_validated(OrderPlaced, message)``: the contract's instance, or
+InvalidMessage (the message is parked as a dead letter) when the payload breaks it. A producer
+hands the outbox a contract instance; ``payload_json()`` turns it into the message body.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from rest_framework import serializers
+import pydantic
 
+from contracts import Contract, contract_for
 from messaging.envelope import InvalidMessage, Message
 
-# One bound serializer per payload class and process: building a DRF serializer deep-copies
-# its declared fields, which would cost more than validating a small payload. A worker
-# handles one message at a time, and run_validation() keeps no state on the instance.
-_validators: dict[type[serializers.Serializer], serializers.Serializer] = {}
+C = TypeVar("C", bound=Contract)
 
 
-def payload_validated(serializer_class: type[serializers.Serializer], message: Message) -> dict[str, Any]:
-    """The payload validated by ``serializer_class``; InvalidMessage (-> dead letter) otherwise."""
-    validator = _validators.get(serializer_class)
-    if validator is None:
-        validator = _validators[serializer_class] = serializer_class()
+def payload_validated(contract: type[C], message: Message) -> C:
+    """The payload as ``contract``; InvalidMessage (-> dead letter) when it breaks it."""
     try:
-        return validator.run_validation(message.payload)
-    except serializers.ValidationError as exc:
-        detail = exc.detail if isinstance(exc.detail, dict) else {"payload": exc.detail}
-        errors = {field: [str(e) for e in errs] if isinstance(errs, list) else errs for field, errs in detail.items()}
+        return contract.model_validate(message.payload)
+    except pydantic.ValidationError as exc:
+        errors = {".".join(str(part) for part in error["loc"]) or "payload": error["msg"] for error in exc.errors()}
         raise InvalidMessage(f"invalid {message.type} payload: {errors}") from None
 
 
-class OrderEventPayload(serializers.Serializer):
-    """The payload of the shop's order events (order.paid, order.cancelled, order.payment_failed,
-    payment.requested) and of order.confirmed as payments reads it: which order, and why."""
-
-    order_id = serializers.UUIDField()
-    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+def payload_json(message_type: str, payload: Contract | dict[str, Any]) -> dict[str, Any]:
+    """The JSON object to send for ``message_type``: the contract instance's, or a plain dict
+    checked against the type's contract. A type without a contract is a programming error."""
+    try:
+        contract = contract_for(message_type)
+    except KeyError:
+        raise ValueError(f"no contract for message type {message_type!r} (see contracts/messages.py)") from None
+    if isinstance(payload, Contract):
+        if not isinstance(payload, contract):
+            raise ValueError(f"{type(payload).__name__} is not the contract of {message_type!r} ({contract.__name__})")
+        return payload.payload()
+    return contract.model_validate(payload).payload()

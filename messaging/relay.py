@@ -1,35 +1,33 @@
 """The outbox relay: committed outbox rows -> RabbitMQ, with publisher confirms.
 
-A row is marked published only after the broker confirmed it (and, thanks to
-``mandatory``, routed it to a queue). Rows go out in id order on one channel, a batch at a
-time, with up to ``window`` unconfirmed messages in flight (``messaging.publisher``); the
-confirmed rows of a batch are marked in one statement.
+A row is marked published only after the broker confirmed it (and, thanks to ``mandatory``,
+routed it to a queue). The relay leases the rows that are due (``messaging.lease``), a batch at
+a time, publishes them on one channel with up to ``window`` unconfirmed messages in flight
+(``messaging.publisher``) and marks the confirmed ones in one statement. On PostgreSQL a
+lease's row locks are held, in one transaction, until its batch is marked, so several relays
+can run side by side without sending a row twice; if a relay dies mid-batch its locks vanish
+with its connections and another relay (or its restart) sends the rows again -- consumers
+absorb such duplicates by message id.
 
-The first batch after a wake-up is leased on the relay's own thread; when it comes back full
-(a backlog), the batches after it are leased on lanes: threads with a database connection of
-their own. The rows waiting are those listed in ``OutboxPending`` (the database keeps that list
-in step with ``published_at``, so a mark is a HOT update that touches no index). On PostgreSQL
-the lease locks their entries there (``FOR UPDATE SKIP LOCKED``) in a transaction
-held open until the batch's rows are marked, so several relays can run side by side without
-sending a row twice; if a relay dies mid-batch its locks vanish with its connections and
-another relay (or its restart) sends the rows again -- consumers absorb such duplicates by
-message id. On a backlog two lanes take turns: the next batch is leased while the broker works
-on this one, and this one is marked while the broker works on the next, so the channel does
-not idle waiting for the database. A batch is published only after the one before it was
-confirmed, so rows still leave in id order.
+Lanes, on a backlog (PostgreSQL): the first batch after a wake-up is leased on the relay's own
+thread. When it comes back full, the batches after it are leased on two lanes, threads with a
+database connection of their own that take turns: the next batch is leased while the broker
+works on this one, and this one is marked while the broker works on the next, so the channel
+does not idle waiting for the database (20% more messages a second on a backlog,
+docs/benchmarks.md). A batch is published only after the one before it was confirmed, so rows
+still leave in due order.
 
 Inserting outbox rows fires ``NOTIFY outbox`` (a trigger; delivered on commit, once per
 transaction) and an idle relay ``LISTEN``s, so a new row is picked up at once; a slow poll is
-the fallback. SQLite has neither, nor row locks: there the relay polls and leases one batch at
-a time.
+the fallback, and an idle relay also wakes when the next timer is due. SQLite has neither
+NOTIFY nor row locks: there the relay polls, leases one batch at a time and publishes it
+outside any transaction (a write transaction would lock every other writer out meanwhile),
+marking it afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import logging
 import queue
 import select
@@ -39,22 +37,17 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 import pika
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import BigIntegerField, BooleanField, Exists, F, Func, OuterRef, Q, TextField
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
-from config.rows import statement_cursor
 from messaging import broker, topology
 from messaging.faults import fault_point
-from messaging.models import OutboxMessage, OutboxPending
+from messaging.lease import PendingRow, outbox_lease, outbox_mark_published, outbox_next_due, outbox_put_off
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL
 from messaging.publisher import BatchResult, ConfirmingPublisher, Outgoing
 
@@ -68,45 +61,6 @@ class RelayStats:
     published: int = 0
     failed: int = 0
     batches: int = 0
-
-
-@dataclass(frozen=True)
-class PendingRow:
-    """What the relay needs of an outbox row (read as plain values: no model, no JSON round trip)."""
-
-    id: int
-    message_id: str
-    exchange: str
-    routing_key: str
-    type: str
-    correlation_id: str
-    causation_id: str
-    producer: str
-    created: int  # seconds since the epoch (AMQP's timestamp)
-    body: bytes
-
-
-PENDING_FIELDS = ("id", "message_id", "exchange", "queue", "type", "correlation_id", "causation_id", "producer",
-                  "created", "payload_text")
-
-
-class EpochSeconds(Func):
-    """A timestamp as whole seconds since the epoch, computed by the database.
-
-    Loading a timezone-aware datetime per row (only to take its ``timestamp()``) was a third
-    of the CPU time of a lease.
-    """
-
-    output_field = BigIntegerField()
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection, template="floor(EXTRACT(EPOCH FROM %(expressions)s))::bigint",
-                           **extra_context)
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection,
-                           template="CAST((julianday(%(expressions)s) - 2440587.5) * 86400 AS INTEGER)",
-                           **extra_context)
 
 
 def message_properties(row: PendingRow) -> pika.BasicProperties:
@@ -260,66 +214,6 @@ class LeaseLane:
                 connection.close()
 
 
-def _uuid_text(value: UUID | str) -> str:
-    """A message id as text: PostgreSQL hands back a UUID, SQLite its 32 hex digits."""
-    return str(value if isinstance(value, UUID) else UUID(value))
-
-
-def _mark_published(ids: list[int], when: datetime) -> None:
-    """One statement for the whole batch (on PostgreSQL a single array parameter, not an IN list).
-
-    The array goes as one text literal: psycopg dumps a list of ints element by element in
-    Python, which was a tenth of the relay's CPU time on small batches.
-
-    Never a prepared statement: its generic plan is made from the table's statistics of the
-    moment, and one made while the outbox was still empty (a new database, a truncated one)
-    is a sequential scan, kept until the next ANALYZE: a run of the pipeline benchmark spent
-    0.69 ms and 325 buffers per mark on it. Planned afresh for each batch, the planner sees
-    how many ids there are and takes the primary key: 0.2 ms and 41 buffers in the same run.
-    """
-    if connection.vendor == "postgresql":
-        _execute_unprepared(
-            statement_cursor(),
-            f"UPDATE {OutboxMessage._meta.db_table} SET published_at = %s WHERE id = ANY(%s::bigint[])",
-            [when, "{" + ",".join(str(int(i)) for i in ids) + "}"],
-        )
-    else:
-        for start in range(0, len(ids), 500):  # SQLite caps the number of parameters
-            OutboxMessage.objects.filter(id__in=ids[start:start + 500]).update(published_at=when)
-
-
-def _execute_unprepared(cursor, sql: str, params) -> None:
-    """Run ``sql`` on PostgreSQL planned for this execution, never as a prepared statement.
-
-    For the relay's statements on the outbox, whose size changes by orders of magnitude: a
-    prepared statement's generic plan is made from the statistics of its moment and kept
-    until the next ANALYZE (see ``_mark_published``). psycopg's errors come out as Django's,
-    as from the cursor wrapper's own ``execute``.
-    """
-    with connection.wrap_database_errors:
-        cursor.cursor.execute(sql, params, prepare=False)
-
-
-def memory_give_back() -> None:
-    """Hand the memory freed since the last call back to the operating system (glibc only).
-
-    A backlog's batches (up to RELAY_BATCH_SIZE rows each, on up to three threads) are freed
-    once sent, but glibc keeps the freed memory in each thread's arena for reuse, so an idle
-    relay would go on holding what its largest backlog took. ``malloc_trim`` returns it.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to give back this way
-        return None
-
-
 class OutboxRelay:
     def __init__(self, *, batch_size: int | None = None, poll_seconds: float | None = None,
                  window: int | None = None, install_signal_handlers: bool = True) -> None:
@@ -334,7 +228,6 @@ class OutboxRelay:
         self._lanes: list[LeaseLane] = []
         self._turn = 0
         self._leases: deque[Lease] = deque()  # leased, not yet counted in stats
-        self._pending_sql: tuple[str, tuple] | None = None
 
     def stop(self, *_: Any) -> None:
         self._stopping = True
@@ -366,96 +259,31 @@ class OutboxRelay:
 
     # -- database ------------------------------------------------------------------------
     def _lease(self):
-        # PostgreSQL: hold the row locks while publishing (the lease). SQLite has no row
-        # locks and a write transaction would lock out every other writer, so there the
-        # rows are read without a transaction and marked in a short one afterwards (the
-        # demo runs one relay).
+        """PostgreSQL: one transaction from the lease to the mark, holding the rows' locks while
+        they are published. SQLite: none (see the module's docstring)."""
         if connection.vendor == "postgresql":
             return transaction.atomic()
         return contextlib.nullcontext()
 
     def _pending(self) -> list[PendingRow]:
-        # A cursor of its own, closed at once: a kept one would hold on to the whole batch's
-        # result (up to RELAY_BATCH_SIZE payloads) until its next statement.
-        sql, params = self._pending_query()
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # a plan made while the outbox was small reads it whole (a test shows it)
-                _execute_unprepared(cursor, sql, params)
-            else:
-                cursor.execute(sql, params)
-            return [
-                PendingRow(id=r[0], message_id=_uuid_text(r[1]), exchange=r[2], routing_key=r[3], type=r[4],
-                           correlation_id=r[5], causation_id=r[6], producer=r[7], created=r[8],
-                           body=r[9].encode("utf-8"))
-                for r in cursor.fetchall()
-            ]
-
-    def _pending_query(self) -> tuple[str, tuple]:
-        """The lease's SQL, built once: building it through the ORM for every lease cost more than running it.
-
-        It reads the outbox rows listed in OutboxPending, oldest first. On PostgreSQL it locks
-        those small rows (``FOR UPDATE SKIP LOCKED``), not the outbox's, and it is written so
-        that the outbox is only ever read by its primary key: as a plain join, the planner
-        took the pending table's statistics (it fills and empties all the time) for a large
-        backlog and hash-joined it with the whole outbox, 1.4 ms and 330 buffers per lease in
-        a run of the pipeline benchmark. No parameter changes (the time is the database's).
-        """
-        if self._pending_sql is None:
-            # Due entries, in due order (an index range: entries not due yet are never read).
-            waiting = OutboxPending.objects.filter(next_attempt_at__lte=Now()).order_by("next_attempt_at", "outbox_id")
-            if connection.vendor == "postgresql":
-                lease, params = (waiting.select_for_update(skip_locked=True).values_list("outbox_id")[: self.batch_size]
-                                 .query.sql_with_params())
-                table = connection.ops.quote_name(OutboxMessage._meta.db_table)
-                listed = RawSQL(f'{table}."id" = ANY(ARRAY({lease}))', params, output_field=BooleanField())
-            else:  # SQLite: no row locks, nor a planner to outwit
-                listed = Exists(waiting.filter(outbox_id=OuterRef("id")))
-            # The payload as the database's own JSON text: sent as it is, never parsed and re-encoded.
-            qs = OutboxMessage.objects.filter(listed).annotate(
-                payload_text=Cast("payload", output_field=TextField()), created=EpochSeconds("created_at"))
-            qs = qs.order_by("id").values_list(*PENDING_FIELDS)[: self.batch_size]
-            self._pending_sql = qs.query.sql_with_params()
-        return self._pending_sql
+        return outbox_lease(limit=self.batch_size)
 
     def next_due_in(self) -> float | None:
-        """Seconds until the first waiting row is due (0 or less: due now); None when none waits.
-
-        One lookup of the first entry of the pending list's (next_attempt_at, outbox_id)
-        index: an idle relay costs the same with 100,000 timers due tomorrow as with none.
-        """
-        first = OutboxPending.objects.order_by("next_attempt_at", "outbox_id").values_list("next_attempt_at", flat=True)
-        if connection.vendor == "postgresql":
-            # Never prepared (see _mark_published): a generic plan made while the list was empty
-            # reads and sorts all of it, 8-11 ms per call with 100,000 timers waiting.
-            sql, params = first[:1].query.sql_with_params()
-            with connection.cursor() as cursor:
-                _execute_unprepared(cursor, sql, params)
-                row = cursor.fetchone()
-            due = row[0] if row else None
-        else:
-            due = first.first()
-        if due is None:
-            return None
-        return (due - timezone.now()).total_seconds()
+        """Seconds until the first waiting row is due (0 or less: due now); None when none waits."""
+        due = outbox_next_due()
+        return None if due is None else (due - timezone.now()).total_seconds()
 
     def _record(self, result: BatchResult) -> tuple[int, int]:
         """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed).
 
-        The outbox's triggers take the marked rows off OutboxPending and copy a refused row's
-        ``next_attempt_at`` there. On PostgreSQL this runs inside the lease's transaction, so
-        it opens no savepoint of its own.
+        On PostgreSQL this runs inside the lease's transaction (no savepoint of its own).
         """
         now = timezone.now()
         with transaction.atomic(savepoint=False):
             if result.confirmed:
-                _mark_published(result.confirmed, now)
+                outbox_mark_published(result.confirmed, when=now)
             for row_id, error in result.failed.items():
-                OutboxMessage.objects.filter(id=row_id).update(
-                    attempts=F("attempts") + 1,
-                    last_error=error,
-                    next_attempt_at=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS),
-                )
+                outbox_put_off(row_id, error=error, until=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS))
                 logger.error("outbox row %s not published: %s (retry in %ss)", row_id, error, UNROUTABLE_RETRY_SECONDS)
         return len(result.confirmed), len(result.failed)
 
@@ -492,15 +320,12 @@ class OutboxRelay:
         lease = self._drain_first_batch()
         if lease is None:
             return
-        try:
-            while lease is not None:
-                if self._stopping:
-                    lease.release()
-                    self._count_recorded(wait=True)
-                    return
-                lease = self.drain_batch(lease)
-        finally:
-            memory_give_back()  # after a backlog: what its batches took goes back to the system
+        while lease is not None:
+            if self._stopping:
+                lease.release()
+                self._count_recorded(wait=True)
+                return
+            lease = self.drain_batch(lease)
 
     def _drain_first_batch(self) -> Lease | None:
         """The first batch after a wake-up: leased, published and recorded on this thread.

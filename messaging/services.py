@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from messaging.models import DeadLetter, OutboxMessage
+from messaging.locks import dead_letters_for_update
+from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.topology import work_queues
 
 
@@ -21,8 +23,7 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int]) -> tuple[int, list[s
     """
     redriven = 0
     problems: list[str] = []
-    letters = DeadLetter.objects.select_for_update().filter(pk__in=list(dead_letter_ids)).order_by("pk")
-    for letter in letters:
+    for letter in dead_letters_for_update(dead_letter_ids):
         if letter.redriven_at is not None:
             problems.append(f"#{letter.pk} was already re-driven at {letter.redriven_at:%Y-%m-%d %H:%M:%S}")
             continue
@@ -54,10 +55,6 @@ def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int,
     A processed record must outlive any redelivery of its message, so the retention is days,
     not minutes. Returns (outbox rows, processed records) deleted.
     """
-    from datetime import timedelta
-
-    from messaging.models import ProcessedMessage
-
     cutoff = timezone.now() - timedelta(days=older_than_days)
     totals = []
     for queryset in (OutboxMessage.objects.filter(published_at__lt=cutoff),

@@ -2,8 +2,8 @@
 
 ``timer_set()`` writes an outbox row in the caller's transaction, like any message: the timer
 exists if and only if the change that asks for it commits. The relay does not publish it
-before it is due (``OutboxPending`` is leased in due order, and an idle relay sleeps until the
-first due time); then it reaches its queue and a ``manage.py consume`` worker handles it like
+before it is due (it leases the unpublished rows in due order, and an idle relay sleeps until
+the first due time); then it reaches its queue and a ``manage.py consume`` worker handles it like
 any other message: once per message id, retried, parked as a dead letter, shown in the
 order's journey. A relay or worker killed at any moment loses nothing: the row stays
 unpublished until confirmed, the message stays unacked until handled.
@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from contracts import Contract
 from messaging.models import OutboxMessage
 from messaging.outbox import outbox_emit
 
@@ -40,7 +41,7 @@ def timer_set(
     queue: str,
     type: str,
     correlation_id: UUID | str,
-    payload: dict[str, Any],
+    payload: Contract | dict[str, Any],
     producer: str,
     after: float,
 ) -> OutboxMessage:

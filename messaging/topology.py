@@ -49,8 +49,10 @@ EVENTS_EXCHANGE = "logistics.events"
 
 # Publish-subscribe: which queues receive a copy of each event published to logistics.events.
 EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    # the warehouse's answer: the shop follows the order, payments charges a confirmed one
-    "order.confirmed": (ORDER_CONFIRMATIONS, PAYMENT_REQUESTS),
+    # a new order: the warehouse reserves it, customer service keeps the customer's contact
+    "order.placed": (NEW_ORDERS, SUPPORT_REQUESTS),
+    # the warehouse's answer, for the shop (which then asks payments to charge the order)
+    "order.confirmed": (ORDER_CONFIRMATIONS,),
     "order.rejected": (ORDER_CONFIRMATIONS,),
     # the shop's compensations: stock goes back, the payment is voided or refunded,
     # customer service tells the customer
@@ -63,6 +65,9 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # needs it; an event no queue subscribes to is not written at all)
     "picking.started": (),
 }
+
+# Events no version publishes any more: their bindings go too.
+RETIRED_EVENTS: tuple[str, ...] = ()
 
 # Queues added at start-up by an app that is not part of the product's flow (the demo's
 # simulated actors): ``queue_add()``.
@@ -130,6 +135,12 @@ def declare(channel) -> None:
         channel.queue_bind(queue=queue, exchange=exchange(), routing_key=queue)
         for event in subscriptions_of(queue):
             channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event)
+        # A subscription an earlier version had and this one dropped (payments heard
+        # order.confirmed until the shop sent it payment.requested) would deliver messages
+        # nobody handles here: unbind it (unbinding what is not bound changes nothing).
+        for event in sorted(set(EVENT_SUBSCRIPTIONS) | set(RETIRED_EVENTS)):
+            if queue not in EVENT_SUBSCRIPTIONS.get(event, ()):
+                channel.queue_unbind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event)
         dlq = dead_letter_queue(queue)
         channel.queue_declare(queue=dlq, durable=True)
         channel.queue_bind(queue=dlq, exchange=dead_letter_exchange(), routing_key=queue)

@@ -2,21 +2,33 @@
 
 The workers are separate processes, so the counters and the histogram run in
 prometheus_client's multiprocess mode: each process writes its own files under
-``PROMETHEUS_MULTIPROC_DIR`` (set in config/settings.py before this module can be imported)
-and ``/metrics`` adds them up with ``MultiProcessCollector``. The database figures (outbox
-backlog, relay lag, dead letters, orders per status) are not counted anywhere: a collector
-computes them from the database on each scrape.
+``settings.PROMETHEUS_MULTIPROC_DIR`` (handed to prometheus_client below) and ``/metrics``
+adds them up with ``MultiProcessCollector``. The database figures (outbox backlog, relay lag,
+dead letters, orders per status) are not counted anywhere: a collector computes them from the
+database on each scrape.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
+from django.conf import settings
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+
+# prometheus_client chooses multiprocess mode from PROMETHEUS_MULTIPROC_DIR when it is first
+# imported, which django_q does while Django sets up, before settings could be consulted. So the
+# folder is handed over here and the choice made again, before the metrics below exist; the
+# variable also tells MultiProcessCollector, django_q's cluster and the processes this one
+# starts where the files are.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.PROMETHEUS_MULTIPROC_DIR
+Path(settings.PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+values.ValueClass = values.get_value_class()
 
 logger = logging.getLogger("observability.metrics")
 

@@ -1,18 +1,24 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from payments.models import Payment
 
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
+    """Payments are written by messages only: shown, never added, edited or deleted by hand."""
+
     list_display = ["order_id", "amount", "currency", "method", "status", "provider_reference", "attempts",
                     "created_at", "captured_at", "refunded_at"]
     list_filter = ["status", "method"]
     search_fields = ["order_id", "provider_reference", "refund_reference"]
     readonly_fields = [f.name for f in Payment._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Payment | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Payment | None = None) -> bool:
         return False

@@ -1,11 +1,11 @@
-"""Messages payments reacts to: confirmed orders to charge, retries, compensations."""
+"""Messages payments reacts to: the shop's payment requests, the provider's answers (timers),
+and the shop's compensations."""
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from contracts.messages import OrderCancelled, OrderPaymentFailed, PaymentChargeDue, PaymentRequested
 from messaging.envelope import Message
-from messaging.payloads import OrderEventPayload, payload_validated
+from messaging.payloads import payload_validated
 from messaging.registry import message_handler
 from messaging.topology import PAYMENT_REQUESTS
 from payments import services
@@ -13,37 +13,25 @@ from payments import services
 CONSUMER = "payments.payment_requests"
 
 
-
-@message_handler(PAYMENT_REQUESTS, "order.confirmed", consumer=CONSUMER)
-def on_order_confirmed(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.payment_request(order_id=data["order_id"])
-
-
-@message_handler(PAYMENT_REQUESTS, "payment.requested", consumer=CONSUMER)
-def on_payment_requested_again(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.payment_request(order_id=data["order_id"])
+@message_handler(PAYMENT_REQUESTS, PaymentRequested.TYPE, consumer=CONSUMER)
+def on_payment_requested(message: Message) -> None:
+    data = payload_validated(PaymentRequested, message)
+    services.payment_request(order_id=data.order_id, amount=data.amount, currency=data.currency, method=data.method)
 
 
-class ChargeDuePayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-    payment_id = serializers.UUIDField()
-
-
-@message_handler(PAYMENT_REQUESTS, services.CHARGE_DUE, consumer=CONSUMER)
+@message_handler(PAYMENT_REQUESTS, PaymentChargeDue.TYPE, consumer=CONSUMER)
 def on_charge_due(message: Message) -> None:
-    data = payload_validated(ChargeDuePayload, message)
-    services.payment_charge(payment_id=data["payment_id"])
+    data = payload_validated(PaymentChargeDue, message)
+    services.payment_charge(payment_id=data.payment_id)
 
 
-@message_handler(PAYMENT_REQUESTS, "order.cancelled", consumer=CONSUMER)
+@message_handler(PAYMENT_REQUESTS, OrderCancelled.TYPE, consumer=CONSUMER)
 def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.payment_compensate(order_id=data["order_id"], reason=data["message"] or "order cancelled")
+    data = payload_validated(OrderCancelled, message)
+    services.payment_compensate(order_id=data.order_id, reason=data.message or "order cancelled")
 
 
-@message_handler(PAYMENT_REQUESTS, "order.payment_failed", consumer=CONSUMER)
+@message_handler(PAYMENT_REQUESTS, OrderPaymentFailed.TYPE, consumer=CONSUMER)
 def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.payment_compensate(order_id=data["order_id"], reason=data["message"] or "payment failed")
+    data = payload_validated(OrderPaymentFailed, message)
+    services.payment_compensate(order_id=data.order_id, reason=data.message or "payment failed")

@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from payments.selectors import payment_for_order
+from config.errors import DomainError
 from shop.models import Customer, Order, OrderLine, OrderStatusChange, Product
+from shop.services import order_cancel
 
 
 @admin.register(Product)
@@ -18,50 +21,75 @@ class CustomerAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
 
-class OrderLineInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """Rows written with the order or by its messages: shown, never added, changed or deleted by hand."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    extra = 0
-    can_delete = False
-    readonly_fields = ["sku", "name", "quantity", "unit_price", "product"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
+    fields = readonly_fields = ["sku", "name", "quantity", "unit_price", "product"]
 
 
-class OrderStatusChangeInline(admin.TabularInline):
+class OrderStatusChangeInline(ReadOnlyInline):
+    """The order's history, as the messages wrote it."""
+
     model = OrderStatusChange
-    extra = 0
-    can_delete = False
-    readonly_fields = ["status", "note", "at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
+    fields = readonly_fields = ["status", "note", "at"]
 
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["id", "contact_name", "status", "total", "currency", "shipment_id", "delivery_status", "created_at"]
-    list_filter = ["status", "shipping_method", "created_at"]
+    list_display = ["id", "contact_name", "status", "total", "currency", "payment_status", "shipment_id",
+                    "delivery_status", "created_at"]
+    list_filter = ["status", "payment_status", "shipping_method", "created_at"]
     search_fields = ["id", "contact_name", "contact_email", "shipment_id"]
     inlines = [OrderLineInline, OrderStatusChangeInline]
     readonly_fields = ["payment"] + [f.name for f in Order._meta.fields]
+    actions = ["cancel_orders"]
 
-    @admin.display(description="payment (payments app)")
+    # Orders come through the API (prices from the catalogue) and move on through messages:
+    # staff change them only through the action below (a service), never by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payment (as payments told the shop)")
     def payment(self, order: Order) -> str:
-        payment = payment_for_order(order_id=order.id)
-        if payment is None:
-            return "none yet"
-        parts = [f"{payment.amount} {payment.currency} by {payment.method}: {payment.get_status_display()}"]
-        if payment.provider_reference:
-            parts.append(f"reference {payment.provider_reference}")
-        if payment.refund_reference:
-            parts.append(f"refund {payment.refund_reference}")
-        if payment.reason:
-            parts.append(payment.reason)
+        if not order.payment_status:
+            return f"{order.total} {order.currency} by {order.payment_method}: no answer yet"
+        parts = [f"{order.total} {order.currency} by {order.payment_method}: {order.payment_status}"]
+        if order.payment_reference:
+            parts.append(f"reference {order.payment_reference}")
+        if order.payment_message:
+            parts.append(order.payment_message)
         return "; ".join(parts)
 
-    def has_add_permission(self, request):
-        return False  # orders come through the API, where prices come from the catalogue
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.action(description="Cancel (before picking starts)", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """Staff cancel for the customer: the same service, the same rules (and compensation)."""
+        cancelled, refused = 0, []
+        for order_id in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                order_cancel(user=request.user, order_id=order_id)
+            except DomainError as exc:
+                refused.append(f"{order_id}: {exc.message}")
+            else:
+                cancelled += 1
+        if cancelled:
+            self.message_user(request, f"{cancelled} order(s) cancelled.", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, f"Not cancelled: {reason}", messages.WARNING)

@@ -58,23 +58,6 @@ class OrderIn(serializers.Serializer):
     payment_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="credit_card")
 
 
-def order_in_validate(data) -> dict:
-    """``OrderIn(data=data)``'s validated data, through one serializer per process: building a
-    serializer's fields (deep copies of the declared ones, for each nested serializer too) cost
-    more CPU than validating. Validation keeps no state on the serializer, so every thread
-    shares this one. A body it refuses is validated again by a fresh OrderIn, whose
-    ``is_valid`` raises the 400 in DRF's exact shape."""
-    try:
-        return _ORDER_IN.run_validation(data)
-    except serializers.ValidationError:
-        body = OrderIn(data=data)
-        body.is_valid(raise_exception=True)
-        return body.validated_data
-
-
-_ORDER_IN = OrderIn()
-
-
 # --- output ---------------------------------------------------------------------------
 class OrderLineOut(serializers.ModelSerializer):
     product_id = serializers.CharField(source="sku")
@@ -137,18 +120,6 @@ class OrderOut(serializers.ModelSerializer):
         return data
 
 
-def order_out(order: Order) -> dict:
-    """``OrderOut(order).data``, through one serializer per process: DRF builds a serializer's
-    fields on every instantiation (deep copies of the declared ones, model introspection for
-    ModelSerializers, again for each nested one), which cost placing an order more CPU than
-    the representation itself. Representing reads no state of the serializer, so every
-    thread shares this one."""
-    return _ORDER_OUT.to_representation(order)
-
-
-_ORDER_OUT = OrderOut()
-
-
 class OrderDetailOut(OrderOut):
     history = StatusChangeOut(many=True)
 
@@ -167,14 +138,17 @@ class OrderListCreateApi(GenericAPIView):
             return Order.objects.none()
         return selectors.order_list(user=self.request.user)
 
-    @extend_schema(summary="Your orders (staff: all orders)", responses={200: OrderOut(many=True), 404: NOT_FOUND, **COMMON_ERRORS})
+    @extend_schema(summary="Your orders (staff: all orders)",
+                   responses={200: OrderOut(many=True), 404: NOT_FOUND, **COMMON_ERRORS})
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(OrderOut(page, many=True).data)
 
     @extend_schema(summary="Place an order", request=OrderIn, responses={201: OrderOut, **COMMON_ERRORS})
     def post(self, request: Request) -> Response:
-        data = order_in_validate(request.data)
+        body = OrderIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
         order = services.order_place(
             customer=services.customer_for_user(user=request.user),
             contact=services.Contact(**data["customer"]),
@@ -184,10 +158,7 @@ class OrderListCreateApi(GenericAPIView):
             payment_method=data["payment_method"],
             order_id=getattr(request, "request_id", None),
         )
-        # The order as placed: every field OrderOut shows is already on it (order_place hands
-        # back its lines too), and it is the caller's by construction -- no need to read it
-        # back through order_get (three queries, one of them the history OrderOut does not show).
-        return Response(order_out(order), status=status.HTTP_201_CREATED)
+        return Response(OrderOut(order).data, status=status.HTTP_201_CREATED)
 
 
 class OrderDetailApi(GenericAPIView):

@@ -119,7 +119,8 @@ class OrderLine(models.Model):
     sku = models.CharField(max_length=32)
     name = models.CharField(max_length=200)
     quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(max_digits=10, decimal_places=2, help_text="copied from the catalogue at order time")
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2,
+                                     help_text="copied from the catalogue at order time")
 
     class Meta:
         ordering = ["id"]
@@ -128,12 +129,12 @@ class OrderLine(models.Model):
             models.UniqueConstraint(fields=["order", "product"], name="order_line_product_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
-
-    def __str__(self) -> str:
-        return f"{self.quantity} x {self.sku}"
 
 
 class OrderStatusChange(models.Model):

@@ -1,21 +1,20 @@
-"""Shop reads used by the API, the admin, the demo and other apps."""
+"""Shop reads used by the shop's API and admin, and by the read model (observability) and the demo."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
-from decimal import Decimal
 from uuid import UUID
 
+from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from config.errors import NotFound
-from config.rows import row_values
 from shop.models import FINAL_STATUSES, Order, OrderStatusChange
 
 
-def order_list(*, user) -> QuerySet[Order]:
+def order_list(*, user: AbstractUser) -> QuerySet[Order]:
     """Staff see every order, a customer their own."""
     qs = Order.objects.prefetch_related("lines").select_related("customer")
     if user.is_staff:
@@ -23,34 +22,12 @@ def order_list(*, user) -> QuerySet[Order]:
     return qs.filter(customer__user=user)
 
 
-def order_get(*, user, order_id: UUID | str) -> Order:
+def order_get(*, user: AbstractUser, order_id: UUID | str) -> Order:
     """The order if ``user`` may see it; NotFound otherwise (never telling that it exists)."""
     try:
         return order_list(user=user).prefetch_related("history").get(pk=order_id)
     except (Order.DoesNotExist, ValueError, ValidationError):
         raise NotFound("order not found") from None
-
-
-def order_contact_get(*, order_id: UUID | str) -> tuple[str, str] | None:
-    """(name, email) to tell the customer about an order, for customer service."""
-    return row_values(Order, ("contact_name", "contact_email"), pk=order_id)
-
-
-@dataclass(frozen=True)
-class PaymentTerms:
-    total: Decimal
-    currency: str
-    method: str
-
-
-def order_payment_terms_get(*, order_id: UUID | str) -> PaymentTerms | None:
-    """What to charge for an order: its catalogue total, for payments."""
-    row = row_values(Order, ("total", "currency", "payment_method"), pk=order_id)
-    return PaymentTerms(*row) if row else None
-
-
-def order_status_map(*, order_ids: list[str]) -> dict[str, Order]:
-    return {str(o.id): o for o in Order.objects.filter(pk__in=order_ids)}
 
 
 def order_find(*, order_id: str) -> Order | None:
@@ -72,7 +49,7 @@ def orders_newest(*, limit: int) -> list[dict]:
         "id", "status", "shipment_id", "created_at", "updated_at")[:limit])
 
 
-def order_status_changes(*, since: datetime, until: datetime):
+def order_status_changes(*, since: datetime, until: datetime) -> Iterator[tuple[UUID, str, datetime]]:
     """(order_id, status, at) of every status change up to ``until``, oldest first, of the
     orders that were not final yet at ``since`` (an iterator: the history may be long)."""
     finished_before = OrderStatusChange.objects.filter(

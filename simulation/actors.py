@@ -14,23 +14,23 @@ from __future__ import annotations
 import random
 
 from django.conf import settings
-from rest_framework import serializers
 
+from contracts.messages import PickingStarted, ShipmentStatusChanged, SimulatedPickingDone, SimulatedStageReached
+from contracts.stages import NEXT_STAGE
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
 from messaging.registry import message_handler
 from messaging.timers import scaled, timer_set
 from transport import services as transport
-from transport.models import NEXT_STAGE, ShipmentStatus
 from warehouse import services as warehouse
 
 SIM_ACTORS = "sim_actors"
 CONSUMER = "simulation.actors"
 PRODUCER = "simulation"
-SUBSCRIPTIONS = ("picking.started", "shipment.status_changed")
+SUBSCRIPTIONS = (PickingStarted.TYPE, ShipmentStatusChanged.TYPE)
 
-PICKING_DONE = "sim.picking_done"
-STAGE_REACHED = "sim.stage_reached"
+PICKING_DONE = SimulatedPickingDone.TYPE
+STAGE_REACHED = SimulatedStageReached.TYPE
 
 
 def picking_seconds() -> float:
@@ -42,43 +42,33 @@ def stage_seconds() -> float:
     return scaled(random.uniform(low, high))
 
 
-class OrderPayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-
-
-class StagePayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-    shipment_id = serializers.CharField(max_length=40)
-    status = serializers.ChoiceField(choices=ShipmentStatus.values)
-
-
-@message_handler(SIM_ACTORS, "picking.started", consumer=CONSUMER)
+@message_handler(SIM_ACTORS, PickingStarted.TYPE, consumer=CONSUMER)
 def on_picking_started(message: Message) -> None:
     """A picker takes the order; done after SIM_PICKING_SECONDS."""
-    data = payload_validated(OrderPayload, message)
-    timer_set(queue=SIM_ACTORS, type=PICKING_DONE, correlation_id=data["order_id"], producer=PRODUCER,
-              payload={"order_id": str(data["order_id"])}, after=picking_seconds())
+    data = payload_validated(PickingStarted, message)
+    timer_set(queue=SIM_ACTORS, type=PICKING_DONE, correlation_id=data.order_id, producer=PRODUCER,
+              payload=SimulatedPickingDone(order_id=data.order_id), after=picking_seconds())
 
 
 @message_handler(SIM_ACTORS, PICKING_DONE, consumer=CONSUMER)
 def on_picking_done(message: Message) -> None:
-    data = payload_validated(OrderPayload, message)
-    warehouse.picking_complete(order_id=data["order_id"])
+    data = payload_validated(SimulatedPickingDone, message)
+    warehouse.picking_complete(order_id=data.order_id)
 
 
-@message_handler(SIM_ACTORS, "shipment.status_changed", consumer=CONSUMER)
+@message_handler(SIM_ACTORS, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
 def on_shipment_status_changed(message: Message) -> None:
     """The driver of a shipment with a vehicle drives it to its next stage in SIM_STAGE_SECONDS."""
-    data = payload_validated(StagePayload, message)
-    next_stage = NEXT_STAGE.get(data["status"])
+    data = payload_validated(ShipmentStatusChanged, message)
+    next_stage = NEXT_STAGE.get(data.status)
     if next_stage is None:  # waiting for a vehicle, or delivered: nothing to drive
         return
-    timer_set(queue=SIM_ACTORS, type=STAGE_REACHED, correlation_id=data["order_id"], producer=PRODUCER,
-              payload={"order_id": str(data["order_id"]), "shipment_id": data["shipment_id"], "status": next_stage},
+    timer_set(queue=SIM_ACTORS, type=STAGE_REACHED, correlation_id=data.order_id, producer=PRODUCER,
+              payload=SimulatedStageReached(order_id=data.order_id, shipment_id=data.shipment_id, status=next_stage),
               after=stage_seconds())
 
 
 @message_handler(SIM_ACTORS, STAGE_REACHED, consumer=CONSUMER)
 def on_stage_reached(message: Message) -> None:
-    data = payload_validated(StagePayload, message)
-    transport.shipment_advance(shipment_id=data["shipment_id"], to_status=data["status"])
+    data = payload_validated(SimulatedStageReached, message)
+    transport.shipment_advance(shipment_id=data.shipment_id, to_status=data.status)

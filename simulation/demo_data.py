@@ -30,7 +30,8 @@ SEED_ORDER = {
 
 
 def _order(name: str, email: str, phone: str, street: str, city: str, postal_code: str,
-           items: list[tuple[str, int]], shipping_method: str = "standard", payment_method: str = "credit_card") -> dict:
+           items: list[tuple[str, int]], shipping_method: str = "standard",
+           payment_method: str = "credit_card") -> dict:
     """An order body in the seed's shape (names and prices are informative: the catalogue sets both)."""
     catalogue = {sku: (product_name, price) for sku, product_name, price, _location, _stock in PRODUCTS}
     return {

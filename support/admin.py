@@ -1,6 +1,27 @@
-from django.contrib import admin
+"""What messages wrote, shown read-only: staff change nothing here by hand; actions call services."""
 
-from support.models import CustomerNotification, TrackingEntry, TrackingRecord
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
+from support.services import notifications_mail_again
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by messages: shown, never added, edited or deleted by hand."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
 
 
 class TrackingEntryInline(admin.TabularInline):
@@ -9,22 +30,39 @@ class TrackingEntryInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["status", "message", "timestamp", "recorded_at"]
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
 @admin.register(TrackingRecord)
-class TrackingRecordAdmin(admin.ModelAdmin):
+class TrackingRecordAdmin(ReadOnlyAdmin):
     list_display = ["shipment_id", "order_id", "status", "updated_at"]
     list_filter = ["status"]
     search_fields = ["shipment_id", "order_id"]
     inlines = [TrackingEntryInline]
-    readonly_fields = ["shipment_id", "order_id", "status", "updated_at"]
+
+
+@admin.register(CustomerContact)
+class CustomerContactAdmin(ReadOnlyAdmin):
+    list_display = ["order_id", "name", "email", "received_at"]
+    list_filter = [("received_at", admin.EmptyFieldListFilter)]
+    search_fields = ["order_id", "name", "email"]
 
 
 @admin.register(CustomerNotification)
-class CustomerNotificationAdmin(admin.ModelAdmin):
+class CustomerNotificationAdmin(ReadOnlyAdmin):
     list_display = ["subject", "recipient", "status", "created_at", "sent_at", "send_attempts"]
     list_filter = ["status", ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["order_id", "shipment_id", "recipient"]
-    readonly_fields = [f.name for f in CustomerNotification._meta.fields]
+    actions = ["mail_again"]
+
+    @admin.action(description="Mail the selected unsent notifications again now")
+    def mail_again(self, request: HttpRequest, queryset: QuerySet[CustomerNotification]) -> None:
+        count = notifications_mail_again(notification_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} notification(s) will be mailed on the next tick.", messages.SUCCESS)

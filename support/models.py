@@ -1,18 +1,11 @@
 from django.db import models
 
-# Customer-facing tracking stages, in the order they happen.
-TRACKING_RANK = {
-    "awaiting_vehicle": 0,
-    "vehicle_assigned": 1,
-    "picked_up": 2,
-    "in_transit": 3,
-    "out_for_delivery": 4,
-    "delivered": 5,
-}
-
 
 class TrackingRecord(models.Model):
-    """A shipment as customer service sees it. Holds no personal data: it is public by shipment id."""
+    """A shipment as customer service sees it. Holds no personal data: it is public by shipment id.
+
+    ``status`` is the highest stage recorded (``contracts.stages.stage_rank``): it never goes back.
+    """
 
     shipment_id = models.CharField(max_length=40)
     order_id = models.UUIDField(db_index=True)
@@ -50,6 +43,8 @@ class CustomerNotification(models.Model):
     Written in the transaction of the stage it tells about, and mailed afterwards by
     ``support.services.notifications_send`` (qcluster, every half second): a mail outbox, so a slow
     or failing mail server never holds up a delivery update, and a failed mail is tried again.
+    One written before the order's contact arrived has no recipient (and is not mailed) until
+    the contact fills it in (``support.services.customer_contact_record``).
     """
 
     order_id = models.UUIDField()  # the unique (order_id, status) below serves lookups by order
@@ -74,3 +69,28 @@ class CustomerNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} -> {self.recipient or '(no email)'}"
+
+
+class CustomerContact(models.Model):
+    """Customer service's own copy of whom to tell about an order, from ``order.placed``.
+
+    Messages on different queues arrive in any order: a stage or an outcome to tell about may
+    come before the order's contact. It then writes this row empty (``received_at`` unset), and
+    the contact, when it arrives, fills it in together with the recipient of the order's
+    notifications not mailed yet. Either side locks the row first, so neither misses the other.
+    """
+
+    order_id = models.UUIDField(unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    received_at = models.DateTimeField(null=True, blank=True, help_text="when the order's contact arrived")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name or '(not known yet)'} <{self.email}> for {self.order_id}"
+
+    @property
+    def known(self) -> bool:
+        return self.received_at is not None

@@ -2,18 +2,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from support.models import TRACKING_RANK
+from contracts.stages import SHIPMENT_STAGES, ShipmentStage
 from support.selectors import tracking_get
 
 STAGE_LABELS = {
-    "awaiting_vehicle": "Waiting for a vehicle",
-    "vehicle_assigned": "Vehicle assigned",
-    "picked_up": "Picked up",
-    "in_transit": "In transit",
-    "out_for_delivery": "Out for delivery",
-    "delivered": "Delivered",
+    ShipmentStage.AWAITING_VEHICLE: "Waiting for a vehicle",
+    ShipmentStage.VEHICLE_ASSIGNED: "Vehicle assigned",
+    ShipmentStage.PICKED_UP: "Picked up",
+    ShipmentStage.IN_TRANSIT: "In transit",
+    ShipmentStage.OUT_FOR_DELIVERY: "Out for delivery",
+    ShipmentStage.DELIVERED: "Delivered",
 }
-FINAL_STAGE = "delivered"
+FINAL_STAGE = ShipmentStage.DELIVERED
 REFRESH_SECONDS = 10
 
 
@@ -27,8 +27,8 @@ def track_page(request: HttpRequest, shipment_id: str) -> HttpResponse:
     reached = {e.status: e for e in record.entries.all()}
     stages = [
         {"key": key, "label": STAGE_LABELS[key], "entry": reached.get(key), "current": key == record.status}
-        for key in sorted(TRACKING_RANK, key=TRACKING_RANK.get)
-        if key != "awaiting_vehicle" or key in reached
+        for key in SHIPMENT_STAGES
+        if key != ShipmentStage.AWAITING_VEHICLE or key in reached
     ]
     done = sum(1 for stage in stages if stage["entry"])
     return render(request, "support/track.html", {

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 
 import pika
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -12,6 +14,21 @@ from messaging import broker as broker_mod
 from messaging import topology
 from shop.services import customer_create
 from tests.harness import LOG_DIR, System
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What tests/settings.py chose for this run, made ready for the processes the tests start:
+    the .run/ folder (SQLite files, logs) and this run's metrics folder, which the worker
+    processes inherit through the environment (tests/settings.py reads it back)."""
+    (settings.BASE_DIR / ".run").mkdir(exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.PROMETHEUS_MULTIPROC_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _throttle_histories():
+    """This run's throttle histories (tests/settings.py) go when the run ends."""
+    yield
+    shutil.rmtree(settings.API_THROTTLE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

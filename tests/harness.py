@@ -195,7 +195,8 @@ class System:
         return "\n".join(out)
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2,
+               what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

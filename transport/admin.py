@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent, Vehicle
-from transport.selectors import vehicle_counts
+from transport.models import NEXT_STAGE, Shipment, TrackingEvent, Vehicle
+from transport.selectors import shipments_waiting_count, vehicle_counts
 from transport.services import shipment_advance, vehicles_dispatch
 
 
@@ -17,12 +19,12 @@ class VehicleAdmin(admin.ModelAdmin):
     actions = ["dispatch_free_vehicles"]
 
     @admin.action(description="Dispatch free vehicles to waiting shipments", permissions=["change"])
-    def dispatch_free_vehicles(self, request, queryset):
+    def dispatch_free_vehicles(self, request: HttpRequest, queryset: QuerySet[Vehicle]) -> None:
         """The dispatcher's command. It gives every available vehicle to the longest-waiting
         shipments, whichever vehicles are selected (the admin needs a selection to run an action)."""
         assigned = vehicles_dispatch()
         free = vehicle_counts().get(Vehicle.Status.AVAILABLE, 0)
-        waiting = Shipment.objects.filter(status=ShipmentStatus.AWAITING_VEHICLE).count()
+        waiting = shipments_waiting_count()
         left = f"now {_count(free, 'free vehicle')}, {_count(waiting, 'shipment')} waiting"
         if assigned:
             self.message_user(request, f"{_count(assigned, 'vehicle')} dispatched to waiting shipments ({left}).",
@@ -37,7 +39,10 @@ class TrackingEventInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["status", "message", "vehicle_code", "timestamp"]
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -50,14 +55,19 @@ class ShipmentAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Shipment._meta.fields]
     actions = ["record_next_stage"]
 
-    def has_add_permission(self, request):
+    # Shipments are made by messages and moved on by the action below (a service); deleting one
+    # would strand its vehicle.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
     def has_record_stage_permission(self, request) -> bool:
         return request.user.has_perm("transport.record_shipment_stage") or self.has_change_permission(request)
 
     @admin.action(description="Record the next stage", permissions=["record_stage"])
-    def record_next_stage(self, request, queryset):
+    def record_next_stage(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
         """A dispatcher records, for each selected shipment, the stage that follows its current one.
         The status read here picks the stage; shipment_advance checks it again under the row lock."""
         advanced, skipped = 0, []
@@ -82,7 +92,18 @@ class ShipmentAdmin(admin.ModelAdmin):
 
 @admin.register(TrackingEvent)
 class TrackingEventAdmin(admin.ModelAdmin):
+    """What the stages wrote, for inspection: no tracking event is added, edited or deleted by
+    hand (a stage is recorded through the shipments' action, or by a driver)."""
+
     list_display = ["shipment", "status", "message", "vehicle_code", "timestamp"]
     list_filter = ["status"]
     search_fields = ["shipment__id"]
-    readonly_fields = ["shipment", "status", "message", "vehicle_code", "timestamp"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -19,6 +19,7 @@ from config.errors import Conflict, NotFound
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from transport import services
 from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent
+from transport.selectors import shipment_status_get
 
 RECORD_STAGE_PERMISSION = "transport.record_shipment_stage"
 # The stages a driver records: each follows another (vehicle_assigned -> picked_up -> ... -> delivered).
@@ -79,7 +80,7 @@ def _shipment_status(shipment_id: str) -> str | None:
     can have (too long, control characters: PostgreSQL refuses NUL) is not looked up."""
     if len(shipment_id) > SHIPMENT_ID_MAX_LENGTH or not shipment_id.isprintable():
         return None
-    return Shipment.objects.filter(pk=shipment_id).values_list("status", flat=True).first()
+    return shipment_status_get(shipment_id=shipment_id)
 
 
 def _stage_refused(current: str, to_status: str) -> Conflict:

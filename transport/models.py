@@ -2,6 +2,9 @@ import secrets
 
 from django.db import models
 
+from contracts import stages
+from contracts.stages import ShipmentStage
+
 
 def new_shipment_id() -> str:
     """Random and unguessable (80 bits), never derived from the order id: it is a public handle."""
@@ -28,28 +31,20 @@ class Vehicle(models.Model):
 
 
 class ShipmentStatus(models.TextChoices):
-    AWAITING_VEHICLE = "awaiting_vehicle", "awaiting a vehicle"
-    VEHICLE_ASSIGNED = "vehicle_assigned", "vehicle assigned"
-    PICKED_UP = "picked_up", "picked up"
-    IN_TRANSIT = "in_transit", "in transit"
-    OUT_FOR_DELIVERY = "out_for_delivery", "out for delivery"
-    DELIVERED = "delivered", "delivered"
+    """A shipment's stage, as a model field's choices. The stages and their order are
+    contracts.stages' (the one definition); this adds the labels staff read."""
+
+    AWAITING_VEHICLE = ShipmentStage.AWAITING_VEHICLE.value, "awaiting a vehicle"
+    VEHICLE_ASSIGNED = ShipmentStage.VEHICLE_ASSIGNED.value, "vehicle assigned"
+    PICKED_UP = ShipmentStage.PICKED_UP.value, "picked up"
+    IN_TRANSIT = ShipmentStage.IN_TRANSIT.value, "in transit"
+    OUT_FOR_DELIVERY = ShipmentStage.OUT_FOR_DELIVERY.value, "out for delivery"
+    DELIVERED = ShipmentStage.DELIVERED.value, "delivered"
 
 
-SHIPMENT_RANK = {
-    ShipmentStatus.AWAITING_VEHICLE: 0,
-    ShipmentStatus.VEHICLE_ASSIGNED: 1,
-    ShipmentStatus.PICKED_UP: 2,
-    ShipmentStatus.IN_TRANSIT: 3,
-    ShipmentStatus.OUT_FOR_DELIVERY: 4,
-    ShipmentStatus.DELIVERED: 5,
-}
-# The lifecycle each shipment plays once it has a vehicle.
-NEXT_STAGE = {
-    ShipmentStatus.VEHICLE_ASSIGNED: ShipmentStatus.PICKED_UP,
-    ShipmentStatus.PICKED_UP: ShipmentStatus.IN_TRANSIT,
-    ShipmentStatus.IN_TRANSIT: ShipmentStatus.OUT_FOR_DELIVERY,
-    ShipmentStatus.OUT_FOR_DELIVERY: ShipmentStatus.DELIVERED,
+# The stage that follows each stage a shipment with a vehicle is driven through.
+NEXT_STAGE: dict[ShipmentStatus, ShipmentStatus] = {
+    ShipmentStatus(stage): ShipmentStatus(next_stage) for stage, next_stage in stages.NEXT_STAGE.items()
 }
 
 

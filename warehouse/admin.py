@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from warehouse.models import Reservation, ReservationLine, StockItem
 from warehouse.services import picking_complete
@@ -17,7 +19,7 @@ class ReservationLineInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["stock_item", "quantity"]
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -30,11 +32,16 @@ class ReservationAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Reservation._meta.fields]
     actions = ["mark_picking_done"]
 
-    def has_add_permission(self, request):
+    # Reservations are the warehouse's answers to messages: staff move them on through the
+    # action below (a service), never by adding, editing or deleting one by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
     @admin.action(description="Mark picking done", permissions=["change"])
-    def mark_picking_done(self, request, queryset):
+    def mark_picking_done(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
         """The warehouse staff's command: each selected order picked and handed to transport.
         The status read here only sorts the report; picking_complete decides under its lock."""
         moved, not_picking = 0, []

@@ -1,11 +1,10 @@
-"""Messages the warehouse reacts to: new orders."""
+"""Messages the warehouse reacts to: new orders, and the shop's word on paid, cancelled and failed ones."""
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from contracts.messages import OrderCancelled, OrderPaid, OrderPaymentFailed, OrderPlaced
 from messaging.envelope import Message
-from messaging.payloads import OrderEventPayload, payload_validated
+from messaging.payloads import payload_validated
 from messaging.registry import message_handler
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS
 from warehouse import services
@@ -14,46 +13,33 @@ CONSUMER = "warehouse.new_orders"
 FULFILMENT_CONSUMER = "warehouse.fulfilment_requests"
 
 
-class LinePayload(serializers.Serializer):
-    product_id = serializers.CharField(max_length=32)
-    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-
-
-class OrderPlacedPayload(serializers.Serializer):
-    order_id = serializers.UUIDField()
-    recipient = serializers.CharField(max_length=200)
-    shipping_address = serializers.DictField()
-    shipping_method = serializers.CharField(max_length=32)
-    items = LinePayload(many=True, allow_empty=False, max_length=500)
-
-
-@message_handler(NEW_ORDERS, "order.placed", consumer=CONSUMER)
+@message_handler(NEW_ORDERS, OrderPlaced.TYPE, consumer=CONSUMER)
 def on_order_placed(message: Message) -> None:
-    data = payload_validated(OrderPlacedPayload, message)
+    # The warehouse keeps what it needs to reserve and, later, to hand the order to transport.
+    data = payload_validated(OrderPlaced, message)
     services.stock_reserve(
-        order_id=data["order_id"],
-        lines=[services.RequestedLine(sku=i["product_id"], quantity=i["quantity"], name=i["name"]) for i in data["items"]],
-        recipient=data["recipient"],
-        shipping_address=data["shipping_address"],
-        shipping_method=data["shipping_method"],
+        order_id=data.order_id,
+        lines=[services.RequestedLine(sku=item.product_id, quantity=item.quantity, name=item.name)
+               for item in data.items],
+        recipient=data.recipient,
+        shipping_address=data.shipping_address,
+        shipping_method=data.shipping_method,
     )
 
 
-
-@message_handler(FULFILMENT_REQUESTS, "order.paid", consumer=FULFILMENT_CONSUMER)
+@message_handler(FULFILMENT_REQUESTS, OrderPaid.TYPE, consumer=FULFILMENT_CONSUMER)
 def on_order_paid(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.picking_start(order_id=data["order_id"])
+    data = payload_validated(OrderPaid, message)
+    services.picking_start(order_id=data.order_id)
 
 
-@message_handler(FULFILMENT_REQUESTS, "order.cancelled", consumer=FULFILMENT_CONSUMER)
+@message_handler(FULFILMENT_REQUESTS, OrderCancelled.TYPE, consumer=FULFILMENT_CONSUMER)
 def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.reservation_release(order_id=data["order_id"], reason=data["message"] or "order cancelled")
+    data = payload_validated(OrderCancelled, message)
+    services.reservation_release(order_id=data.order_id, reason=data.message or "order cancelled")
 
 
-@message_handler(FULFILMENT_REQUESTS, "order.payment_failed", consumer=FULFILMENT_CONSUMER)
+@message_handler(FULFILMENT_REQUESTS, OrderPaymentFailed.TYPE, consumer=FULFILMENT_CONSUMER)
 def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderEventPayload, message)
-    services.reservation_release(order_id=data["order_id"], reason=data["message"] or "payment failed")
+    data = payload_validated(OrderPaymentFailed, message)
+    services.reservation_release(order_id=data.order_id, reason=data.message or "payment failed")

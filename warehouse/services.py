@@ -1,21 +1,37 @@
-"""Warehouse writes: all-or-nothing stock reservation and picking."""
+"""Warehouse writes: all-or-nothing stock reservation, picking, and the release of a reservation.
+
+A reservation moves forward only: reserved -> picking -> picked, or reserved -> released; a
+rejected or released one stays so. A command that finds it elsewhere (repeated, late, out of
+order) changes nothing and emits nothing.
+
+Each service owns its transaction (``transaction.atomic``). Called from a message handler it
+joins the handler's transaction without a savepoint of its own (``savepoint=False``): the
+handler never carries on after an error, the whole transaction rolls back.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.rows import row_insert, row_lock, row_update, row_values, rows_lock_among
-from config.transactions import service_transaction
+from contracts.messages import (
+    OrderConfirmed,
+    OrderRejected,
+    PickingStarted,
+    ReservedLine,
+    ShipmentRequested,
+    Shortage,
+)
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import SHIPPING_ORDERS
+from warehouse.locks import reservation_for_update, stock_for_update
 from warehouse.models import Reservation, ReservationLine, StockItem
 
 PRODUCER = "warehouse"
@@ -29,94 +45,90 @@ class RequestedLine:
     name: str = ""
 
 
-def stock_lock(*, skus: Sequence[str]) -> dict[str, StockItem]:
-    """Lock the stock rows of ``skus`` in primary-key order (one order for every caller: no deadlocks)."""
-    return {item.sku: item for item in rows_lock_among(StockItem, "sku", skus)}
-
-
-@service_transaction
+@transaction.atomic(savepoint=False)
 def stock_reserve(
     *,
     order_id: UUID,
     lines: Sequence[RequestedLine],
     recipient: str,
-    shipping_address: dict,
+    shipping_address: dict[str, Any],
     shipping_method: str,
 ) -> Reservation:
-    """Reserve every line of the order or none, and answer on ``order_confirmations``.
+    """Reserve every line of the order or none, and answer with ``order.confirmed`` or ``order.rejected``.
 
-    A repeated request for the same order returns the first answer and emits nothing.
+    An order the warehouse answered before (a repeated request), or whose release overtook it,
+    gets that reservation back: nothing reserved, nothing emitted.
     """
-    if row_values(Reservation, ("id",), order_id=order_id) is not None:  # asked before: answered before
-        return Reservation.objects.get(order_id=order_id)
+    answered = Reservation.objects.filter(order_id=order_id).first()
+    if answered is not None:
+        return answered
     wanted: dict[str, int] = {}
     for line in lines:
         wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-    items = stock_lock(skus=list(wanted))
-    shortages = []
-    for sku, quantity in sorted(wanted.items()):
-        item = items.get(sku)
-        if item is None:
-            shortages.append({"product_id": sku, "requested": quantity, "available": 0})
-        elif item.quantity_on_hand < quantity:
-            shortages.append({"product_id": sku, "requested": quantity, "available": item.quantity_on_hand})
-
-    reservation = Reservation(
-        order_id=order_id, recipient=recipient, shipping_address=shipping_address, shipping_method=shipping_method
-    )
+    items = {item.sku: item for item in stock_for_update(wanted)}
+    shortages = [
+        Shortage(product_id=sku, requested=quantity, available=items[sku].quantity_on_hand if sku in items else 0)
+        for sku, quantity in sorted(wanted.items())
+        if sku not in items or items[sku].quantity_on_hand < quantity
+    ]
+    reservation = Reservation(order_id=order_id, recipient=recipient, shipping_address=shipping_address,
+                              shipping_method=shipping_method)
     if shortages:
         reservation.status = Reservation.Status.REJECTED
         reservation.reason = "Insufficient stock for: " + ", ".join(
-            f"{s['product_id']} (requested {s['requested']}, available {s['available']})" for s in shortages
+            f"{s.product_id} (requested {s.requested}, available {s.available})" for s in shortages
         )
-        row_insert(reservation)
-        outbox_publish(
-            type="order.rejected", correlation_id=order_id, producer=PRODUCER,
-            payload={"order_id": str(order_id), "message": reservation.reason, "unavailable": shortages},
-        )
+        reservation.save(force_insert=True)
+        outbox_publish(type=OrderRejected.TYPE, correlation_id=order_id, producer=PRODUCER,
+                       payload=OrderRejected(order_id=order_id, message=reservation.reason, unavailable=shortages))
         return reservation
 
     reservation.status = Reservation.Status.RESERVED
-    row_insert(reservation)
+    reservation.save(force_insert=True)
     for sku, quantity in wanted.items():
-        item = items[sku]
-        # Caller holds the row lock; the conditional update is the belt to those braces.
-        updated = StockItem.objects.filter(pk=item.pk, quantity_on_hand__gte=quantity).update(
-            quantity_on_hand=F("quantity_on_hand") - quantity
+        # The row lock is held; the condition is the belt to those braces (and the check
+        # constraint the last line of defence).
+        taken = StockItem.objects.filter(pk=items[sku].pk, quantity_on_hand__gte=quantity).update(
+            quantity_on_hand=F("quantity_on_hand") - quantity, updated_at=timezone.now()
         )
-        if updated != 1:  # pragma: no cover - impossible while the lock is held
+        if taken != 1:  # pragma: no cover - impossible while the lock is held
             raise RuntimeError(f"stock of {sku} changed under its lock")
-        row_insert(ReservationLine(reservation=reservation, stock_item=item, quantity=quantity))
+    ReservationLine.objects.bulk_create(
+        ReservationLine(reservation=reservation, stock_item=items[sku], quantity=quantity)
+        for sku, quantity in wanted.items()
+    )
     outbox_publish(
-        type="order.confirmed", correlation_id=order_id, producer=PRODUCER,
-        payload={
-            "order_id": str(order_id),
-            "message": "All items reserved: " + ", ".join(f"{q} x {s}" for s, q in wanted.items()),
-            "items": [{"product_id": s, "quantity": q} for s, q in wanted.items()],
-        },
+        type=OrderConfirmed.TYPE, correlation_id=order_id, producer=PRODUCER,
+        payload=OrderConfirmed(
+            order_id=order_id,
+            message="All items reserved: " + ", ".join(f"{q} x {s}" for s, q in wanted.items()),
+            items=[ReservedLine(product_id=s, quantity=q) for s, q in wanted.items()],
+        ),
     )
     return reservation
 
 
-@service_transaction
+@transaction.atomic(savepoint=False)
 def picking_start(*, order_id: UUID) -> Reservation | None:
-    """The order is paid: it is to be picked, and whoever picks (staff, or the demo's simulated
-    staff) hears ``picking.started``. Idempotent."""
-    reservation = row_lock(Reservation, order_id=order_id)
+    """The order is paid: a reserved order is to be picked, and whoever picks (staff, or the
+    demo's simulated staff) hears ``picking.started``. Any other reservation (none yet,
+    released, already picking) is left as it is. Returns the reservation (None if none)."""
+    reservation = reservation_for_update(order_id)
     if reservation is None or reservation.status != Reservation.Status.RESERVED:
         return reservation
     reservation.status = Reservation.Status.PICKING
-    row_update(reservation, ["status"])
-    outbox_publish(type="picking.started", correlation_id=order_id, producer=PRODUCER,
-                   payload={"order_id": str(order_id)})
+    reservation.save(update_fields=["status"])
+    outbox_publish(type=PickingStarted.TYPE, correlation_id=order_id, producer=PRODUCER,
+                   payload=PickingStarted(order_id=order_id))
     return reservation
 
 
-@service_transaction
+@transaction.atomic(savepoint=False)
 def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
-    """Compensation: return a reserved order's stock (once). An order not reserved yet gets a
-    released reservation, so that its late request reserves nothing."""
-    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    """Compensation: return a reserved order's stock, once. An order not heard of yet gets a
+    released reservation, so that its late request reserves nothing; one being picked or
+    picked keeps its stock (it is on its way)."""
+    reservation = reservation_for_update(order_id)
     if reservation is None:
         return Reservation.objects.create(order_id=order_id, status=Reservation.Status.RELEASED, reason=reason,
                                           released_at=timezone.now())
@@ -125,10 +137,12 @@ def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
             logger.error("order %s: release asked after picking started (%s); nothing released",
                          order_id, reservation.status)
         return reservation
-    lines = list(reservation.lines.all())
-    stock_lock(skus=[line.stock_item.sku for line in reservation.lines.select_related("stock_item")])
+    lines = list(reservation.lines.select_related("stock_item"))
+    list(stock_for_update(line.stock_item.sku for line in lines))  # the stock order every locker keeps
     for line in lines:
-        StockItem.objects.filter(pk=line.stock_item_id).update(quantity_on_hand=F("quantity_on_hand") + line.quantity)
+        StockItem.objects.filter(pk=line.stock_item_id).update(
+            quantity_on_hand=F("quantity_on_hand") + line.quantity, updated_at=timezone.now()
+        )
     reservation.status = Reservation.Status.RELEASED
     reservation.reason = reason
     reservation.released_at = timezone.now()
@@ -136,34 +150,36 @@ def reservation_release(*, order_id: UUID, reason: str) -> Reservation:
     return reservation
 
 
-@service_transaction
+@transaction.atomic(savepoint=False)
 def picking_complete(*, order_id: UUID) -> Reservation | None:
-    """Warehouse staff say the order is picked: hand it to transport on ``shipping_orders``.
+    """Warehouse staff say the order is picked: hand it to transport (``shipment.requested``).
 
-    A repeated or late command (the order not being picked) changes nothing.
+    A repeated or late command (the order not being picked) changes nothing. Returns the
+    reservation (None if none).
     """
-    reservation = row_lock(Reservation, order_id=order_id)
+    reservation = reservation_for_update(order_id)
     if reservation is None or reservation.status != Reservation.Status.PICKING:
         return reservation
     reservation.status = Reservation.Status.PICKED
     reservation.picked_at = timezone.now()
-    row_update(reservation, ["status", "picked_at"])
+    reservation.save(update_fields=["status", "picked_at"])
     lines = reservation.lines.select_related("stock_item").order_by("stock_item__sku")
     outbox_emit(
-        queue=SHIPPING_ORDERS, type="shipment.requested", correlation_id=order_id, producer=PRODUCER,
-        payload={
-            "order_id": str(order_id),
-            "recipient": reservation.recipient,
-            "shipping_address": reservation.shipping_address,
-            "shipping_method": reservation.shipping_method,
-            "items": [{"product_id": line.stock_item.sku, "quantity": line.quantity} for line in lines],
-            "picked_at": reservation.picked_at.isoformat(),
-        },
+        queue=SHIPPING_ORDERS, type=ShipmentRequested.TYPE, correlation_id=order_id, producer=PRODUCER,
+        payload=ShipmentRequested(
+            order_id=order_id,
+            recipient=reservation.recipient,
+            shipping_address=reservation.shipping_address,
+            shipping_method=reservation.shipping_method,
+            items=[ReservedLine(product_id=line.stock_item.sku, quantity=line.quantity) for line in lines],
+            picked_at=reservation.picked_at,
+        ),
     )
     return reservation
 
 
 def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: str) -> StockItem:
+    """The catalogue's stock of ``sku`` (demo data, stock counts): created or overwritten."""
     item, _ = StockItem.objects.update_or_create(
         sku=sku, defaults={"name": name, "quantity_on_hand": quantity_on_hand, "location": location}
     )

@@ -65,8 +65,9 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     # every hop was a message on the seed's queues, each handled exactly once
     hops = Counter(OutboxMessage.objects.filter(correlation_id=order_id).values_list("exchange", "queue", "type"))
     assert hops == {
-        ("logistics", "new_orders", "order.placed"): 1,
-        ("logistics.events", "order.confirmed", "order.confirmed"): 1,  # to the shop and to payments
+        ("logistics.events", "order.placed", "order.placed"): 1,  # to the warehouse and to customer service
+        ("logistics.events", "order.confirmed", "order.confirmed"): 1,  # to the shop
+        ("logistics", "payment_requests", "payment.requested"): 1,  # the shop asks payments, with the amount
         ("logistics", "payment_requests", "payment.charge_due"): 1,  # the provider's answer (a timer)
         ("logistics", "payment_results", "payment.captured"): 1,
         ("logistics", "fulfilment_requests", "order.paid"): 1,
@@ -80,13 +81,13 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     }
     # the payment deadline timer was cancelled when the payment was captured: never sent
     assert not OutboxMessage.objects.filter(correlation_id=order_id, type="payment.deadline_due").exists()
-    wait_until(lambda: ProcessedMessage.objects.count() == 28, timeout=10, what="last acks")
+    wait_until(lambda: ProcessedMessage.objects.count() == 29, timeout=10, what="last acks")
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
     handled = Counter(ProcessedMessage.objects.values_list("consumer", flat=True))
     assert handled == {
-        "warehouse.new_orders": 1, "shop.order_confirmations": 1, "payments.payment_requests": 2,
-        "shop.payment_results": 1, "warehouse.fulfilment_requests": 1, "transport.shipping_orders": 1,
-        "support.delivery_updates": 5, "shop.customer_notifications": 5,
+        "warehouse.new_orders": 1, "support.support_requests": 1, "shop.order_confirmations": 1,
+        "payments.payment_requests": 2, "shop.payment_results": 1, "warehouse.fulfilment_requests": 1,
+        "transport.shipping_orders": 1, "support.delivery_updates": 5, "shop.customer_notifications": 5,
         "simulation.actors": 1 + 1 + 5 + 4,  # picking.started, picking done, 5 stages, 4 stage timers
     }
     # every timer went out when due, not before

@@ -61,7 +61,8 @@ def test_declined_payment_gives_the_stock_back_and_the_same_stock_then_sells(sys
     assert Payment.objects.get(order_id=paid).status == "captured"
     assert Order.objects.get(pk=declined_id).status == "payment_failed"
     assert DeadLetter.objects.count() == 0
-    print(f"declined order: payment_failed, stock back to 15; same 15 sold and delivered; stock now {stock_of('PRD002')}")
+    print("declined order: payment_failed, stock back to 15; same 15 sold and delivered; "
+          f"stock now {stock_of('PRD002')}")
 
 
 def test_cancel_with_a_captured_payment_refunds_it_and_returns_the_stock(system, catalogue, customer_client):

@@ -100,7 +100,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_syst
         time.sleep(3)  # the relay and the workers back off and retry meanwhile
         waiting = OutboxMessage.objects.filter(published_at__isnull=True).count()
         unpublished_new = OutboxMessage.objects.filter(
-            correlation_id__in=during, queue="new_orders", published_at__isnull=True).count()
+            correlation_id__in=during, type="order.placed", published_at__isnull=True).count()
         down_seconds = time.monotonic() - t0
         # ... and starts again
         start_seconds = broker_start()

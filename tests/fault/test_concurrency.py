@@ -1,6 +1,7 @@
 """Competing workers: two warehouse workers for a small stock, two transport workers and two
 workers of the simulated drivers (their timers) for three vehicles."""
 
+import itertools
 import time
 from collections import defaultdict
 
@@ -17,8 +18,8 @@ from tests.fault.tools import (
     processed_matches_outbox,
     queue_depths,
     reserved_quantities,
-    stock,
     statuses,
+    stock,
     vehicles_all_available,
 )
 from transport.models import Shipment, TrackingEvent
@@ -96,7 +97,7 @@ def test_two_warehouse_workers_never_oversell_and_no_vehicle_serves_two_shipment
         for i in range(2)]
     intervals = vehicle_intervals()
     overlaps = [
-        (code, a[2], b[2]) for code, spans in intervals.items() for a, b in zip(spans, spans[1:])
+        (code, a[2], b[2]) for code, spans in intervals.items() for a, b in itertools.pairwise(spans)
         if a[1] is None or b[0] < a[1]
     ]
     outbox_rows, processed, exactly_once = processed_matches_outbox()

@@ -27,6 +27,7 @@ from tests.fault.tools import (
     stock,
     vehicles_all_available,
 )
+from tests.messaging.examples import order_placed_payload
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
@@ -132,7 +133,7 @@ def test_rows_confirmed_before_the_connection_broke_stay_marked_published(transa
         for _ in range(5):
             order_id = str(uuid.uuid4())
             outbox_emit(queue="new_orders", type="order.placed", correlation_id=order_id, producer="shop",
-                        payload={"order_id": order_id})
+                        payload=order_placed_payload(order_id))
     relay = OutboxRelay(install_signal_handlers=False)
     relay._publisher = _BreaksMidBatch(relay._ensure_publisher(), after=2)
 

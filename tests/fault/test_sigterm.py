@@ -14,6 +14,7 @@ from django.db import connection, transaction
 
 from messaging.models import ProcessedMessage
 from tests.fault.tools import json_body, log_count, publish_raw, queue_depths, wait_for
+from tests.messaging.examples import order_placed_payload
 from warehouse.models import Reservation, StockItem
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
@@ -22,8 +23,7 @@ CONSUMER = "warehouse.new_orders"
 
 
 def order_placed(order_id: str) -> dict:
-    return {"order_id": order_id, "recipient": "Jaan Tamm", "shipping_address": {"street": "Narva mnt 5"},
-            "shipping_method": "express", "items": [{"product_id": "PRD001", "quantity": 1}]}
+    return order_placed_payload(order_id)
 
 
 def publish_orders(channel, count: int) -> list[str]:

@@ -22,7 +22,7 @@ def test_every_response_has_a_request_id_that_becomes_the_order_and_correlation_
     assert str(uuid.UUID(request_id)) == request_id
     assert response["X-Client-Request-ID"] == "client-123"
     assert response.json()["order_id"] == request_id
-    message = OutboxMessage.objects.get(queue="new_orders")
+    message = OutboxMessage.objects.get(type="order.placed")
     assert (message.correlation_id, message.causation_id) == (request_id, request_id)
     assert APIClient().get("/api/orders/")["X-Request-ID"]
 

@@ -7,36 +7,41 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import config.settings as production
 from config import throttling
 from simulation.demo_data import SEED_ORDER
 
 pytestmark = pytest.mark.django_db
 
-FILE_CACHE = "django.core.cache.backends.filebased.FileBasedCache"
-
 
 @pytest.fixture
-def file_cache(settings, tmp_path):
-    """The production layout: a file cache that every web worker shares."""
-    settings.CACHES = {"default": {"BACKEND": FILE_CACHE, "LOCATION": str(tmp_path / "cache")}}
-    return tmp_path / "cache"
+def throttle_dir(settings, tmp_path):
+    """A folder of this test's own for the histories, as every web worker shares one."""
+    settings.API_THROTTLE_DIR = str(tmp_path / "throttle")
+    return tmp_path / "throttle"
 
 
 def _count_many(key: str, attempts: int) -> int:
     return sum(throttling.history_count(key, now=time.time(), duration=60, limit=100)[0] for _ in range(attempts))
 
 
-def test_histories_live_beside_the_file_cache(file_cache, make_customer):
+def test_production_keeps_the_histories_beside_the_file_cache():
+    assert production.CACHES["default"] == {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": production.CACHE_DIR}
+    assert production.API_THROTTLE_DIR == f"{production.CACHE_DIR}/throttle"
+
+
+def test_a_request_counts_in_one_history_of_the_throttle_folder(throttle_dir, make_customer):
     # given
     _, client = make_customer("alice")
     # when
     assert client.get("/api/orders/").status_code == 200
     # then: one history, for the user scope (reading is not an order placement)
-    assert throttling.history_folder() == file_cache / "throttle"
-    assert len(os.listdir(file_cache / "throttle")) == 1
+    assert throttling.history_folder() == throttle_dir
+    assert len(os.listdir(throttle_dir)) == 1
 
 
-def test_no_count_is_lost_between_threads_and_processes(file_cache):
+def test_no_count_is_lost_between_threads_and_processes(throttle_dir):
     # given: 4 processes of 4 threads, 40 attempts each, for one key allowing 100 a minute
     fork = multiprocessing.get_context("fork")
     # when
@@ -52,7 +57,7 @@ def _threads_count(key: str) -> int:
         return sum(threads.map(_count_many, [key] * 4, [40] * 4))
 
 
-def test_the_window_slides_and_the_history_is_newest_first(file_cache):
+def test_the_window_slides_and_the_history_is_newest_first(throttle_dir):
     count = throttling.history_count
     assert count("k", now=1000.0, duration=60, limit=2) == (True, [])
     assert count("k", now=1010.0, duration=60, limit=2) == (True, [1000.0])
@@ -61,7 +66,7 @@ def test_the_window_slides_and_the_history_is_newest_first(file_cache):
     assert count("other", now=1060.0, duration=60, limit=2) == (True, [])
 
 
-def test_prune_removes_only_histories_idle_since_the_cutoff(file_cache):
+def test_prune_removes_only_histories_idle_since_the_cutoff(throttle_dir):
     # given: one history last written long ago, one just now
     throttling.history_count("idle", now=time.time(), duration=60, limit=5)
     folder = throttling.history_folder()
@@ -75,7 +80,7 @@ def test_prune_removes_only_histories_idle_since_the_cutoff(file_cache):
     assert len(os.listdir(folder)) == 1 and idle not in os.listdir(folder)
 
 
-def test_throttled_answers_carry_retry_after_from_the_oldest_request(file_cache, make_customer, settings):
+def test_throttled_answers_carry_retry_after_from_the_oldest_request(throttle_dir, make_customer, settings):
     # given
     settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "orders": "2/minute"}
     _, client = make_customer("alice")

@@ -1,10 +1,16 @@
+import uuid
+from datetime import timedelta
+
 import pytest
+from django.conf import settings
 from django.db import transaction
 
 from messaging.models import OutboxMessage
-from messaging.outbox import outbox_emit
+from messaging.outbox import outbox_emit, outbox_write
 from shop.models import Order
 from shop.services import Contact, OrderItem, order_place
+
+DATABASES = [alias for alias in ("default", "sqlite") if alias in settings.DATABASES]
 
 pytestmark = pytest.mark.django_db
 
@@ -20,14 +26,14 @@ def place(customer):
     )
 
 
-def test_order_and_its_new_orders_message_are_written_together(catalogue, make_customer):
+def test_order_and_its_order_placed_message_are_written_together(catalogue, make_customer):
     # given
     customer, _ = make_customer()
     # when
     order = place(customer)
     # then
     row = OutboxMessage.objects.get()
-    assert (row.queue, row.type, row.correlation_id, row.producer) == ("new_orders", "order.placed", str(order.id), "shop")
+    assert (row.type, row.correlation_id, row.producer) == ("order.placed", str(order.id), "shop")
     assert row.published_at is None
     assert row.payload["order_id"] == str(order.id)
     assert row.payload["items"] == [
@@ -62,8 +68,6 @@ def test_outbox_emit_refuses_an_unknown_queue():
 
 def test_pruning_deletes_only_old_published_rows_and_old_processed_records():
     # given: old published, old unpublished, fresh published outbox rows; old and fresh processed records
-    from datetime import timedelta
-
     from django.core.management import call_command
     from django.utils import timezone
 
@@ -87,23 +91,35 @@ def test_pruning_deletes_only_old_published_rows_and_old_processed_records():
     assert not OutboxMessage.objects.filter(pk=old_published.pk).exists()
 
 
-def test_the_written_row_is_what_the_returned_object_says():
+def notified_payload(order_id: str) -> dict:
+    return {"order_id": order_id, "shipment_id": "SHP-0001", "status": "in_transit",
+            "message": "Teel: päev ✓", "timestamp": "2026-11-27T18:46:59+00:00"}
+
+
+@pytest.mark.django_db(databases=DATABASES)
+@pytest.mark.parametrize("using", DATABASES)
+def test_the_written_row_is_what_the_returned_object_says(using):
     # given
-    payload = {"order_id": "o-1", "note": "päev ✓", "nested": {"n": [1, 2.5, None, True]}}
+    order_id = str(uuid.uuid4())
     # when
-    with transaction.atomic():
-        returned = outbox_emit(queue="customer_notifications", type="customer.notified", correlation_id="o-1",
-                               payload=payload, producer="support")
-    # then
-    stored = OutboxMessage.objects.get()
+    with transaction.atomic(using=using):
+        returned = outbox_write(exchange="logistics", routing_key="customer_notifications", type="customer.notified",
+                                correlation_id=order_id, payload=notified_payload(order_id), producer="support",
+                                using=using)
+    # then: the payload as its contract writes it; due at once
+    stored = OutboxMessage.objects.using(using).get()
     fields = ["id", "message_id", "exchange", "queue", "type", "correlation_id", "causation_id", "producer",
-              "payload", "created_at", "published_at", "attempts", "last_error", "next_attempt_at"]
+              "payload", "created_at", "published_at", "attempts", "last_error", "next_attempt_at", "due_at"]
     assert {f: getattr(stored, f) for f in fields} == {f: getattr(returned, f) for f in fields}
-    assert (stored.exchange, stored.payload, stored.attempts, stored.published_at) == ("logistics", payload, 0, None)
+    assert (stored.exchange, stored.queue, stored.attempts, stored.published_at, stored.due_at) == (
+        "logistics", "customer_notifications", 0, None, None)
+    assert stored.payload == {**notified_payload(order_id), "timestamp": "2026-11-27T18:46:59Z",
+                              "notification_id": None}
+    assert abs(stored.next_attempt_at - stored.created_at) < timedelta(seconds=1)
 
 
-def test_a_payload_that_is_not_json_is_refused_and_writes_nothing():
-    with pytest.raises(TypeError), transaction.atomic():
-        outbox_emit(queue="new_orders", type="order.placed", correlation_id="x", payload={"when": object()},
-                    producer="test")
+def test_a_payload_that_breaks_its_contract_is_refused_and_writes_nothing():
+    with pytest.raises(ValueError, match="order_id"), transaction.atomic():
+        outbox_emit(queue="customer_notifications", type="customer.notified", correlation_id="x",
+                    payload={**notified_payload("x"), "order_id": "not-a-uuid"}, producer="test")
     assert OutboxMessage.objects.count() == 0

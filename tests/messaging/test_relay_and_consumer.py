@@ -10,22 +10,14 @@ from django.db import transaction
 
 import messaging.consumer as consumer
 from messaging.consumer import QueueWorker
-from messaging.models import DeadLetter, OutboxMessage, OutboxPending, ProcessedMessage
+from messaging.lease import outbox_next_due
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.outbox import outbox_emit
 from messaging.relay import OutboxRelay
+from tests.messaging.examples import order_placed_payload
 from warehouse.models import Reservation, StockItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def order_placed_payload(order_id: str, quantity: int = 1) -> dict:
-    return {
-        "order_id": order_id,
-        "recipient": "Jaan Tamm",
-        "shipping_address": {"street": "Narva mnt 5", "city": "Tallinn"},
-        "shipping_method": "express",
-        "items": [{"product_id": "PRD001", "quantity": quantity}],
-    }
 
 
 def test_relay_publishes_committed_rows_with_envelope_and_marks_them(broker):
@@ -47,7 +39,8 @@ def test_relay_publishes_committed_rows_with_envelope_and_marks_them(broker):
         method, properties, body = broker.basic_get("new_orders", auto_ack=True)
         received.append((properties.message_id, properties.correlation_id, properties.type,
                          properties.delivery_mode, json.loads(body)["order_id"]))
-    assert received == [(str(r.message_id), oid, "order.placed", 2, oid) for r, oid in zip(rows, order_ids)]
+    assert received == [(str(r.message_id), oid, "order.placed", 2, oid)
+                        for r, oid in zip(rows, order_ids, strict=True)]
     assert broker.basic_get("new_orders")[0] is None
 
 
@@ -63,12 +56,13 @@ def test_unroutable_row_is_not_marked_published_and_is_reported(broker):
     assert row.attempts == 1
     assert "unroutable" in row.last_error
     assert row.next_attempt_at is not None
-    # and it stays on the relay's list, not due before its next attempt: a relay now sends nothing
-    assert OutboxPending.objects.get(outbox=row).next_attempt_at == row.next_attempt_at
+    # and it waits, not due before its next attempt: a relay now sends nothing
+    assert outbox_next_due() == row.next_attempt_at
     assert OutboxRelay(install_signal_handlers=False).run(once=True).published == 0
 
 
-def publish_raw(channel, queue: str, body: bytes, *, message_id: str | None = "m", msg_type: str | None = "order.placed"):
+def publish_raw(channel, queue: str, body: bytes, *, message_id: str | None = "m",
+                msg_type: str | None = "order.placed"):
     channel.basic_publish(
         exchange="", routing_key=queue, body=body,
         properties=pika.BasicProperties(message_id=message_id, type=msg_type, correlation_id="c", delivery_mode=2),
@@ -83,7 +77,8 @@ def test_worker_parks_bad_messages_survives_them_and_handles_the_next_good_one(c
     publish_raw(broker, "new_orders", b'{"order_id": "x"}', message_id="missing-fields")
     publish_raw(broker, "new_orders", b"{}", message_id="unknown-type", msg_type="order.exploded")
     publish_raw(broker, "new_orders", b"{}", message_id=None)
-    publish_raw(broker, "new_orders", json.dumps(order_placed_payload(good_order, quantity=2)).encode(), message_id="good")
+    good = json.dumps(order_placed_payload(good_order, quantity=2)).encode()
+    publish_raw(broker, "new_orders", good, message_id="good")
     # when
     stats = QueueWorker("new_orders", prefetch=10, install_signal_handlers=False).run(idle_exit_seconds=1.0)
     # then

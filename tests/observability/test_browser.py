@@ -162,10 +162,11 @@ def test_dashboard_follows_orders_live_and_the_tracking_page_reads_on_a_phone(
             assert stages in (5, 6) and types.count("customer.notified") == stages
             # the timers are hops too: the payment provider's answer, the simulated picker's and
             # the simulated driver's (one per stage driven); the cancelled payment deadline is not
-            assert types[:8] == ["order.placed", "order.confirmed", "payment.charge_due", "payment.captured",
-                                 "order.paid", "picking.started", "sim.picking_done", "shipment.requested"]
+            assert types[:9] == ["order.placed", "order.confirmed", "payment.requested", "payment.charge_due",
+                                 "payment.captured", "order.paid", "picking.started", "sim.picking_done",
+                                 "shipment.requested"]
             assert types.count("sim.stage_reached") == 4 and "payment.deadline_due" not in types
-            assert page.locator("#hops tbody tr").count() == len(types) == 8 + 2 * stages + 4
+            assert page.locator("#hops tbody tr").count() == len(types) == 9 + 2 * stages + 4
             shot(page, "journey.png")
 
             # the customer's tracking page on a phone

@@ -93,7 +93,8 @@ def test_data_shows_stages_outbox_dead_letters_vehicles_queues_and_latest_orders
     # three of their five outbox rows published, the oldest waiting one 40 s old
     rows = list(OutboxMessage.objects.order_by("id"))
     OutboxMessage.objects.filter(pk__in=[r.pk for r in rows[:3]]).update(published_at=timezone.now())
-    OutboxMessage.objects.filter(pk=rows[3].pk).update(created_at=timezone.now() - timedelta(seconds=40))
+    forty_ago = timezone.now() - timedelta(seconds=40)  # written (and due) 40 s ago
+    OutboxMessage.objects.filter(pk=rows[3].pk).update(created_at=forty_ago, next_attempt_at=forty_ago)
     OutboxMessage.objects.filter(pk=rows[4].pk).update(last_error="unroutable")
     # dead letters: two on new_orders (one already re-driven), one on delivery_updates
     for queue, redriven in (("new_orders", None), ("new_orders", timezone.now()), ("delivery_updates", None)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -17,7 +17,7 @@ from shop.services import Contact, OrderItem, order_place
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def counted(name: str, labels: dict[str, str]) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -12,7 +12,7 @@ from support.services import tracking_record_stage
 
 pytestmark = pytest.mark.django_db
 
-T0 = datetime(2026, 2, 3, 8, 15, 0, tzinfo=dt_timezone.utc)
+T0 = datetime(2026, 2, 3, 8, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ def test_one_line_per_message_with_queue_type_ids_outcome_and_duration(catalogue
     good_id, bad_id = str(uuid.uuid4()), str(uuid.uuid4())
     body = json.dumps({"order_id": order_id, "recipient": "Jaan Tamm", "shipping_method": "express",
                        "shipping_address": {"street": "Narva mnt 5", "city": "Tallinn"},
-                       "items": [{"product_id": "PRD001", "quantity": 1}]}).encode()
+                       "items": [{"product_id": "PRD001", "quantity": 1}], "total": "1299.99", "currency": "EUR",
+                       "placed_at": "2026-12-01T10:00:00+00:00"}).encode()
     publish(broker, body, message_id=good_id, correlation_id=order_id)
     publish(broker, body, message_id=good_id, correlation_id=order_id)
     publish(broker, b"not json", message_id=bad_id, correlation_id=order_id)

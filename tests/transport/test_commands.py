@@ -345,3 +345,37 @@ def test_the_stage_endpoint_is_in_the_openapi_schema(db):
     assert schemas["ShipmentStageInRequest"]["properties"]["status"] == {"$ref": "#/components/schemas/ShipmentStage"}
     assert schemas["ShipmentStage"]["enum"] == LIFECYCLE
     assert set(schemas["ShipmentStageOut"]["properties"]) == {"shipment_id", "status", "events"}
+
+
+# --- admin: what messages wrote is read-only ---------------------------------------------
+def test_tracking_events_are_read_only_in_the_admin(catalogue, admin_client):
+    # given: a shipment with its first tracking event
+    shipment = create()
+    event = TrackingEvent.objects.get(shipment=shipment)
+    change_url = reverse("admin:transport_trackingevent_change", args=[event.pk])
+    # when
+    listed = admin_client.get(reverse("admin:transport_trackingevent_changelist"))
+    shown = admin_client.get(change_url)
+    added = admin_client.get(reverse("admin:transport_trackingevent_add"))
+    edited = admin_client.post(change_url, {"shipment": shipment.pk, "status": "delivered", "message": "forged",
+                                            "vehicle_code": "", "timestamp_0": "2025-01-01", "timestamp_1": "00:00"})
+    deleted = admin_client.post(reverse("admin:transport_trackingevent_delete", args=[event.pk]), {"post": "yes"})
+    # then: staff may look, not write
+    assert (listed.status_code, shown.status_code) == (200, 200)
+    assert not shown.context["has_change_permission"]
+    assert (added.status_code, edited.status_code, deleted.status_code) == (403, 403, 403)
+    assert list(TrackingEvent.objects.filter(shipment=shipment).values_list("status", "message")) == [
+        ("vehicle_assigned", f"Vehicle {shipment.vehicle.code} assigned")]
+
+
+def test_shipments_cannot_be_added_or_deleted_in_the_admin(catalogue, admin_client):
+    # given
+    shipment = create()
+    # when
+    added = admin_client.get(reverse("admin:transport_shipment_add"))
+    deleted = admin_client.post(reverse("admin:transport_shipment_delete", args=[shipment.pk]), {"post": "yes"})
+    bulk = run_action(admin_client, SHIPMENTS_ADMIN, "delete_selected", [shipment.pk])
+    # then
+    assert (added.status_code, deleted.status_code) == (403, 403)
+    assert admin_messages(bulk) == ["No action selected."]
+    assert status_of(shipment) == "vehicle_assigned"

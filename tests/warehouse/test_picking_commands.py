@@ -112,3 +112,15 @@ def test_picking_done_needs_the_change_permission(catalogue, client, django_user
     assert admin_messages(response) == []
     assert reservation(order_id).status == "picking"
     assert shipping_requests(order_id) == []
+
+
+def test_reservations_cannot_be_added_or_deleted_in_the_admin(catalogue, admin_client):
+    # given
+    order_id = reserve()
+    pk = reservation(order_id).pk
+    # when
+    added = admin_client.get(reverse("admin:warehouse_reservation_add"))
+    deleted = admin_client.post(reverse("admin:warehouse_reservation_delete", args=[pk]), {"post": "yes"})
+    # then
+    assert (added.status_code, deleted.status_code) == (403, 403)
+    assert reservation(order_id).status == "reserved"

@@ -6,12 +6,14 @@ from rich.console import Console
 
 from simulation import demo
 
+STOPPED = "every process the demo started was stopped"
+
 
 class Command(BaseCommand):
     help = (
-        "Run the whole system (every Procfile process), place the seed scenario's orders through the API, "
-        "show their progress live and a summary, then stop everything. Exits 0 when every order is final, "
-        "the seed's order delivered and the over-stock order rejected."
+        "Run the whole system (the Procfile's processes, with honcho), place the seed scenario's orders through "
+        "the API, show their progress live and a summary, then stop everything. Exits 0 when every order is "
+        "final, the seed's order delivered, the over-stock order rejected and the others compensated."
     )
 
     def add_arguments(self, parser):
@@ -34,9 +36,9 @@ class Command(BaseCommand):
         except demo.DemoError as exc:
             raise CommandError(str(exc)) from exc
         except demo.DemoInterrupted as exc:
-            raise CommandError(f"{exc}; every process the demo started was stopped", returncode=128 + exc.signum) from exc
+            raise CommandError(f"{exc}; {STOPPED}", returncode=128 + exc.signum) from exc
         except KeyboardInterrupt:
-            raise CommandError("interrupted; every process the demo started was stopped", returncode=130) from None
+            raise CommandError(f"interrupted; {STOPPED}", returncode=130) from None
 
 
 def _console(*, no_color: bool, force_color: bool) -> Console:

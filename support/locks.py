@@ -1,0 +1,38 @@
+"""Every row lock customer service takes.
+
+A shipment's tracking record orders its stages; an order's contact orders the addressing of
+its notifications; the notifications being mailed are locked so that two senders never mail
+the same one. A stage takes the record's lock, then the contact's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+
+from support.models import CustomerContact, CustomerNotification, TrackingRecord
+
+
+def tracking_record_for_update(shipment_id: str) -> TrackingRecord | None:
+    """The shipment's tracking record, locked until the end of the caller's transaction."""
+    return TrackingRecord.objects.select_for_update().filter(shipment_id=shipment_id).order_by("pk").first()
+
+
+def customer_contact_for_update(order_id: UUID) -> CustomerContact | None:
+    """The order's contact row, locked until the end of the caller's transaction."""
+    return CustomerContact.objects.select_for_update().filter(order_id=order_id).order_by("pk").first()
+
+
+def notifications_to_mail_for_update(
+    *, now: datetime, attempts_below: int, limit: int
+) -> QuerySet[CustomerNotification]:
+    """The oldest notifications due for mailing, locked; ones another sender holds are skipped."""
+    return (
+        CustomerNotification.objects.select_for_update(skip_locked=True)
+        .filter(sent_at__isnull=True, send_attempts__lt=attempts_below)
+        .filter(Q(next_send_at__isnull=True) | Q(next_send_at__lte=now))
+        .exclude(recipient="")
+        .order_by("pk")[:limit]
+    )

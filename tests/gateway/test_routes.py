@@ -1,0 +1,48 @@
+"""Every public route answers where the contract says, served by the app that owns it."""
+
+import pytest
+from django.urls import resolve, reverse
+
+ROUTES = {
+    "/api/orders/": "shop.api.OrderListCreateApi",
+    "/api/orders/ORD-1/": "shop.api.OrderDetailApi",
+    "/api/orders/ORD-1/cancel/": "shop.api.OrderCancelApi",
+    "/api/v1/orders/": "shop.api.OrderListCreateApi",
+    "/api/v1/orders/ORD-1/": "shop.api.OrderDetailApi",
+    "/api/v1/orders/ORD-1/cancel/": "shop.api.OrderCancelApi",
+    "/api/tracking/SHP-1/": "support.api.TrackingApi",
+    "/api/v1/tracking/SHP-1/": "support.api.TrackingApi",
+    "/api/shipments/SHP-1/stage/": "transport.api.ShipmentStageApi",
+    "/api/v1/shipments/SHP-1/stage/": "transport.api.ShipmentStageApi",
+    "/track/SHP-1/": "support.views.track_page",
+    "/dashboard/": "observability.views.dashboard_page",
+    "/dashboard/data.json": "observability.views.dashboard_data",
+    "/dashboard/orders/ORD-1/journey/": "observability.views.journey_page",
+    "/dashboard/orders/ORD-1/journey.json": "observability.views.journey_data",
+    "/healthz": "observability.views.healthz",
+    "/readyz": "observability.views.readyz",
+    "/metrics": "observability.views.metrics",
+    "/favicon.ico": "observability.views.favicon",
+    "/api/schema/": "drf_spectacular.views.SpectacularAPIView",
+    "/api/docs/": "drf_spectacular.views.SpectacularSwaggerView",
+    "/admin/": "django.contrib.admin.sites.index",
+}
+
+
+@pytest.mark.parametrize(("path", "view"), ROUTES.items())
+def test_each_public_path_is_served_by_its_view(path, view):
+    assert resolve(path)._func_path == view
+
+
+def test_the_names_that_templates_and_views_reverse():
+    assert reverse("track", args=["SHP-1"]) == "/track/SHP-1/"
+    assert reverse("tracking", args=["SHP-1"]) == "/api/tracking/SHP-1/"
+    assert reverse("api:order-list") == "/api/orders/"
+    assert reverse("v1:order-detail", args=["ORD-1"]) == "/api/v1/orders/ORD-1/"
+    assert reverse("observability:dashboard") == "/dashboard/"
+    assert reverse("observability:dashboard-data") == "/dashboard/data.json"
+    assert reverse("observability:journey", args=["ORD-1"]) == "/dashboard/orders/ORD-1/journey/"
+    assert reverse("observability:journey-data", args=["ORD-1"]) == "/dashboard/orders/ORD-1/journey.json"
+    assert reverse("observability:healthz") == "/healthz"
+    assert reverse("schema") == "/api/schema/"
+    assert reverse("admin:index") == "/admin/"

@@ -1,0 +1,67 @@
+"""The house rules, checked on the source: every room keeps to itself.
+
+* A domain app (shop, warehouse, transport, support, payments) imports no other one: what it
+  needs travels in messages (their payloads are defined once, in contracts/).
+* Product code never imports the demo (simulation/), and config/ (the ground floor) no app.
+* Every row lock of an app is taken in its locks.py.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = ("shop", "warehouse", "transport", "support", "payments")
+PRODUCT = (*DOMAIN, "messaging", "config", "contracts")
+APPS = (*DOMAIN, "messaging", "observability", "simulation")
+
+
+def modules(package: str) -> list[Path]:
+    return sorted(p for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts)
+
+
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("app", DOMAIN)
+def test_a_domain_app_imports_no_other_domain_app(app):
+    others = set(DOMAIN) - {app}
+    found = {str(path.relative_to(ROOT)): sorted(imported(path) & others) for path in modules(app)}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_product_code_never_imports_the_demo(package):
+    assert [str(p.relative_to(ROOT)) for p in modules(package) if "simulation" in imported(p)] == []
+
+
+def test_the_ground_floor_imports_no_app():
+    found = {str(p.relative_to(ROOT)): sorted(imported(p) & set(APPS)) for p in modules("config")}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_contracts_import_nothing_of_the_project():
+    found = {str(p.relative_to(ROOT)): sorted(imported(p) & {*APPS, "config"}) for p in modules("contracts")}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+@pytest.mark.parametrize("app", (*DOMAIN, "messaging"))
+def test_every_row_lock_of_an_app_is_in_its_locks_module(app):
+    # the relay's lease (messaging/lease.py) is the one lock that is no app's row lock
+    allowed = {"locks.py", "lease.py"} if app == "messaging" else {"locks.py"}
+    assert {p.name for p in modules(app) if "select_for_update" in p.read_text()} <= allowed
+
+
+def test_no_second_orm():
+    assert not (ROOT / "config" / "rows.py").exists()
+    uses = [str(p.relative_to(ROOT)) for package in (*APPS, "config") for p in modules(package)
+            if "config.rows" in p.read_text() or "config.transactions" in p.read_text()]
+    assert uses == []
