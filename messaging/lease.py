@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -43,10 +43,10 @@ def outbox_lease(*, limit: int, using: str = DEFAULT_DB_ALIAS) -> list[PendingRo
     On PostgreSQL the caller holds a transaction on ``using``: the rows stay locked until it
     ends, and rows locked by another relay are skipped.
     """
-    ids = list(pending_due(limit=limit, using=using))
+    ids = [r[0] for r in _planned_per_call(pending_due(limit=limit, using=using), using)]
     if not ids:
         return []
-    rows = {r[0]: r for r in outbox_due(limit=limit, using=using).filter(id__in=ids)}
+    rows = {r[0]: r for r in _planned_per_call(outbox_due(limit=limit, using=using).filter(id__in=ids), using)}
     return [
         PendingRow(id=r[0], message_id=str(r[1]), exchange=r[2], routing_key=r[3], type=r[4], correlation_id=r[5],
                    causation_id=r[6], producer=r[7], created=int(r[8].timestamp()), body=r[9].encode())
@@ -90,5 +90,22 @@ def outbox_put_off(row_id: int, *, error: str, until: datetime, using: str = DEF
 
 def outbox_next_due(*, using: str = DEFAULT_DB_ALIAS) -> datetime | None:
     """When the first unpublished row is due (the first entry of the due index); None when none waits."""
-    return (OutboxPending.objects.using(using)
-            .order_by("next_attempt_at", "outbox_id").values_list("next_attempt_at", flat=True).first())
+    first = _planned_per_call(OutboxPending.objects.using(using).order_by("next_attempt_at", "outbox_id")
+                              .values_list("next_attempt_at")[:1], using)
+    return first[0][0] if first else None
+
+
+def _planned_per_call(queryset: QuerySet, using: str) -> list[tuple]:
+    """The rows of ``queryset``, planned for this call on PostgreSQL, never as a prepared statement.
+
+    The relay's work list fills and empties all the time: a generic plan kept from a moment it
+    was empty reads and sorts all of it (with 100,000 timers waiting, 8-11 ms per next-due
+    lookup; the idle relay's database CPU 0.05% -> 0.7%). Elsewhere: the queryset as it is.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return [tuple(r) if isinstance(r, tuple | list) else (r,) for r in queryset]
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.cursor.execute(sql, params, prepare=False)
+        return [tuple(r) for r in cursor.fetchall()]
