@@ -1,10 +1,9 @@
 """memory.json: resident memory of a queue worker and of the relay after 1k, 10k, 30k, 50k, 70k
 and 90k messages.
 
-The relay holds at most three batches (``RELAY_BATCH_SIZE`` rows each: the first of a drain,
-then one being published while the next is leased) whatever the backlog, and hands the memory
-they took back to the system once a backlog is drained (``malloc_trim``). Its memory reaches
-that ceiling within the first backlogs and stays there: 30k -> 50k -> 70k -> 90k shows it.
+The relay holds one batch at a time (``RELAY_BATCH_SIZE`` rows) whatever the backlog. Its
+memory reaches that ceiling within the first backlogs and stays there: 30k -> 50k -> 70k -> 90k
+shows it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ its publish lateness is ``published_at`` (written by the relay once the broker c
 minus ``due_at``. No payment exists for the random ids, so the handler stops after its lookup:
 what is measured is the timer's road, not the charge.
 
-Idle: a real relay with nothing waiting, then with 100,000 timers due tomorrow listed in
-OutboxPending (written with ``bulk_create``; the outbox's triggers list them): CPU time of the
+Idle: a real relay with nothing waiting, then with 100,000 timers due tomorrow in the outbox
+(written with ``bulk_create``; the relay's due index lists them): CPU time of the
 relay process, and of its PostgreSQL backends (where a lease or a due-time lookup that read the
 whole list would show), over the same spell each. The figures are read to the nanosecond
 (``cpu_seconds_fine``): an idle relay uses a few clock ticks in 20 s, so utime + stime (kept
@@ -208,7 +208,7 @@ def far_timers_insert(count: int) -> None:
 
 
 def pending_autovacuum_visits() -> int:
-    """How many times autovacuum has vacuumed or analyzed the relay's work list (OutboxPending) so far.
+    """How many times autovacuum has vacuumed or analyzed the outbox (the relay's due index's table) so far.
 
     Either one updates the list's statistics, which makes every connection plan its statements
     on it afresh, prepared ones included: whether one ran between the 100,000 timers' insert and
@@ -216,11 +216,11 @@ def pending_autovacuum_visits() -> int:
     """
     from django.db import connection
 
-    from messaging.models import OutboxPending
+    from messaging.models import OutboxMessage
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = %s",
-                       [OutboxPending._meta.db_table])
+                       [OutboxMessage._meta.db_table])
         row = cursor.fetchone()
     return row[0] if row else 0
 
@@ -234,15 +234,15 @@ def relay_tables_analyze() -> None:
     """
     from django.db import connection
 
-    from messaging.models import OutboxMessage, OutboxPending
+    from messaging.models import OutboxMessage
 
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}, {OutboxPending._meta.db_table}")
+        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
 
 
 def idle_run() -> dict:
     from messaging import broker
-    from messaging.models import OutboxMessage, OutboxPending
+    from messaging.models import OutboxMessage
     from messaging.topology import PAYMENT_REQUESTS
 
     broker_reset()
@@ -257,7 +257,7 @@ def idle_run() -> dict:
         started = time.monotonic()
         far_timers_insert(FAR_TIMERS)
         insert_seconds = time.monotonic() - started
-        listed = OutboxPending.objects.count()
+        listed = OutboxMessage.objects.filter(published_at__isnull=True).count()
         time.sleep(SETTLE_SECONDS)  # the relay wakes for the insert's NOTIFY, finds nothing due, sleeps
         visits.append(pending_autovacuum_visits())
         loaded = idle_cpu(relay)
@@ -269,7 +269,7 @@ def idle_run() -> dict:
         "empty": empty | {"pending_autovacuumed_during_spell": visits[1] - visits[0]},
         "far_timers": loaded | {"listed_in_pending": listed, "insert_seconds": round(insert_seconds, 1),
                                 "published": published, "in_queue": queued, "deleted": deleted,
-                                "pending_after_delete": OutboxPending.objects.count(),
+                                "pending_after_delete": OutboxMessage.objects.filter(published_at__isnull=True).count(),
                                 "pending_autovacuumed_before_spell": visits[2] - visits[1],
                                 "pending_autovacuumed_during_spell": visits[3] - visits[2]},
     }

@@ -92,5 +92,27 @@ def outbox_write(
         causation_id=causation_id, producer=producer, payload=body, due_at=due_at, created_at=now,
         next_attempt_at=due_at or now,
     )
-    row.save(force_insert=True, using=using)
+    return _outbox_insert(row, using=using)
+
+
+# Every column of a new row but the id, which the database numbers.
+_INSERTED_FIELDS = [field for field in OutboxMessage._meta.concrete_fields if not field.primary_key]
+
+
+def _outbox_insert(row: OutboxMessage, *, using: str) -> OutboxMessage:
+    """``row.save(force_insert=True)`` as one written-out INSERT: the row is the same (its field
+    values prepared by the fields themselves), without the ORM building the statement anew for
+    each of the rows every handler writes (pipeline benchmark: 17.1 -> 20.2 orders/s, 17% less
+    CPU per order, docs/benchmarks.md)."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = OutboxMessage._meta
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in _INSERTED_FIELDS)}) "
+           f"VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}) RETURNING {quote(meta.pk.column)}")
+    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in _INSERTED_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row.pk = cursor.fetchone()[0]
+    row._state.adding = False
+    row._state.db = using
     return row

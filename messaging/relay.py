@@ -1,41 +1,33 @@
 """The outbox relay: committed outbox rows -> RabbitMQ, with publisher confirms.
 
 A row is marked published only after the broker confirmed it (and, thanks to ``mandatory``,
-routed it to a queue). The relay leases the rows that are due (``messaging.lease``), a batch at
-a time, publishes them on one channel with up to ``window`` unconfirmed messages in flight
-(``messaging.publisher``) and marks the confirmed ones in one statement. On PostgreSQL a
-lease's row locks are held, in one transaction, until its batch is marked, so several relays
+routed it to a queue). The relay leases the rows that are due (``messaging.lease``), a batch
+at a time, publishes them on one channel with up to ``window`` unconfirmed messages in flight
+(``messaging.publisher``) and marks the confirmed ones in one statement. On PostgreSQL the
+lease's row locks are held, in one transaction, until the batch is marked, so several relays
 can run side by side without sending a row twice; if a relay dies mid-batch its locks vanish
-with its connections and another relay (or its restart) sends the rows again -- consumers
+with its connection and another relay (or its restart) sends the rows again -- consumers
 absorb such duplicates by message id.
-
-Lanes, on a backlog (PostgreSQL): the first batch after a wake-up is leased on the relay's own
-thread. When it comes back full, the batches after it are leased on two lanes, threads with a
-database connection of their own that take turns: the next batch is leased while the broker
-works on this one, and this one is marked while the broker works on the next, so the channel
-does not idle waiting for the database (20% more messages a second on a backlog,
-docs/benchmarks.md). A batch is published only after the one before it was confirmed, so rows
-still leave in due order.
 
 Inserting outbox rows fires ``NOTIFY outbox`` (a trigger; delivered on commit, once per
 transaction) and an idle relay ``LISTEN``s, so a new row is picked up at once; a slow poll is
 the fallback, and an idle relay also wakes when the next timer is due. SQLite has neither
-NOTIFY nor row locks: there the relay polls, leases one batch at a time and publishes it
-outside any transaction (a write transaction would lock every other writer out meanwhile),
-marking it afterwards.
+NOTIFY nor row locks: there the relay polls, and publishes a batch outside any transaction
+(a write transaction would lock every other writer out meanwhile), marking it afterwards.
+
+The relay's connection prepares no statement (``_plan_afresh``): the outbox it reads goes from
+empty to a backlog or a hundred thousand timers, and a plan made while it was empty, kept by a
+prepared statement, reads all of it on every lease.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import select
 import signal
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -132,10 +124,8 @@ class OutboxWakeup:
                 continue
             try:
                 ready, _, _ = select.select([conn.fileno()], [], [], max(step, 0))
-                if ready:
-                    notified = list(conn.notifies(timeout=0))
-                    if notified:
-                        return
+                if ready and list(conn.notifies(timeout=0)):
+                    return
             except Exception as exc:  # noqa: BLE001
                 logger.warning("LISTEN connection lost (%r); polling", exc)
                 self.close()
@@ -146,72 +136,6 @@ class OutboxWakeup:
             with contextlib.suppress(Exception):
                 self._conn.close()
         self._conn = None
-
-
-class Lease:
-    """One batch of outbox rows, held by a lane from the lease until the broker's verdict is recorded."""
-
-    def __init__(self, relay: OutboxRelay) -> None:
-        self._relay = relay
-        self._rows: Future[list[PendingRow]] = Future()
-        self._verdict: Future[BatchResult] = Future()
-        self.recorded: Future[tuple[int, int]] = Future()  # (published, failed)
-
-    def rows(self) -> list[PendingRow]:
-        """The leased rows, once the lane read them; raises the lane's database error."""
-        return self._rows.result()
-
-    def settle(self, result: BatchResult) -> None:
-        """Hand the lane the broker's verdict: it records it and commits, which ends the lease."""
-        if not self._verdict.done():
-            self._verdict.set_result(result)
-
-    def release(self) -> None:
-        """End the lease with nothing recorded: its rows go out again with a later batch."""
-        self.settle(BatchResult())
-
-    def hold(self) -> None:
-        """In the lane's thread: lease, wait for the verdict and record it, in one transaction."""
-        counts = (0, 0)
-        try:
-            with self._relay._lease():
-                rows = self._relay._pending()
-                self._rows.set_result(rows)
-                if rows:
-                    counts = self._relay._record(self._verdict.result())
-        except Exception as exc:  # noqa: BLE001 - handed to the relay's thread, which backs off
-            if not self._rows.done():
-                self._rows.set_exception(exc)  # raised once, by rows(); nothing was recorded
-            else:
-                self.recorded.set_exception(exc)
-                return
-        self.recorded.set_result(counts)
-
-
-class LeaseLane:
-    """A thread with a database connection of its own (Django's are per thread), holding one lease at a time."""
-
-    def __init__(self, name: str) -> None:
-        self._leases: queue.SimpleQueue[Lease | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def hold(self, lease: Lease) -> None:
-        """Queue a lease; it starts once the lane's previous lease ended."""
-        self._leases.put(lease)
-
-    def close(self) -> None:
-        """Stop the thread (every lease it holds must be settled) and close its connection."""
-        self._leases.put(None)
-        self._thread.join()
-
-    def _serve(self) -> None:
-        try:
-            while (lease := self._leases.get()) is not None:
-                lease.hold()
-        finally:
-            with contextlib.suppress(DatabaseError):
-                connection.close()
 
 
 class OutboxRelay:
@@ -225,9 +149,6 @@ class OutboxRelay:
         self._install_signal_handlers = install_signal_handlers
         self._publisher: ConfirmingPublisher | None = None
         self._wakeup = OutboxWakeup()
-        self._lanes: list[LeaseLane] = []
-        self._turn = 0
-        self._leases: deque[Lease] = deque()  # leased, not yet counted in stats
 
     def stop(self, *_: Any) -> None:
         self._stopping = True
@@ -252,143 +173,51 @@ class OutboxRelay:
             self._publisher.close()
         self._publisher = None
 
-    def _close(self) -> None:
-        """Close the broker connection and the lanes' database connections (reopened when next needed)."""
-        self._close_publisher()
-        self._close_lanes()
+    # -- work ----------------------------------------------------------------------------
+    def _plan_afresh(self) -> None:
+        """Turn off psycopg's prepared statements on this thread's connection (the settings turn
+        them on: a statement run twice is prepared, and keeps the plan made then).
 
-    # -- database ------------------------------------------------------------------------
-    def _lease(self):
+        The relay's first leases find the outbox empty, and a lease planned then sorts the
+        whole table instead of reading the due index: with 100,000 timers waiting a lease and
+        the next-due lookup took 254 ms on the prepared plan, 0.9 ms planned afresh.
+        """
+        if connection.vendor == "postgresql":
+            connection.ensure_connection()
+            connection.connection.prepare_threshold = None
+
+    def _lease_transaction(self):
         """PostgreSQL: one transaction from the lease to the mark, holding the rows' locks while
         they are published. SQLite: none (see the module's docstring)."""
         if connection.vendor == "postgresql":
             return transaction.atomic()
         return contextlib.nullcontext()
 
-    def _pending(self) -> list[PendingRow]:
-        return outbox_lease(limit=self.batch_size)
-
-    def next_due_in(self) -> float | None:
-        """Seconds until the first waiting row is due (0 or less: due now); None when none waits."""
-        due = outbox_next_due()
-        return None if due is None else (due - timezone.now()).total_seconds()
-
-    def _record(self, result: BatchResult) -> tuple[int, int]:
-        """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed).
-
-        On PostgreSQL this runs inside the lease's transaction (no savepoint of its own).
-        """
-        now = timezone.now()
-        with transaction.atomic(savepoint=False):
-            if result.confirmed:
-                outbox_mark_published(result.confirmed, when=now)
-            for row_id, error in result.failed.items():
-                outbox_put_off(row_id, error=error, until=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS))
-                logger.error("outbox row %s not published: %s (retry in %ss)", row_id, error, UNROUTABLE_RETRY_SECONDS)
-        return len(result.confirmed), len(result.failed)
-
-    def _lease_batch(self) -> Lease:
-        """Start leasing the next batch on the next lane (they take turns)."""
-        if not self._lanes:
-            count = 2 if connection.vendor == "postgresql" else 1
-            self._lanes = [LeaseLane(f"outbox-lane-{i}") for i in range(count)]
-        lease = Lease(self)
-        self._lanes[self._turn % len(self._lanes)].hold(lease)
-        self._turn += 1
-        self._leases.append(lease)
-        return lease
-
-    def _count_recorded(self, *, wait: bool) -> None:
-        """Add what the lanes recorded to the stats (all of it, waiting, when ``wait``); raises a lane's error."""
-        while self._leases and (wait or self._leases[0].recorded.done()):
-            published, failed = self._leases.popleft().recorded.result()
-            self.stats.published += published
-            self.stats.failed += failed
-
-    def _close_lanes(self) -> None:
-        for lease in self._leases:
-            lease.release()  # a lane only stops after its lease ended
-        self._leases.clear()
-        for lane in self._lanes:
-            lane.close()
-        self._lanes = []
-
-    # -- work ----------------------------------------------------------------------------
     def drain(self) -> None:
-        """Publish batch after batch until one comes back short: nothing more is waiting."""
+        """Publish batch after batch until one comes back short: nothing more is due."""
+        self._plan_afresh()
         self._wakeup.arm()
-        lease = self._drain_first_batch()
-        if lease is None:
-            return
-        while lease is not None:
-            if self._stopping:
-                lease.release()
-                self._count_recorded(wait=True)
-                return
-            lease = self.drain_batch(lease)
+        while not self._stopping and self.drain_batch() == self.batch_size:
+            pass
 
-    def _drain_first_batch(self) -> Lease | None:
-        """The first batch after a wake-up: leased, published and recorded on this thread.
+    def drain_batch(self) -> int:
+        """Lease, publish and mark one batch; returns how many rows it had.
 
-        Rows mostly trickle in a commit or two at a time. Handing such a batch to a lane and
-        back (four thread switches) cost more CPU than the batch itself, so only a batch that
-        comes back full leases the next one on a lane, which then goes on as ``drain_batch``.
-        Returns that next batch's lease, or None after a short batch.
+        What the broker confirmed is marked even when the connection broke mid-batch; the
+        error is raised once that mark committed.
         """
-        following = None
         publisher = self._ensure_publisher()
-        try:
-            with self._lease():
-                rows = self._pending()
-                if len(rows) == self.batch_size and connection.vendor == "postgresql" and not self._stopping:
-                    following = self._lease_batch()
-                result = self._publish(publisher, rows)
-                published, failed = self._record(result)
-        except BaseException:
-            if following is not None:
-                following.release()
-            raise
+        with self._lease_transaction():
+            rows = outbox_lease(limit=self.batch_size)
+            result = self._publish(publisher, rows)
+            published, failed = self._record(result)
         self.stats.published += published
         self.stats.failed += failed
         if rows:
             self.stats.batches += 1
-        self._raise_broker_error(result, following)
-        return following
-
-    def drain_batch(self, lease: Lease | None = None) -> Lease | None:
-        """Publish one batch (``lease``, or one leased now); returns the next batch's lease when this one was full.
-
-        The next batch is leased on the other lane while the broker works on this one. What
-        the broker confirmed is recorded even when the connection breaks mid-batch; the error
-        is raised after that record committed. After a short batch every record committed.
-        """
-        following = None
-        try:
-            publisher = self._ensure_publisher()
-            lease = lease or self._lease_batch()
-            rows = lease.rows()
-            if len(rows) == self.batch_size and len(self._lanes) > 1 and not self._stopping:
-                following = self._lease_batch()
-            result = self._publish(publisher, rows)
-        except BaseException:
-            for held in (lease, following):
-                if held is not None:
-                    held.release()
-            raise
-        lease.settle(result)
-        if rows:
-            self.stats.batches += 1
-        self._raise_broker_error(result, following)
-        self._count_recorded(wait=following is None)
-        return following
-
-    def _raise_broker_error(self, result: BatchResult, following: Lease | None) -> None:
-        """After a batch the connection broke in: free the next lease, wait for every record, raise."""
         if result.error is not None:
-            if following is not None:
-                following.release()
-            self._count_recorded(wait=True)
             raise result.error
+        return len(rows)
 
     def _publish(self, publisher: ConfirmingPublisher, rows: list[PendingRow]) -> BatchResult:
         if not rows:
@@ -400,6 +229,22 @@ class OutboxRelay:
         )
         fault_point("relay.after_publish")  # confirmed by the broker, not yet marked
         return result
+
+    def _record(self, result: BatchResult) -> tuple[int, int]:
+        """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed)."""
+        now = timezone.now()
+        with transaction.atomic(savepoint=False):  # PostgreSQL: the lease's transaction
+            if result.confirmed:
+                outbox_mark_published(result.confirmed, when=now)
+            for row_id, error in result.failed.items():
+                outbox_put_off(row_id, error=error, until=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS))
+                logger.error("outbox row %s not published: %s (retry in %ss)", row_id, error, UNROUTABLE_RETRY_SECONDS)
+        return len(result.confirmed), len(result.failed)
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the first waiting row is due (0 or less: due now); None when none waits."""
+        due = outbox_next_due()
+        return None if due is None else (due - timezone.now()).total_seconds()
 
     def run(self, *, once: bool = False) -> RelayStats:
         if self._install_signal_handlers:
@@ -421,9 +266,8 @@ class OutboxRelay:
                     continue
                 except DatabaseError as exc:
                     logger.warning("database unavailable (%r); retrying in %.1fs", exc, backoff)
-                    self._close_lanes()  # their connections are opened afresh
                     self._wakeup.close()
-                    connection.close()  # this thread's, which leases the first batch of a drain
+                    connection.close()  # opened afresh by the next lease
                     if once:
                         raise
                     self._sleep(backoff)
@@ -440,7 +284,7 @@ class OutboxRelay:
                                   listen_fallback_seconds=settings.MESSAGING["RELAY_LISTEN_FALLBACK_SECONDS"],
                                   stopping=lambda: self._stopping, due_in=due_in)
         finally:
-            self._close()
+            self._close_publisher()
             self._wakeup.close()
             if threading.current_thread() is not threading.main_thread():
                 # Django's connections are per thread: the one this relay leased on would outlive its thread.

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Count, Min
 
 from messaging import broker, topology
-from messaging.models import DeadLetter, OutboxMessage, OutboxPending, ProcessedMessage
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from shop.models import FINAL_STATUSES, OrderStatus
 from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest
 from transport.models import Vehicle
@@ -135,18 +135,18 @@ def outbox_backlog(*, now: datetime) -> dict[str, Any]:
     """Outbox rows due and not published yet, how long the oldest has been due (the relay's
     lag), how many failed, and the timers not due yet (they are no backlog).
 
-    Read from the relay's work list (OutboxPending), whose ``next_attempt_at`` is when each row
-    may go out: its creation, a timer's due time, a refused row's retry.
+    Read through the relay's due index (unpublished rows by ``next_attempt_at``: when each row
+    may go out, its creation, a timer's due time, a refused row's retry).
     """
-    due = OutboxPending.objects.filter(next_attempt_at__lte=now)
-    stats = due.aggregate(n=Count("outbox_id"), oldest=Min("next_attempt_at"))
+    waiting = OutboxMessage.objects.filter(published_at__isnull=True)
+    stats = waiting.filter(next_attempt_at__lte=now).aggregate(n=Count("id"), oldest=Min("next_attempt_at"))
     oldest = stats["oldest"]
     return {
         "unpublished": stats["n"],
         "oldest_created_at": _iso(oldest),
         "oldest_age_seconds": round(max(0.0, (now - oldest).total_seconds()), 3) if oldest else 0.0,
-        "failing": OutboxMessage.objects.filter(pending__isnull=False).exclude(last_error="").count(),
-        "timers_waiting": OutboxPending.objects.filter(next_attempt_at__gt=now).count(),
+        "failing": waiting.exclude(last_error="").count(),
+        "timers_waiting": waiting.filter(next_attempt_at__gt=now).count(),
     }
 
 

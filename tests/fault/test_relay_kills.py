@@ -140,7 +140,7 @@ def test_rows_confirmed_before_the_connection_broke_stay_marked_published(transa
     # when
     with pytest.raises(pika.exceptions.StreamLostError):
         relay.drain_batch()
-    relay._close()
+    relay._close_publisher()
     on_broker = queue_depths(["new_orders"])["new_orders"][0]
     marked = OutboxMessage.objects.filter(published_at__isnull=False).count()
     OutboxRelay(install_signal_handlers=False).run(once=True)  # a relay sends what is left

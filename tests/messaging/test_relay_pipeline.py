@@ -1,15 +1,18 @@
-"""The relay on a backlog (batches leased on two lanes) and on a live system (woken by NOTIFY),
-against the real RabbitMQ and PostgreSQL."""
+"""The relay on a backlog (batch after batch) and on a live system (woken by NOTIFY), against the
+real RabbitMQ and PostgreSQL."""
 
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pika
 import psycopg
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
+from messaging.lease import outbox_lease
 from messaging.models import OutboxMessage
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL, outbox_emit
 from messaging.relay import OutboxRelay
@@ -103,46 +106,6 @@ def test_a_backlog_goes_out_in_id_order_across_batches_and_every_row_is_marked(b
     assert queue_depth(broker) == 0
 
 
-class _WatchesTheNextLease:
-    """The relay's publisher, which notes, as each batch goes out, how many rows the relay has
-    already leased for the batch after it (None: no next lease). It asks the relay, not the
-    database: probing row locks from another connection would itself lock the free rows for a
-    moment, and the relay's SKIP LOCKED lease would rightly pass them by."""
-
-    def __init__(self, relay: OutboxRelay, publisher) -> None:
-        self._relay, self._publisher, self.next_leased = relay, publisher, []
-
-    def publish_batch(self, messages):
-        messages = list(messages)
-        latest = self._relay._leases[-1]
-        deadline = time.monotonic() + 10
-        while not latest._rows.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        rows = latest.rows()
-        is_this_batch = {row.id for row in rows} == {message.key for message in messages}
-        self.next_leased.append(None if is_this_batch else len(rows))
-        return self._publisher.publish_batch(messages)
-
-    def __getattr__(self, name):
-        return getattr(self._publisher, name)
-
-
-def test_the_next_batch_is_leased_while_the_broker_works_on_this_one(broker, postgresql):
-    # given: 130 rows, batches of 50
-    backlog(130)
-    relay = OutboxRelay(batch_size=50, install_signal_handlers=False)
-    watcher = _WatchesTheNextLease(relay, relay._ensure_publisher())
-    relay._publisher = watcher
-    # when
-    relay.drain()
-    relay._close()
-    # then: while the first batch went out the second (50 rows) was leased; while the second
-    # went out, the third (the last 30); the third came back short: no next lease
-    assert watcher.next_leased == [50, 30, None]
-    assert relay.stats.published == 130
-    assert queue_depth(broker) == 130
-
-
 def unlocked_unpublished() -> int:
     """Unpublished rows no relay holds a lease on (seen from a connection of the test's own; the probe
     locks the rows it counts, for a moment)."""
@@ -170,9 +133,8 @@ class _BreaksInSecondBatch:
         return getattr(self._publisher, name)
 
 
-def test_a_connection_lost_mid_backlog_marks_only_confirmed_rows_and_frees_the_next_lease(broker, postgresql):
-    # given: three batches of ten; the connection breaks after four messages of the second,
-    # while the third batch is already leased
+def test_a_connection_lost_mid_backlog_marks_only_confirmed_rows_and_holds_no_lease(broker, postgresql):
+    # given: three batches of ten; the connection breaks after four messages of the second
     rows = backlog(25)
     relay = OutboxRelay(batch_size=10, install_signal_handlers=False)
     relay._publisher = _BreaksInSecondBatch(relay._ensure_publisher(), after=4)
@@ -181,10 +143,10 @@ def test_a_connection_lost_mid_backlog_marks_only_confirmed_rows_and_frees_the_n
         relay.drain()
     marked = list(OutboxMessage.objects.filter(published_at__isnull=False).values_list("id", flat=True))
     free = unlocked_unpublished()
-    relay._close()
+    relay._close_publisher()
     on_broker = queue_depth(broker)
-    # then: exactly the confirmed rows are marked; no lease outlives the error (the relay still
-    # runs), and another relay sends the rest
+    # then: exactly the confirmed rows are marked; no lease outlives the error, and another
+    # relay sends the rest
     assert marked == [row.id for row in rows[:14]]
     assert free == 11
     assert on_broker == 14
@@ -244,3 +206,38 @@ def test_an_idle_relay_is_woken_by_each_commit_after_a_partial_batch(broker, pos
     assert max([first_seconds, *later_seconds]) < 2.0
     assert relay.stats.published == 3
     assert queue_depth(broker) == 3
+
+
+def outbox_rows_read_by_scans() -> int:
+    """Outbox rows read by sequential scans in this transaction, so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_get_xact_tuples_returned(%s::regclass)", [OutboxMessage._meta.db_table])
+        return cursor.fetchone()[0]
+
+
+def test_a_relay_started_on_an_empty_outbox_reads_no_waiting_timer_once_they_are_there(broker, postgresql):
+    # given: a relay that has run on an empty, analyzed outbox, often enough for a prepared
+    # statement to keep a plan made for it (psycopg prepares a statement run twice; PostgreSQL
+    # keeps a generic plan after five runs)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
+    relay = OutboxRelay(install_signal_handlers=False)
+    for _ in range(8):
+        relay.run(once=True)
+        relay.next_due_in()
+    # when: 2,000 timers due tomorrow wait
+    tomorrow = timezone.now() + timedelta(days=1)
+    OutboxMessage.objects.bulk_create([
+        OutboxMessage(queue="payment_requests", type="payment.charge_due", correlation_id=str(i), producer="p",
+                      payload={}, due_at=tomorrow, next_attempt_at=tomorrow) for i in range(2000)
+    ])
+    with transaction.atomic():
+        before = outbox_rows_read_by_scans()
+        leased = outbox_lease(limit=5000)
+        due_in = relay.next_due_in()
+        read = outbox_rows_read_by_scans() - before
+    relay._close_publisher()
+    # then: the lease and the next-due lookup were planned for the outbox as it is now (through
+    # the due index), not for the empty one (a scan of every row)
+    assert (leased, read) == ([], 0)
+    assert 23 * 3600 < due_in <= 24 * 3600

@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.consumer import QueueWorker
-from messaging.lease import outbox_next_due, pending_due
-from messaging.models import DeadLetter, OutboxMessage, OutboxPending, ProcessedMessage
+from messaging.lease import outbox_due, outbox_next_due
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.outbox import outbox_emit
 from messaging.relay import OutboxRelay
 from messaging.timers import scaled, timer_cancel, timer_set
@@ -122,15 +122,15 @@ def test_timers_not_due_are_not_read_by_a_lease(broker):
         outbox_emit(queue="payment_requests", type="payment.requested", correlation_id="o", producer="shop",
                     payload=payment_requested())
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {OutboxPending._meta.db_table}")
+        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
     # when
     with transaction.atomic():
-        plan = pending_due(limit=5000).explain(analyze=True, format="json")
+        plan = outbox_due(limit=5000).explain(analyze=True, format="json")
     # then: the lease reads one entry of the due index (the timers of tomorrow are not scanned)
     scan = json.loads(plan)[0]["Plan"]
     while scan.get("Plans") and "Index Name" not in scan:
         (scan,) = scan["Plans"]
-    assert (scan["Index Name"], scan["Actual Rows"]) == ("outbox_pending_due_idx", 1)
+    assert (scan["Index Name"], scan["Actual Rows"]) == ("outbox_due_idx", 1)
     assert relay_once() == 1
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 2000
     assert 23 * 3600 < OutboxRelay(install_signal_handlers=False).next_due_in() <= 24 * 3600

@@ -97,7 +97,8 @@ def test_metrics_text_has_database_figures_for_a_known_state(catalogue, make_cus
     OutboxMessage.objects.update(published_at=NOW - timedelta(seconds=200))
     for age in (90, 30):
         row = OutboxMessage.objects.create(queue="new_orders", type="order.placed", correlation_id="c", payload={})
-        OutboxMessage.objects.filter(pk=row.pk).update(created_at=NOW - timedelta(seconds=age))
+        OutboxMessage.objects.filter(pk=row.pk).update(created_at=NOW - timedelta(seconds=age),
+                                                       next_attempt_at=NOW - timedelta(seconds=age))
     DeadLetter.objects.create(queue="new_orders", reason="invalid", error="x")
     DeadLetter.objects.create(queue="new_orders", reason="invalid", error="x", redriven_at=timezone.now())
     DeadLetter.objects.create(queue="customer_notifications", reason="failed", error="x")
