@@ -4,6 +4,11 @@ The shop coordinates the order saga: it hears the warehouse's answer, asks payme
 the order (and asks again when no answer comes in time), hands a paid order to the warehouse,
 and follows the delivery through what customer service told the customer. An order's status
 only moves forward (``shop.models.STATUS_RANK``): a late or repeated message changes nothing.
+
+Each service owns its transaction (``transaction.atomic``). The ones only a message handler
+calls join the handler's transaction without a savepoint of their own (``savepoint=False``):
+the handler never carries on after an error. Placing and cancelling keep their savepoint: the
+admin's cancel action carries on with the next order after one is refused.
 """
 
 from __future__ import annotations
@@ -177,7 +182,7 @@ def _order_advance(order: Order, status: OrderStatus, note: str) -> bool:
     return True
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -> Order:
     """The warehouse's answer. A confirmed order is to be paid: the shop asks payments to charge
     it and starts the clock on the answer. A late or repeated answer changes nothing."""
@@ -225,7 +230,7 @@ def _payment_clock_stop(order: Order) -> None:
     timer_cancel(correlation_id=order.id, type=PAYMENT_DEADLINE_DUE)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order:
     """The payment deadline of request ``request_number`` is due with no answer from payments:
     ask again (the same amount), or give up with compensation. A stale deadline (answered
@@ -255,7 +260,7 @@ def _order_fail_payment(order: Order, reason: str) -> None:
                    payload=OrderPaymentFailed(order_id=order.id, message=reason))
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_payment_result_apply(
     *, order_id: UUID, status: Literal["captured", "declined", "refunded"], reference: str, reason: str
 ) -> Order:
@@ -317,7 +322,7 @@ STAGE_TO_ORDER_STATUS: dict[ShipmentStage, OrderStatus] = {
 }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_delivery_update_apply(
     *, order_id: UUID, shipment_id: str, status: ShipmentStage, message: str, timestamp: datetime
 ) -> Order:
