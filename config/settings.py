@@ -205,6 +205,12 @@ def _fault_injection() -> dict[str, float]:
 FAULT_INJECTION = _fault_injection()
 
 OUTBOX_RETENTION_DAYS = _env_float("OUTBOX_RETENTION_DAYS", 7.0, minimum=1.0)
+# The audit (manage.py audit, and its schedule every AUDIT_EVERY_MINUTES): messages published
+# less than AUDIT_GRACE_SECONDS ago are not checked yet; an order that no step moved for
+# AUDIT_ORDER_STALLED_MINUTES is listed as stalled.
+AUDIT_GRACE_SECONDS = _env_float("AUDIT_GRACE_SECONDS", 60.0, minimum=0.0)
+AUDIT_EVERY_MINUTES = _env_int("AUDIT_EVERY_MINUTES", 5, minimum=1)
+AUDIT_ORDER_STALLED_MINUTES = _env_float("AUDIT_ORDER_STALLED_MINUTES", 60.0, minimum=1.0)
 
 # --- simulation ---------------------------------------------------------------
 # The demo's simulated actors (simulation/actors.py: warehouse staff, drivers) perform the

@@ -105,6 +105,14 @@ class DatabaseCollector:
         for status, count in snapshot["orders"].items():
             orders.add_metric([status], count)
         yield orders
+        audit = snapshot["audit"]
+        if audit is not None:  # no figure before the first audit has run
+            yield GaugeMetricFamily("logistics_audit_gaps",
+                                    "Deliveries the last audit found neither handled nor parked",
+                                    value=audit["gap_count"])
+            yield GaugeMetricFamily("logistics_audit_stalled_orders",
+                                    "Orders the last audit found stuck in a non-final status",
+                                    value=audit["stalled_order_count"])
 
 
 def registry_build() -> CollectorRegistry:

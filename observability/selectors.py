@@ -18,6 +18,7 @@ from django.db.models import Count, Min
 
 from messaging import broker, topology
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from observability.models import AuditRun
 from shop.models import FINAL_STATUSES, OrderStatus
 from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest
 from transport.models import Vehicle
@@ -211,6 +212,7 @@ def dashboard_data(*, now: datetime, minutes: int) -> dict[str, Any]:
         "dead_letters": dead_letters_per_queue(),
         "vehicles": vehicles_busy_free(),
         "latest_orders": orders_latest(),
+        "audit": audit_latest(),
     }
 
 
@@ -346,6 +348,15 @@ def check_broker() -> str:
     return "ok"
 
 
+def audit_latest() -> dict[str, Any] | None:
+    """The last audit run (``manage.py audit`` or its schedule); None before the first."""
+    run = AuditRun.objects.order_by("-id").first()
+    if run is None:
+        return None
+    return {"finished_at": _iso(run.finished_at), "gap_count": run.gap_count, "gaps": run.gaps,
+            "stalled_order_count": run.stalled_order_count, "messages": run.messages, "resent": run.resent}
+
+
 # --- metrics read at scrape time ------------------------------------------------------------------
 def metrics_snapshot(*, now: datetime) -> dict[str, Any]:
     outbox = outbox_backlog(now=now)
@@ -354,4 +365,5 @@ def metrics_snapshot(*, now: datetime) -> dict[str, Any]:
         "relay_lag_seconds": outbox["oldest_age_seconds"],
         "dead_letters": dead_letters_per_queue(),
         "orders": orders_per_stage(),
+        "audit": audit_latest(),
     }
