@@ -97,3 +97,24 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue}: {self.type or '?'} {self.message_id} ({self.reason})"
+
+
+class DeadLetterChange(models.Model):
+    """The trail of a dead letter: each edit of its payload and its re-drive, by whom and when."""
+
+    class Action(models.TextChoices):
+        EDITED = "edited", "payload edited"
+        REDRIVEN = "redriven", "re-driven"
+
+    dead_letter = models.ForeignKey(DeadLetter, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    by = models.CharField(max_length=150, help_text="the staff member's username")
+    at = models.DateTimeField(auto_now_add=True)
+    body_before = models.TextField(blank=True, default="")
+    body_after = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.by} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,4 +1,4 @@
-"""Messaging writes that people trigger: re-driving dead letters."""
+"""Messaging writes that people trigger: editing and re-driving dead letters, pruning."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import json
 from collections.abc import Iterable
 from datetime import timedelta
 
+import pydantic
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import DomainError
 from messaging.locks import dead_letters_for_update
-from messaging.models import OutboxMessage, ProcessedMessage
+from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
+from messaging.payloads import payload_json
 from messaging.topology import work_queues
 
 
 @transaction.atomic
-def dead_letters_redrive(*, dead_letter_ids: Iterable[int]) -> tuple[int, list[str]]:
-    """Send parked messages back to their queue once each, through the outbox.
+def dead_letters_redrive(*, dead_letter_ids: Iterable[int], by: str = "") -> tuple[int, list[str]]:
+    """Send parked messages back to their queue once each, through the outbox; each re-drive
+    is recorded in the letter's trail (``by``: who asked).
 
     The re-driven copy gets a new message id (the parked one was never processed, so no
     effect can repeat) and names the parked one as its cause. Returns (count, problems).
@@ -44,8 +48,44 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int]) -> tuple[int, list[s
         )
         letter.redriven_at = timezone.now()
         letter.save(update_fields=["redriven_at"])
+        DeadLetterChange.objects.create(dead_letter=letter, action=DeadLetterChange.Action.REDRIVEN, by=by,
+                                        body_before=letter.body, body_after=letter.body)
         redriven += 1
     return redriven, problems
+
+
+@transaction.atomic
+def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
+    """Replace a parked message's payload (before it is re-driven), once it keeps its type's
+    contract; the edit is recorded in the letter's trail with the body before and after.
+
+    DomainError (field ``body``) when the body is not a JSON object, breaks the contract, or the
+    letter was re-driven already (what was sent stays as it was sent).
+    """
+    letter = next(iter(dead_letters_for_update([dead_letter_id])), None)
+    if letter is None:
+        raise DomainError(f"dead letter {dead_letter_id} does not exist", field="dead_letter")
+    if letter.redriven_at is not None:
+        raise DomainError("this message was re-driven already; its payload stays as it was sent", field="body")
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise DomainError(f"not JSON: {exc}", field="body") from None
+    if not isinstance(payload, dict):
+        raise DomainError("the payload must be a JSON object", field="body")
+    try:
+        checked = payload_json(letter.type, payload)
+    except pydantic.ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors())
+        raise DomainError(f"breaks the {letter.type} contract: {errors}", field="body") from None
+    except ValueError as exc:  # no contract for the type
+        raise DomainError(str(exc), field="body") from None
+    before, letter.body = letter.body, json.dumps(checked, ensure_ascii=False)
+    if letter.body != before:
+        letter.save(update_fields=["body"])
+        DeadLetterChange.objects.create(dead_letter=letter, action=DeadLetterChange.Action.EDITED, by=by,
+                                        body_before=before, body_after=letter.body)
+    return letter
 
 
 def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int, int]:

@@ -1,0 +1,128 @@
+"""Dead letters edited before a re-drive: checked against the contract, every edit and re-drive in the trail."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.test import Client
+
+from config.errors import DomainError
+from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage
+from messaging.services import dead_letter_edit, dead_letters_redrive
+
+pytestmark = pytest.mark.django_db
+
+ORDER = str(uuid.uuid4())
+VALID = {"order_id": ORDER, "shipment_id": "SHP-EDIT1", "status": "picked_up", "message": "Picked up",
+         "timestamp": "2026-12-01T10:00:00+00:00"}
+
+
+def parked(body: dict | str, *, type: str = "customer.notified", queue: str = "customer_notifications") -> DeadLetter:
+    return DeadLetter.objects.create(queue=queue, message_id=str(uuid.uuid4()), type=type, correlation_id=ORDER,
+                                     body=body if isinstance(body, str) else json.dumps(body),
+                                     reason=DeadLetter.Reason.INVALID, error="invalid customer.notified payload")
+
+
+def staff_client(django_user_model, *, username: str = "ops") -> Client:
+    user = django_user_model.objects.create_user(username, password="pw-dead-1", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_an_edit_that_keeps_the_contract_is_saved_and_recorded():
+    # given: parked because the status was unknown
+    letter = parked({**VALID, "status": "teleported"})
+    before = letter.body
+    # when
+    dead_letter_edit(dead_letter_id=letter.pk, body=json.dumps(VALID), by="mari")
+    # then
+    letter.refresh_from_db()
+    assert json.loads(letter.body)["status"] == "picked_up"
+    (change,) = letter.changes.all()
+    assert (change.action, change.by, change.body_before, change.body_after) == ("edited", "mari", before, letter.body)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("{not json", "not JSON"),
+    ("[1, 2]", "JSON object"),
+    (json.dumps({**VALID, "status": "teleported"}), "breaks the customer.notified contract: status"),
+    (json.dumps({k: v for k, v in VALID.items() if k != "order_id"}), "order_id"),
+])
+def test_an_edit_that_breaks_the_contract_is_refused_and_changes_nothing(body, says):
+    # given
+    letter = parked({**VALID, "status": "teleported"})
+    # when
+    with pytest.raises(DomainError, match=says) as refused:
+        dead_letter_edit(dead_letter_id=letter.pk, body=body, by="mari")
+    # then
+    assert refused.value.field == "body"
+    assert DeadLetter.objects.get(pk=letter.pk).body == letter.body
+    assert not DeadLetterChange.objects.exists()
+
+
+def test_a_redriven_letter_is_no_longer_edited_and_its_redrive_is_in_the_trail():
+    # given
+    letter = parked(VALID)
+    # when
+    count, problems = dead_letters_redrive(dead_letter_ids=[letter.pk], by="mari")
+    # then
+    assert (count, problems) == (1, [])
+    assert list(letter.changes.values_list("action", "by")) == [("redriven", "mari")]
+    with pytest.raises(DomainError, match="re-driven already"):
+        dead_letter_edit(dead_letter_id=letter.pk, body=json.dumps(VALID), by="mari")
+    assert OutboxMessage.objects.get(producer="redrive").payload == VALID
+
+
+def test_staff_edit_and_redrive_through_the_admin_and_see_the_trail(django_user_model):
+    # given
+    letter = parked({**VALID, "status": "teleported"})
+    client = staff_client(django_user_model)
+    page = f"/admin/messaging/deadletter/{letter.pk}/payload/"
+    # when: a body that breaks the contract
+    refused = client.post(page, {"body": json.dumps({**VALID, "status": "lost"})})
+    # then: the form again with the reason; nothing saved
+    assert refused.status_code == 200
+    assert "breaks the customer.notified contract" in refused.content.decode()
+    assert not DeadLetterChange.objects.exists()
+    # when: a good one, then the re-drive action
+    saved = client.post(page, {"body": json.dumps(VALID)})
+    assert saved.status_code == 302
+    client.post("/admin/messaging/deadletter/", {"action": "redrive", "_selected_action": [letter.pk]})
+    # then: the letter's page shows both steps, by whom
+    shown = client.get(f"/admin/messaging/deadletter/{letter.pk}/change/").content.decode()
+    assert "payload edited" in shown and "re-driven" in shown and "ops" in shown
+    assert list(DeadLetterChange.objects.values_list("action", flat=True)) == ["edited", "redriven"]
+    assert OutboxMessage.objects.get(producer="redrive").payload["status"] == "picked_up"
+
+
+def test_the_dead_letter_list_filters_by_queue_type_error_and_time(django_user_model):
+    # given
+    parked(VALID)
+    DeadLetter.objects.create(queue="new_orders", message_id="m-2", type="order.placed", body="{}",
+                              reason=DeadLetter.Reason.FAILED, error="deadlock detected")
+    client = staff_client(django_user_model)
+    # when / then
+    by_type = client.get("/admin/messaging/deadletter/", {"type": "order.placed"}).content.decode()
+    by_error = client.get("/admin/messaging/deadletter/", {"q": "deadlock"}).content.decode()
+    by_queue = client.get("/admin/messaging/deadletter/", {"queue": "customer_notifications"}).content.decode()
+    by_time = client.get("/admin/messaging/deadletter/", {"created_at__year": "1999"}).content.decode()
+    assert "invalid customer.notified payload" in by_queue and "deadlock detected" not in by_queue
+    assert "deadlock detected" in by_error and "invalid customer.notified payload" not in by_error
+    assert "deadlock detected" in by_type and "invalid customer.notified payload" not in by_type
+    assert "deadlock detected" not in by_time and "invalid customer.notified payload" not in by_time
+
+
+def test_someone_without_the_change_permission_cannot_edit(django_user_model):
+    # given
+    letter = parked(VALID)
+    viewer = django_user_model.objects.create_user("viewer", password="pw-dead-2", is_staff=True)
+    client = Client()
+    client.force_login(viewer)
+    # when
+    response = client.post(f"/admin/messaging/deadletter/{letter.pk}/payload/", {"body": json.dumps(VALID)})
+    # then
+    assert response.status_code == 403
+    assert not DeadLetterChange.objects.exists()
