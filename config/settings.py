@@ -205,6 +205,10 @@ def _fault_injection() -> dict[str, float]:
 FAULT_INJECTION = _fault_injection()
 
 OUTBOX_RETENTION_DAYS = _env_float("OUTBOX_RETENTION_DAYS", 7.0, minimum=1.0)
+# Relays and queue workers write a heartbeat at most every WORKER_HEARTBEAT_SECONDS; one not
+# heard from for WORKER_SILENT_SECONDS is shown as silent (dashboard, /metrics).
+WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+WORKER_SILENT_SECONDS = _env_float("WORKER_SILENT_SECONDS", 30.0, minimum=1.0)
 # The audit (manage.py audit, and its schedule every AUDIT_EVERY_MINUTES): messages published
 # less than AUDIT_GRACE_SECONDS ago are not checked yet; an order that no step moved for
 # AUDIT_ORDER_STALLED_MINUTES is listed as stalled.

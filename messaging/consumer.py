@@ -38,8 +38,9 @@ from config.errors import DomainError
 from messaging import broker, topology
 from messaging.envelope import InvalidMessage, Message, current_message, decode
 from messaging.faults import fault_point
+from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
-from messaging.models import DeadLetter
+from messaging.models import DeadLetter, WorkerHeartbeat
 from messaging.registry import QueueRoute, route_for
 from observability.metrics import message_observed
 
@@ -160,6 +161,7 @@ class QueueWorker:
         self.stats = WorkerStats()
         self._stopping = False
         self._install_signal_handlers = install_signal_handlers
+        self.heartbeat = Heartbeat(kind=WorkerHeartbeat.Kind.CONSUMER, queue=queue)
 
     # -- lifecycle -------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -171,8 +173,10 @@ class QueueWorker:
             signal.signal(signal.SIGINT, self.stop)
         backoff = 0.5
         while not self._stopping:
+            self.heartbeat.beat()
             try:
                 self._consume(max_messages=max_messages, idle_exit_seconds=idle_exit_seconds)
+                self.heartbeat.stopped()
                 return self.stats
             except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, ConnectionError) as exc:
                 if self._stopping:
@@ -180,6 +184,7 @@ class QueueWorker:
                 logger.warning("queue=%s broker connection lost (%s); reconnecting in %.1fs", self.queue, exc, backoff)
                 self._sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+        self.heartbeat.stopped()
         return self.stats
 
     def _sleep(self, seconds: float) -> None:
@@ -199,6 +204,7 @@ class QueueWorker:
             seen = 0
             deliveries = channel.consume(self.queue, inactivity_timeout=0.25)
             for method, properties, body in deliveries:
+                self.heartbeat.beat()  # at most every WORKER_HEARTBEAT_SECONDS
                 if self._stopping:
                     break
                 if method is None:
@@ -221,6 +227,7 @@ class QueueWorker:
                     self._handle_together(channel, batch)
                 idle_since = time.monotonic()
                 seen += len(batch)
+                self.heartbeat.counted(len(batch))
                 if max_messages is not None and seen >= max_messages:
                     break
             # Ack what was handled, hand back whatever was prefetched but not handled.

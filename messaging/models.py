@@ -118,3 +118,29 @@ class DeadLetterChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.by} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A relay's or queue worker's sign of life, written by the process itself every few seconds."""
+
+    class Kind(models.TextChoices):
+        RELAY = "relay", "outbox relay"
+        CONSUMER = "consumer", "queue worker"
+
+    process = models.CharField(max_length=200, unique=True, help_text="host:pid:start time")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    queue = models.CharField(max_length=100, blank=True, default="", help_text="the queue a worker consumes")
+    host = models.CharField(max_length=150)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(help_text="the last sign of life")
+    last_message_at = models.DateTimeField(
+        null=True, blank=True, help_text="a worker: the last message handled; the relay: the last published")
+    messages = models.PositiveBigIntegerField(default=0, help_text="handled (worker) or published (relay) so far")
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="set when it stopped cleanly")
+
+    class Meta:
+        ordering = ["kind", "queue", "started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.queue or ''} {self.process}".replace("  ", " ")

@@ -39,7 +39,9 @@ from django.utils import timezone
 
 from messaging import broker, topology
 from messaging.faults import fault_point
+from messaging.heartbeats import Heartbeat
 from messaging.lease import PendingRow, outbox_lease, outbox_mark_published, outbox_next_due, outbox_put_off
+from messaging.models import WorkerHeartbeat
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL
 from messaging.publisher import BatchResult, ConfirmingPublisher, Outgoing
 
@@ -149,6 +151,7 @@ class OutboxRelay:
         self._install_signal_handlers = install_signal_handlers
         self._publisher: ConfirmingPublisher | None = None
         self._wakeup = OutboxWakeup()
+        self.heartbeat = Heartbeat(kind=WorkerHeartbeat.Kind.RELAY)
 
     def stop(self, *_: Any) -> None:
         self._stopping = True
@@ -253,6 +256,8 @@ class OutboxRelay:
         backoff = 0.5
         try:
             while not self._stopping:
+                self.heartbeat.beat()  # at most every WORKER_HEARTBEAT_SECONDS
+                published = self.stats.published
                 try:
                     self.drain()
                     backoff = 0.5
@@ -273,6 +278,7 @@ class OutboxRelay:
                     self._sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
+                self.heartbeat.counted(self.stats.published - published)
                 if once:
                     break
                 # Commits notified while draining are queued on the LISTEN connection: none is missed.
@@ -283,6 +289,7 @@ class OutboxRelay:
                 self._wakeup.wait(poll_seconds=self.poll_seconds,
                                   listen_fallback_seconds=settings.MESSAGING["RELAY_LISTEN_FALLBACK_SECONDS"],
                                   stopping=lambda: self._stopping, due_in=due_in)
+            self.heartbeat.stopped()
         finally:
             self._close_publisher()
             self._wakeup.close()

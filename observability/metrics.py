@@ -105,6 +105,11 @@ class DatabaseCollector:
         for status, count in snapshot["orders"].items():
             orders.add_metric([status], count)
         yield orders
+        live = GaugeMetricFamily("logistics_workers_live",
+                                 "Relays and queue workers whose heartbeat is recent", labels=["kind", "queue"])
+        for (kind, queue), count in sorted(snapshot["workers_live"].items()):
+            live.add_metric([kind, queue], count)
+        yield live
         audit = snapshot["audit"]
         if audit is not None:  # no figure before the first audit has run
             yield GaugeMetricFamily("logistics_audit_gaps",

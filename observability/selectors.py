@@ -13,10 +13,12 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Min
 
 from messaging import broker, topology
+from messaging.heartbeats import heartbeats_recent, is_silent
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from observability.models import AuditRun
 from shop.models import FINAL_STATUSES, OrderStatus
@@ -213,6 +215,7 @@ def dashboard_data(*, now: datetime, minutes: int) -> dict[str, Any]:
         "vehicles": vehicles_busy_free(),
         "latest_orders": orders_latest(),
         "audit": audit_latest(),
+        "workers": workers_seen(now=now),
     }
 
 
@@ -348,6 +351,31 @@ def check_broker() -> str:
     return "ok"
 
 
+def workers_seen(*, now: datetime) -> list[dict[str, Any]]:
+    """Every relay and queue worker heard from in the last hour: live, silent (no heartbeat for
+    WORKER_SILENT_SECONDS: killed, hung, or cut off) or stopped cleanly; a relay that published
+    within that time is ``publishing``."""
+    seen = []
+    for beat in heartbeats_recent(now=now):
+        state = "stopped" if beat.stopped_at else ("silent" if is_silent(beat, now=now) else "live")
+        recent = beat.last_message_at is not None and (now - beat.last_message_at).total_seconds() <= \
+            settings.WORKER_SILENT_SECONDS
+        seen.append({"kind": beat.kind, "queue": beat.queue, "host": beat.host, "pid": beat.pid,
+                     "started_at": _iso(beat.started_at), "beat_at": _iso(beat.beat_at),
+                     "last_message_at": _iso(beat.last_message_at), "messages": beat.messages, "state": state,
+                     "publishing": beat.kind == "relay" and state == "live" and recent})
+    return seen
+
+
+def workers_live_per_queue(*, now: datetime) -> dict[tuple[str, str], int]:
+    """{(kind, queue): processes live now} (the relay's queue is "")."""
+    live: Counter = Counter()
+    for beat in heartbeats_recent(now=now):
+        if beat.stopped_at is None and not is_silent(beat, now=now):
+            live[(beat.kind, beat.queue)] += 1
+    return dict(live)
+
+
 def audit_latest() -> dict[str, Any] | None:
     """The last audit run (``manage.py audit`` or its schedule); None before the first."""
     run = AuditRun.objects.order_by("-id").first()
@@ -366,4 +394,5 @@ def metrics_snapshot(*, now: datetime) -> dict[str, Any]:
         "dead_letters": dead_letters_per_queue(),
         "orders": orders_per_stage(),
         "audit": audit_latest(),
+        "workers_live": workers_live_per_queue(now=now),
     }

@@ -55,6 +55,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "data": data,
         "minutes": minutes,
         "windows": WINDOW_MINUTES,
+        "worker_silent_seconds": f"{settings.WORKER_SILENT_SECONDS:g}",
         "config": {
             "dataUrl": reverse("observability:dashboard-data"),
             "pollMs": int(settings.DASHBOARD_POLL_SECONDS * 1000),
