@@ -1,4 +1,4 @@
-"""The gateway's own middleware: request ids and request-size limits."""
+"""The gateway's own middleware: the request's trace span, request ids and request-size limits."""
 
 from __future__ import annotations
 
@@ -8,10 +8,40 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from config.request_context import current_request_id
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+class TraceMiddleware:
+    """Each request in an OpenTelemetry server span (continuing a client's W3C ``traceparent``).
+
+    What the request writes to the outbox carries this span's trace context, so every message
+    that follows from the request shares its trace id (``messaging.tracing``). The span is named
+    after the route once it is resolved (``POST api/orders/``), never after the raw path.
+    """
+
+    tracer = trace.get_tracer("logistics.http")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        context = propagate.extract({"traceparent": request.headers.get("traceparent", "")[:55]})
+        with self.tracer.start_as_current_span(request.method or "HTTP", context=context, kind=SpanKind.SERVER,
+                                               attributes={"http.request.method": request.method or ""}) as span:
+            response = self.get_response(request)
+            match = getattr(request, "resolver_match", None)
+            if match is not None and match.route:
+                span.update_name(f"{request.method} {match.route}")
+                span.set_attribute("http.route", match.route)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
 
 
 class RequestIdMiddleware:

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.TraceMiddleware",
     "config.middleware.RequestIdMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -205,6 +206,15 @@ def _fault_injection() -> dict[str, float]:
 FAULT_INJECTION = _fault_injection()
 
 OUTBOX_RETENTION_DAYS = _env_float("OUTBOX_RETENTION_DAYS", 7.0, minimum=1.0)
+# OpenTelemetry: every process makes spans (requests, handlers, the waits of each message) and
+# passes the W3C trace context on in the messages; they are exported over OTLP/HTTP only when
+# OTEL_EXPORTER_OTLP_ENDPOINT is set (say http://collector:4318). OTEL_TRACE_URL, with
+# {trace_id} in it, makes the trace id on an order's journey page a link (Jaeger, Tempo, ...).
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "").strip() or "logistics"
+OTEL_TRACE_URL = os.environ.get("OTEL_TRACE_URL", "").strip()
+if OTEL_EXPORTER_OTLP_ENDPOINT and not OTEL_EXPORTER_OTLP_ENDPOINT.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL")
 # Relays and queue workers write a heartbeat at most every WORKER_HEARTBEAT_SECONDS; one not
 # heard from for WORKER_SILENT_SECONDS is shown as silent (dashboard, /metrics).
 WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1)

@@ -138,7 +138,7 @@ def _properties(row: OutboxMessage) -> pika.BasicProperties:
     return message_properties(PendingRow(
         id=row.id, message_id=str(row.message_id), exchange=row.exchange, routing_key=row.queue, type=row.type,
         correlation_id=row.correlation_id, causation_id=row.causation_id, producer=row.producer,
-        created=int(row.created_at.timestamp()), body=b""))
+        created=int(row.created_at.timestamp()), body=b"", traceparent=row.traceparent))
 
 
 def gaps_describe(gaps: Iterable[Gap], *, now: datetime) -> Iterator[str]:

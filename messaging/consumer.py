@@ -42,6 +42,7 @@ from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
 from messaging.models import DeadLetter, WorkerHeartbeat
 from messaging.registry import QueueRoute, route_for
+from messaging.tracing import message_handling
 from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
@@ -84,7 +85,10 @@ def _handle(route: QueueRoute, message: Message) -> str:
     handler = route.handler_for(message.type)
     token = current_message.set(message)
     try:
-        handler(message)
+        # the handler's span continues the message's trace: what it writes carries the trace on
+        with message_handling(queue=route.queue, type=message.type, message_id=message.message_id,
+                              headers=message.headers):
+            handler(message)
     finally:
         current_message.reset(token)
     return HANDLED

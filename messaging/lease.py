@@ -35,6 +35,8 @@ class PendingRow:
     producer: str
     created: int  # seconds since the epoch (AMQP's timestamp)
     body: bytes  # the payload as the database's JSON text: sent as it is, never parsed and encoded again
+    traceparent: str = ""  # the W3C trace context it was written in
+    written_at: datetime | None = None
 
 
 def outbox_lease(*, limit: int, using: str = DEFAULT_DB_ALIAS) -> list[PendingRow]:
@@ -45,7 +47,8 @@ def outbox_lease(*, limit: int, using: str = DEFAULT_DB_ALIAS) -> list[PendingRo
     """
     return [
         PendingRow(id=r[0], message_id=str(r[1]), exchange=r[2], routing_key=r[3], type=r[4], correlation_id=r[5],
-                   causation_id=r[6], producer=r[7], created=int(r[8].timestamp()), body=r[9].encode())
+                   causation_id=r[6], producer=r[7], created=int(r[8].timestamp()), body=r[9].encode(),
+                   traceparent=r[10], written_at=r[8])
         for r in outbox_due(limit=limit, using=using)
     ]
 
@@ -60,7 +63,7 @@ def outbox_due(*, limit: int, using: str = DEFAULT_DB_ALIAS) -> QuerySet:
         .select_for_update(skip_locked=True)
         .annotate(payload_text=Cast("payload", output_field=TextField()))
         .values_list("id", "message_id", "exchange", "queue", "type", "correlation_id", "causation_id", "producer",
-                     "created_at", "payload_text")[:limit]
+                     "created_at", "payload_text", "traceparent")[:limit]
     )
 
 

@@ -33,6 +33,8 @@ class OutboxMessage(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now, db_default=Now())
     # A timer (a scheduled message): when it was due. Empty for a message sent at once.
     due_at = models.DateTimeField(null=True, blank=True)
+    # The W3C trace context of the span that wrote it (the request's, or the handler's that caused it).
+    traceparent = models.CharField(max_length=55, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]

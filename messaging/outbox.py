@@ -22,6 +22,7 @@ from messaging.envelope import current_message
 from messaging.models import OutboxMessage
 from messaging.payloads import payload_json
 from messaging.topology import EVENTS_EXCHANGE
+from messaging.tracing import traceparent_now
 
 # What a LISTENing relay waits on. On PostgreSQL every insert into the outbox notifies it, by a
 # trigger (migration 0008): on commit, once per transaction.
@@ -90,7 +91,7 @@ def outbox_write(
     row = OutboxMessage(
         exchange=exchange, queue=routing_key, type=type, correlation_id=str(correlation_id),
         causation_id=causation_id, producer=producer, payload=body, due_at=due_at, created_at=now,
-        next_attempt_at=due_at or now,
+        next_attempt_at=due_at or now, traceparent=traceparent_now(),
     )
     return _outbox_insert(row, using=using)
 

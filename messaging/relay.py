@@ -37,13 +37,14 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from messaging import broker, topology
+from messaging import broker, topology, tracing
 from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.lease import PendingRow, outbox_lease, outbox_mark_published, outbox_next_due, outbox_put_off
 from messaging.models import WorkerHeartbeat
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL
 from messaging.publisher import BatchResult, ConfirmingPublisher, Outgoing
+from messaging.tracing import PUBLISHED_AT_MS, TRACEPARENT
 
 logger = logging.getLogger("messaging.relay")
 
@@ -58,8 +59,12 @@ class RelayStats:
 
 
 def message_properties(row: PendingRow) -> pika.BasicProperties:
-    # message_id, correlation_id (the order) and type are the contract's; the two headers say
-    # what caused the message and who wrote it.
+    # message_id, correlation_id (the order) and type are the contract's; the headers say what
+    # caused the message, who wrote it, its trace (W3C traceparent) and when it was handed over.
+    headers = {"causation_id": row.causation_id, "producer": row.producer,
+               PUBLISHED_AT_MS: int(time.time() * 1000)}
+    if row.traceparent:
+        headers[TRACEPARENT] = row.traceparent
     return pika.BasicProperties(
         content_type="application/json",
         delivery_mode=pika.DeliveryMode.Persistent,
@@ -67,7 +72,7 @@ def message_properties(row: PendingRow) -> pika.BasicProperties:
         correlation_id=row.correlation_id,
         type=row.type,
         timestamp=row.created,
-        headers={"causation_id": row.causation_id, "producer": row.producer},
+        headers=headers,
     )
 
 
@@ -214,6 +219,12 @@ class OutboxRelay:
             rows = outbox_lease(limit=self.batch_size)
             result = self._publish(publisher, rows)
             published, failed = self._record(result)
+        if tracing.exporting and result.confirmed:  # each message's time in the outbox, as a span of its trace
+            confirmed, now = set(result.confirmed), time.time()
+            for row in rows:
+                if row.id in confirmed:
+                    tracing.outbox_waited(traceparent=row.traceparent, type=row.type, written_at=row.written_at,
+                                          published_at=now)
         self.stats.published += published
         self.stats.failed += failed
         if rows:

@@ -42,9 +42,11 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int], by: str = "") -> tup
         if not isinstance(payload, dict):
             problems.append(f"#{letter.pk} body is not a JSON object")
             continue
+        trace = letter.headers.get("traceparent") if isinstance(letter.headers, dict) else ""
         OutboxMessage.objects.create(
             queue=letter.queue, type=letter.type, correlation_id=letter.correlation_id,
             causation_id=letter.message_id, producer="redrive", payload=payload,
+            traceparent=trace if isinstance(trace, str) and len(trace) <= 55 else "",  # the order's trace goes on
         )
         letter.redriven_at = timezone.now()
         letter.save(update_fields=["redriven_at"])

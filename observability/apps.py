@@ -17,4 +17,7 @@ class ObservabilityConfig(AppConfig):
     verbose_name = "Observability (dashboard, journeys, health, metrics, audit)"
 
     def ready(self) -> None:
+        from observability.tracing import tracing_setup
+
         post_migrate.connect(_schedules, sender=self)
+        tracing_setup()

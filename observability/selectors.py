@@ -20,7 +20,9 @@ from django.db.models import Count, Min
 from messaging import broker, topology
 from messaging.heartbeats import heartbeats_recent, is_silent
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
+from messaging.tracing import trace_id_of
 from observability.models import AuditRun
+from observability.tracing import trace_url
 from shop.models import FINAL_STATUSES, OrderStatus
 from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest
 from transport.models import Vehicle
@@ -289,6 +291,7 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
     ]
     ends = [m.created_at for m in messages] + [handled_at[mid] for mid in ids if mid in handled_at]
     first = messages[0].created_at if messages else None
+    trace_id = next((trace_id_of(m.traceparent) for m in messages if trace_id_of(m.traceparent)), "")
     return {
         "order_id": order_id,
         "status": order.status if order else None,
@@ -299,6 +302,9 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
         "status_history": history,
         "dead_letters": dead_letters,
         "total_ms": _ms(max(ends), first) if ends and first else None,
+        # one trace per order: the request's trace id, carried by every message that followed
+        "trace_id": trace_id,
+        "trace_url": trace_url(trace_id),
     }
 
 

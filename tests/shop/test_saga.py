@@ -48,6 +48,7 @@ def test_confirmation_asks_payments_to_charge_the_order_total(confirmed_order):
     assert (confirmed_order.status, confirmed_order.payment_requests) == ("confirmed", 1)
 
 
+@pytest.mark.django_db(transaction=True)  # the service's transaction is the outermost, as in a worker
 def test_the_payment_request_and_its_deadline_commit_together_or_not_at_all(catalogue, customer_client, monkeypatch):
     # given: a placed order, and the outbox refusing the deadline timer
     order_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
