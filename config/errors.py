@@ -32,3 +32,12 @@ class Conflict(DomainError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field, code="conflict")
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but contradicts what the server holds (an idempotency key reused for another body)."""
+
+    status_code = 422
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, code="unprocessable")

@@ -9,12 +9,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
+from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
 from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
+from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, PaymentMethod, ShippingMethod
 from shop import selectors, services
 from shop.models import Order, OrderLine
-
-SAFE_TEXT = r"^[A-Za-z0-9_\- ]+$"
 
 
 # --- input ----------------------------------------------------------------------------
@@ -54,8 +54,10 @@ class OrderIn(serializers.Serializer):
     customer = CustomerIn()
     shipping_address = AddressIn()
     items = OrderItemIn(many=True, allow_empty=False, max_length=50)
-    shipping_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="standard")
-    payment_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="credit_card")
+    shipping_method = serializers.ChoiceField(SHIPPING_METHODS, required=False,
+                                              default=ShippingMethod.STANDARD.value)
+    payment_method = serializers.ChoiceField(PAYMENT_METHODS, required=False, default=PaymentMethod.CREDIT_CARD.value,
+                                             help_text='"card_declined": the test value the provider declines.')
 
 
 # --- output ---------------------------------------------------------------------------
@@ -144,21 +146,27 @@ class OrderListCreateApi(GenericAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(OrderOut(page, many=True).data)
 
-    @extend_schema(summary="Place an order", request=OrderIn, responses={201: OrderOut, **COMMON_ERRORS})
+    @extend_schema(summary="Place an order", request=OrderIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: OrderOut, 422: UNPROCESSABLE, **COMMON_ERRORS})
     def post(self, request: Request) -> Response:
-        body = OrderIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        order = services.order_place(
-            customer=services.customer_for_user(user=request.user),
-            contact=services.Contact(**data["customer"]),
-            shipping_address=dict(data["shipping_address"]),
-            items=[services.OrderItem(**item) for item in data["items"]],
-            shipping_method=data["shipping_method"],
-            payment_method=data["payment_method"],
-            order_id=getattr(request, "request_id", None),
-        )
-        return Response(OrderOut(order).data, status=status.HTTP_201_CREATED)
+        def place() -> services.Answer:
+            body = OrderIn(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+            order = services.order_place(
+                customer=services.customer_for_user(user=request.user),
+                contact=services.Contact(**data["customer"]),
+                shipping_address=dict(data["shipping_address"]),
+                items=[services.OrderItem(**item) for item in data["items"]],
+                shipping_method=data["shipping_method"],
+                payment_method=data["payment_method"],
+                order_id=getattr(request, "request_id", None),
+            )
+            return services.Answer(status.HTTP_201_CREATED, OrderOut(order).data)
+
+        return _answered(services.request_once(
+            user=request.user, key=idempotency_key(request),
+            fingerprint=services.request_fingerprint(operation="order.place", body=request.data), perform=place))
 
 
 class OrderDetailApi(GenericAPIView):
@@ -177,7 +185,21 @@ class OrderCancelApi(GenericAPIView):
     serializer_class = OrderDetailOut
 
     @extend_schema(summary="Cancel your order before picking starts", request=None,
-                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, **COMMON_ERRORS})
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: UNPROCESSABLE, **COMMON_ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
-        services.order_cancel(user=request.user, order_id=order_id)
-        return Response(OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)
+        def cancel() -> services.Answer:
+            services.order_cancel(user=request.user, order_id=order_id)
+            return services.Answer(status.HTTP_200_OK,
+                                   OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)
+
+        return _answered(services.request_once(
+            user=request.user, key=idempotency_key(request),
+            fingerprint=services.request_fingerprint(operation=f"order.cancel:{order_id}", body=None), perform=cancel))
+
+
+def _answered(answer: services.Answer) -> Response:
+    response = Response(answer.body, status=answer.status)
+    if answer.replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response

@@ -8,20 +8,24 @@ only moves forward (``shop.models.STATUS_RANK``): a late or repeated message cha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from config.errors import Conflict, DomainError
+from config.errors import Conflict, DomainError, Unprocessable
 from contracts.messages import (
     OrderCancelled,
     OrderedLine,
@@ -31,6 +35,7 @@ from contracts.messages import (
     PaymentDeadlineDue,
     PaymentRequested,
 )
+from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS
 from contracts.stages import ShipmentStage, stage_rank
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.timers import timer_cancel, timer_set
@@ -40,6 +45,7 @@ from shop.models import (
     CANCELLABLE_STATUSES,
     STATUS_RANK,
     Customer,
+    IdempotentRequest,
     Order,
     OrderLine,
     OrderStatus,
@@ -114,6 +120,10 @@ def order_place(
     """
     if not items:
         raise DomainError("an order needs at least one item", field="items")
+    if shipping_method not in SHIPPING_METHODS:
+        raise DomainError(f"not one of {', '.join(SHIPPING_METHODS)}", field="shipping_method")
+    if payment_method not in PAYMENT_METHODS:
+        raise DomainError(f"not one of {', '.join(PAYMENT_METHODS)}", field="payment_method")
     quantities: dict[str, int] = {}
     for item in items:  # the same product twice becomes one line
         quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
@@ -161,6 +171,62 @@ def order_place(
         ),
     )
     return order
+
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request answered: kept for an ``Idempotency-Key`` and given again."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+def request_fingerprint(*, operation: str, body: Any) -> str:
+    """The same operation with the same JSON body (whatever its keys' order) -> the same fingerprint."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
+
+
+@transaction.atomic
+def request_once(*, user: AbstractUser, key: str | None, fingerprint: str, perform: Callable[[], Answer]) -> Answer:
+    """``perform()`` once per user and ``key`` in 24 hours; the first answer again after that.
+
+    The key's row is inserted before the work, in its transaction: a duplicate arriving
+    meanwhile waits on the unique (user, key) until that transaction ends, then answers what
+    it committed. Work that fails rolls back with its row, so a retry does it again. The same
+    key with another fingerprint is Unprocessable (422). Without a key, just ``perform()``.
+    """
+    if key is None:
+        return perform()
+    now = timezone.now()
+    IdempotentRequest.objects.filter(user=user, key=key, created_at__lt=now - IDEMPOTENCY_WINDOW).delete()
+    try:
+        with transaction.atomic():
+            record = IdempotentRequest.objects.create(user=user, key=key, fingerprint=fingerprint, created_at=now)
+    except IntegrityError:
+        first = IdempotentRequest.objects.filter(user=user, key=key).first()
+        if first is None:  # expired and deleted by a concurrent duplicate a moment ago
+            raise Conflict("a request with this Idempotency-Key is in progress; retry",
+                           field="Idempotency-Key") from None
+        if first.fingerprint != fingerprint:
+            raise Unprocessable("this key was used for another request (another body or endpoint) in the last "
+                                "24 hours; use a new key", field="Idempotency-Key") from None
+        return Answer(first.response_status, first.response_body, replayed=True)
+    answer = perform()
+    body = json.loads(json.dumps(answer.body, cls=DjangoJSONEncoder))  # as a replay will read it
+    record.response_status, record.response_body = answer.status, body
+    record.save(update_fields=["response_status", "response_body"])
+    return Answer(answer.status, body)
+
+
+def idempotent_requests_prune(*, now: datetime | None = None) -> int:
+    """Forget the keys older than the 24-hour window; returns how many."""
+    cutoff = (now or timezone.now()) - IDEMPOTENCY_WINDOW
+    return IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()[0]
 
 
 def _order_advance(order: Order, status: OrderStatus, note: str) -> bool:
