@@ -1,4 +1,4 @@
-"""The gateway's own middleware: request ids and request-size limits."""
+"""The gateway's own middleware: request ids, input hygiene and request-size limits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from config.request_context import current_request_id
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _refuse(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    """A 4xx before any view runs: JSON under /api/, plain text elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": detail}, status=status)
+    return HttpResponse(f"{detail}\n", status=status, content_type="text/plain; charset=utf-8")
 
 
 class RequestIdMiddleware:
@@ -40,6 +49,31 @@ class RequestIdMiddleware:
         return response
 
 
+class InputHygieneMiddleware:
+    """Refuse, before any view or database sees them, what no page or endpoint accepts:
+
+    * control characters (U+0000-U+001F, U+007F) in the path or in any query name or value,
+      decoded: a NUL reaching PostgreSQL is an error, the others are never meaningful in an id
+      or a filter (400);
+    * a body with no length (chunked transfer encoding): gunicorn hands it over and Django would
+      read it as empty, so the request would silently lose its body (411).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if CONTROL_CHARACTERS.search(request.path_info):
+            return _refuse(request, 400, "The path contains a control character.")
+        for name, values in request.GET.lists():
+            if CONTROL_CHARACTERS.search(name) or any(CONTROL_CHARACTERS.search(value) for value in values):
+                return _refuse(request, 400, f"The query parameter {name!r} contains a control character.")
+        if (request.method in BODY_METHODS and not request.META.get("CONTENT_LENGTH")
+                and "HTTP_TRANSFER_ENCODING" in request.META):
+            return _refuse(request, 411, "A request body needs a Content-Length (chunked bodies are not accepted).")
+        return self.get_response(request)
+
+
 class RequestSizeLimitMiddleware:
     """Refuse bodies larger than API_MAX_BODY_BYTES before anything reads them (413)."""
 
@@ -51,10 +85,10 @@ class RequestSizeLimitMiddleware:
         try:
             length = int(raw)
         except ValueError:
-            return JsonResponse({"detail": "Content-Length is not a number."}, status=400)
+            return _refuse(request, 400, "Content-Length is not a number.")
         if length < 0:
-            return JsonResponse({"detail": "Content-Length is negative."}, status=400)
+            return _refuse(request, 400, "Content-Length is negative.")
         limit = settings.API_MAX_BODY_BYTES
         if length > limit:
-            return JsonResponse({"detail": f"Request body too large: {length} bytes, limit {limit}."}, status=413)
+            return _refuse(request, 413, f"Request body too large: {length} bytes, limit {limit}.")
         return self.get_response(request)

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.middleware.InputHygieneMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -252,7 +253,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserThrottle", "config.throttling.AnonThrottle"],
 }
 # Rates per user (anonymous: per client address). "N/second|minute|hour|day".
@@ -262,6 +263,9 @@ API_THROTTLE_RATES = {
     "orders": os.environ.get("API_THROTTLE_ORDERS", "120/minute"),
 }
 API_MAX_BODY_BYTES = _env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# The deepest nesting and the most values (keys and items, in all) a JSON body may hold.
+API_JSON_MAX_DEPTH = _env_int("API_JSON_MAX_DEPTH", 20, minimum=4)
+API_JSON_MAX_VALUES = _env_int("API_JSON_MAX_VALUES", 5000, minimum=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Logistics integration platform API",
     "DESCRIPTION": "E-shop orders, warehouse, transport and tracking, integrated through RabbitMQ.",
