@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from config.client_address import client_address
 from config.request_context import current_request_id
+
+access_log = logging.getLogger("access")
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -24,11 +29,13 @@ def _refuse(request: HttpRequest, status: int, detail: str) -> HttpResponse:
 
 
 class RequestIdMiddleware:
-    """Give every request a server-made id (``X-Request-ID`` on the response).
+    """Give every request a server-made id (``X-Request-ID`` on the response), and log it.
 
     The id is a UUID and becomes the correlation id of what the request causes: an order
     placed by this request gets it as its order id. A client's own ``X-Request-ID`` is
     never trusted as ours; when it is well-formed it is echoed as ``X-Client-Request-ID``.
+    The access log line names the client by ``config.client_address`` (gunicorn's own would
+    name the proxy, or believe no forwarding header at all), never the query string.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -38,10 +45,14 @@ class RequestIdMiddleware:
         request_id = str(uuid.uuid4())
         request.request_id = request_id
         token = current_request_id.set(request_id)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
+        path = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", request.path)
+        access_log.info('%s "%s %s" %s %.1fms request_id=%s', client_address(request), request.method, path,
+                        response.status_code, (time.monotonic() - started) * 1000, request_id)
         response["X-Request-ID"] = request_id
         client_id = request.headers.get("X-Request-ID", "")
         if client_id and CLIENT_ID_RE.match(client_id):

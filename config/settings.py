@@ -6,6 +6,7 @@ tests/settings.py.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -281,6 +282,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBased
 # The throttles' request histories (config/throttling.py), shared by every web worker process
 # and thread: throttling counts per user across all of them.
 API_THROTTLE_DIR = str(Path(CACHE_DIR) / "throttle")
+# At most this many histories are kept (the least recently used go first): a bound on the
+# folder whatever clients send.
+API_THROTTLE_MAX_HISTORIES = _env_int("API_THROTTLE_MAX_HISTORIES", 100_000, minimum=100)
 
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -318,12 +322,28 @@ SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", False)
 if _env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+
+def _env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in _env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from None
+    return networks
+
+
+# The proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated; e.g.
+# 127.0.0.1 for an nginx on this machine). None by default: the client is the peer, and
+# forwarding headers change nothing (config/client_address.py).
+TRUSTED_PROXIES = _env_networks("DJANGO_TRUSTED_PROXIES")
+
 # --- observability (README "Seeing the flow") ---------------------------------------------
 # The queue workers' and web workers' metric files (prometheus_client's multiprocess mode; see
 # observability/metrics.py, which hands this folder to prometheus_client and makes it).
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(BASE_DIR / ".run" / "prometheus")
 # /metrics: a scraper with "Authorization: Bearer <METRICS_TOKEN>", staff, or (unless behind a
-# TLS proxy, where every request seems to come from loopback) a client on the loopback address.
+# TLS proxy) a client whose address (config/client_address.py) is loopback.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOW_LOOPBACK = _env_bool("METRICS_ALLOW_LOOPBACK", not _env_bool("DJANGO_BEHIND_TLS_PROXY", False))
 DASHBOARD_POLL_SECONDS = _env_float("DASHBOARD_POLL_SECONDS", 2.0, minimum=0.5)
