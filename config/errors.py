@@ -41,3 +41,13 @@ class Unprocessable(DomainError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field, code="unprocessable")
+
+
+class TooManyAttempts(DomainError):
+    """Refused for a while (too many failed logins); ``retry_after`` in seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, code="too_many_attempts")
+        self.retry_after = retry_after

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_filters",
     "django_q",
+    "axes",
     "messaging",
     "shop",
     "payments",
@@ -116,6 +118,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: turns a login that django-axes refused into its 429 page
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -262,6 +266,8 @@ API_THROTTLE_RATES = {
     "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
     "anon": os.environ.get("API_THROTTLE_ANON", "300/minute"),
     "orders": os.environ.get("API_THROTTLE_ORDERS", "120/minute"),
+    # POST /api/auth/token/ per client address, whatever the account (django-axes counts failures)
+    "login": os.environ.get("API_THROTTLE_LOGIN", "20/minute"),
 }
 API_MAX_BODY_BYTES = _env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # The deepest nesting and the most values (keys and items, in all) a JSON body may hold.
@@ -303,6 +309,26 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 LOGIN_URL = "/admin/login/"
+
+# --- sign-in ----------------------------------------------------------------------
+# Password logins (the admin's, the browsable API's and POST /api/auth/token/) go through
+# django-axes: after LOGIN_FAILURE_LIMIT failures for one account, or from one client address
+# (config/client_address.py), that account or address is refused for LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_float("LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "config.client_address.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # the access log (config/middleware.py) has every request already
+AXES_VERBOSE = False
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # --- security -------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -165,3 +165,12 @@ class OrderPlacementThrottle(_SharedHistoryThrottle, UserRateThrottle):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+
+class LoginThrottle(_SharedHistoryThrottle, AnonRateThrottle):
+    """Password logins through the API, per client address (authenticated or not)."""
+
+    scope = "login"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

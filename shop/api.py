@@ -5,13 +5,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
-from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
+from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
 from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, PaymentMethod, ShippingMethod
 from shop import selectors, services
 from shop.models import Order, OrderLine
@@ -58,6 +58,13 @@ class OrderIn(serializers.Serializer):
                                               default=ShippingMethod.STANDARD.value)
     payment_method = serializers.ChoiceField(PAYMENT_METHODS, required=False, default=PaymentMethod.CREDIT_CARD.value,
                                              help_text='"card_declined": the test value the provider declines.')
+
+    def get_initial(self) -> dict:
+        """An empty order with one empty line: the browsable API's form shows the whole shape."""
+        initial = super().get_initial()
+        if not hasattr(self, "initial_data"):
+            initial["items"] = [OrderItemIn().get_initial()]
+        return initial
 
 
 # --- output ---------------------------------------------------------------------------
@@ -135,6 +142,10 @@ class OrderListCreateApi(GenericAPIView):
     throttle_classes = [UserThrottle, AnonThrottle, OrderPlacementThrottle]
     serializer_class = OrderOut
 
+    def get_serializer_class(self):
+        # the browsable API's form for placing an order shows what to send, not what comes back
+        return OrderIn if self.request is not None and self.request.method == "POST" else OrderOut
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Order.objects.none()
@@ -203,3 +214,42 @@ def _answered(answer: services.Answer) -> Response:
     if answer.replayed:
         response[REPLAYED_HEADER] = "true"
     return response
+
+
+# --- sign-in ----------------------------------------------------------------------------
+class TokenIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField(help_text="send it as `Authorization: Token <token>`")
+
+
+class TokenObtainApi(GenericAPIView):
+    """Exchange a customer's username and password for their API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []  # a password login, never a session's (no CSRF needed)
+    throttle_classes = [LoginThrottle]
+    serializer_class = TokenIn
+
+    @extend_schema(summary="Your API token, for your username and password", request=TokenIn,
+                   responses={200: TokenOut, **COMMON_ERRORS}, auth=[])
+    def post(self, request: Request) -> Response:
+        body = TokenIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = services.customer_token_obtain(request=request._request, **body.validated_data)
+        return Response({"token": key})
+
+
+class TokenRotateApi(GenericAPIView):
+    """Replace your API token: the old one stops working at once."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [UserThrottle, LoginThrottle]
+    serializer_class = TokenOut
+
+    @extend_schema(summary="Replace your API token", request=None, responses={200: TokenOut, **COMMON_ERRORS})
+    def post(self, request: Request) -> Response:
+        return Response({"token": services.customer_token_rotate(user=request.user)})

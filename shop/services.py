@@ -17,15 +17,19 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from config.errors import Conflict, DomainError, Unprocessable
+from config.errors import Conflict, DomainError, TooManyAttempts, Unprocessable
 from contracts.messages import (
     OrderCancelled,
     OrderedLine,
@@ -73,17 +77,57 @@ class Contact:
 
 
 @transaction.atomic
-def customer_create(*, username: str, email: str = "", name: str = "") -> tuple[Customer, str]:
-    """A customer account with its API token. Returns (customer, token key)."""
+def customer_create(*, username: str, email: str = "", name: str = "", password: str | None = None,
+                    ) -> tuple[Customer, str]:
+    """A customer account with its API token. Returns (customer, token key).
+
+    With a ``password`` (checked by AUTH_PASSWORD_VALIDATORS) the customer can also sign in:
+    get the token with ``customer_token_obtain`` and log in to the browsable API.
+    """
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise DomainError(f"a user named {username!r} already exists", field="username")
-    user = User.objects.create_user(username=username, email=email)
-    user.set_unusable_password()
-    user.save(update_fields=["password"])
+    user = User(username=User.normalize_username(username), email=User.objects.normalize_email(email))
+    if password is None:
+        user.set_unusable_password()
+    else:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise DomainError(" ".join(exc.messages), field="password") from None
+        user.set_password(password)
+    user.save()
     customer = Customer.objects.create(user=user, name=name or username, email=email)
     token = Token.objects.create(user=user)
     return customer, token.key
+
+
+LOGIN_LOCKED = "too many failed logins; try again later"
+
+
+def customer_token_obtain(*, request: HttpRequest, username: str, password: str) -> str:
+    """The API token of the account with this username and password (made if it has none).
+
+    The login goes through django-axes (settings "sign-in"): a locked-out account or client
+    address is refused with TooManyAttempts before the password is even checked, and every
+    failure counts towards a lock-out.
+    """
+    credentials = {"username": username}
+    if AxesProxyHandler.is_locked(request, credentials):
+        raise TooManyAttempts(LOGIN_LOCKED, retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        if getattr(request, "axes_locked_out", False):  # this failure reached the limit
+            raise TooManyAttempts(LOGIN_LOCKED, retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
+        raise DomainError("unable to log in with these credentials", field="non_field_errors")
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+@transaction.atomic
+def customer_token_rotate(*, user: AbstractUser) -> str:
+    """Replace the user's API token with a new one: the old key stops working at once."""
+    Token.objects.filter(user=user).delete()
+    return Token.objects.create(user=user).key
 
 
 def customer_for_user(*, user: AbstractUser) -> Customer:
