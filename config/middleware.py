@@ -85,6 +85,23 @@ class InputHygieneMiddleware:
         return self.get_response(request)
 
 
+class PrivacyHeadersMiddleware:
+    """``Cache-Control: no-store`` on every response that did not choose its own caching (API
+    answers with orders and customers, the admin, the dashboard: nothing of them may stay in a
+    browser's or a proxy's cache), and the ``Permissions-Policy``. Static files and the pages
+    marked ``never_cache`` say their own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
+
+
 class RequestSizeLimitMiddleware:
     """Refuse bodies larger than API_MAX_BODY_BYTES before anything reads them (413)."""
 

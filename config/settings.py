@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: the docs work offline
     "django_filters",
     "django_q",
     "axes",
@@ -110,7 +112,9 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.InputHygieneMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.PrivacyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -253,7 +257,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumbers",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
@@ -279,6 +283,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ShippingMethodEnum": "contracts.methods.SHIPPING_METHODS",
+        "PaymentMethodEnum": "contracts.methods.PAYMENT_METHODS",
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
@@ -363,6 +374,28 @@ def _env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Netwo
 # 127.0.0.1 for an nginx on this machine). None by default: the client is the peer, and
 # forwarding headers change nothing (config/client_address.py).
 TRUSTED_PROXIES = _env_networks("DJANGO_TRUSTED_PROXIES")
+
+# Every HTML page: scripts only from this site or inline with the response's nonce
+# (``request.csp_nonce``), nothing from elsewhere, no framing. Styles may be inline: Swagger UI
+# and ReDoc set them as they render, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],  # ReDoc's search runs in a worker it makes from a blob
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Browser features no page here uses, turned off (config/middleware.py sends it).
+PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+                      "microphone=(), payment=(), usb=()")
 
 # --- observability (README "Seeing the flow") ---------------------------------------------
 # The queue workers' and web workers' metric files (prometheus_client's multiprocess mode; see

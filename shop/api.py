@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -14,7 +15,7 @@ from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
 from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
 from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, PaymentMethod, ShippingMethod
 from shop import selectors, services
-from shop.models import Order, OrderLine
+from shop.models import Order, OrderLine, OrderStatus
 
 
 # --- input ----------------------------------------------------------------------------
@@ -137,10 +138,25 @@ class OrderDetailOut(OrderOut):
 
 
 # --- views ----------------------------------------------------------------------------
+class OrderFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=OrderStatus.choices, help_text="one or more (repeat the parameter)")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte",
+                                              help_text="placed at or after (ISO 8601)")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt",
+                                               help_text="placed before (ISO 8601)")
+    ordering = filters.OrderingFilter(fields=(("created_at", "created_at"),),
+                                      help_text="created_at (oldest first) or -created_at (newest first, the default)")
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+
 class OrderListCreateApi(GenericAPIView):
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle, AnonThrottle, OrderPlacementThrottle]
     serializer_class = OrderOut
+    filterset_class = OrderFilter
 
     def get_serializer_class(self):
         # the browsable API's form for placing an order shows what to send, not what comes back
@@ -151,10 +167,10 @@ class OrderListCreateApi(GenericAPIView):
             return Order.objects.none()
         return selectors.order_list(user=self.request.user)
 
-    @extend_schema(summary="Your orders (staff: all orders)",
-                   responses={200: OrderOut(many=True), 404: NOT_FOUND, **COMMON_ERRORS})
+    @extend_schema(summary="Your orders (staff: all orders), newest first; filter by status and time",
+                   responses={200: OrderOut(many=True), **COMMON_ERRORS})
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(OrderOut(page, many=True).data)
 
     @extend_schema(summary="Place an order", request=OrderIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
