@@ -306,6 +306,8 @@ API_THROTTLE_MAX_HISTORIES = _env_int("API_THROTTLE_MAX_HISTORIES", 100_000, min
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@logistics.example")
+# The public address of the site, for links that leave it (the tracking link in mails).
+SITE_URL = (os.environ.get("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 # --- misc ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
