@@ -2,8 +2,9 @@
 
 A 64 KiB body can hold 30,000 nested arrays, deep enough to exhaust the interpreter's
 recursion (a RecursionError, a 500, before) in the decoder or in any code walking the result,
-and tens of thousands of keys. Such documents are refused as a 400 here, before a serializer
-sees them.
+and tens of thousands of keys. JSON's ``\ud800`` escapes decode to lone surrogates, which no
+database can store as UTF-8 text (an encoding error, a 500). Such documents are refused as a
+400 here, before a serializer sees them.
 """
 
 from __future__ import annotations
@@ -24,17 +25,22 @@ class BoundedJSONParser(JSONParser):
 
 
 def json_shape_check(data: object, *, max_depth: int, max_values: int) -> None:
-    """ParseError when ``data`` nests deeper than ``max_depth`` or holds more than ``max_values``
-    values (keys and items) in all. Walks without recursion."""
+    """ParseError when ``data`` nests deeper than ``max_depth``, holds more than ``max_values``
+    values (keys and items) in all, or a string (key or value) that is not valid Unicode text
+    (a lone surrogate). Walks without recursion."""
     values = 0
     pending = [(data, 1)]
     while pending:
         node, depth = pending.pop()
         if isinstance(node, dict):
             children = node.values()
+            for key in node:
+                _text_check(key)
         elif isinstance(node, list):
             children = node
         else:
+            if isinstance(node, str):
+                _text_check(node)
             continue
         if depth > max_depth:
             raise ParseError(f"JSON parse error - nested deeper than {max_depth} levels")
@@ -42,3 +48,10 @@ def json_shape_check(data: object, *, max_depth: int, max_values: int) -> None:
         if values > max_values:
             raise ParseError(f"JSON parse error - more than {max_values} values")
         pending.extend((child, depth + 1) for child in children)
+
+
+def _text_check(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParseError("JSON parse error - a string holds a lone surrogate (\\ud800-\\udfff escape)") from None

@@ -83,6 +83,8 @@ BODIES = {
     "NUL in a string": json.dumps({**SEED_ORDER, "customer": {"name": "Jaan\u0000Tamm"}}),
     "NUL in the address": json.dumps({**SEED_ORDER, "shipping_address": {"street": "Narva\u0000"}}),
     "truncated": json.dumps(SEED_ORDER)[:-3],
+    "a lone surrogate in a value": json.dumps(SEED_ORDER).replace("Jaan Tamm", "Jaan \\ud800"),
+    "a lone surrogate in a key": '{"customer\\udfff": 1}',
 }
 
 
