@@ -131,3 +131,13 @@ def test_concurrent_duplicates_make_one_order(catalogue, make_customer):
     assert sum(a.get("Idempotent-Replayed") == "true" for a in answers) == 7
     assert Order.objects.count() == 1
     assert OutboxMessage.objects.filter(type="order.placed").count() == 1
+
+
+@pytest.mark.django_db
+def test_staff_see_the_kept_answers_read_only(catalogue, customer_client, admin_client):
+    customer_client.post("/api/orders/", SEED_ORDER, format="json", HTTP_IDEMPOTENCY_KEY="seen-in-admin")
+    record = IdempotentRequest.objects.get()
+    assert "seen-in-admin" in admin_client.get("/admin/shop/idempotentrequest/").content.decode()
+    page = admin_client.get(f"/admin/shop/idempotentrequest/{record.pk}/change/")
+    assert page.status_code == 200 and b'name="key"' not in page.content  # read-only
+    assert admin_client.get("/admin/shop/idempotentrequest/add/").status_code == 403
