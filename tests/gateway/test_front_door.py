@@ -55,7 +55,7 @@ def test_swagger_ui_and_redoc_load_only_local_files():
     assert Client().get("/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js").status_code == 200
 
 
-CSP_PAGES = ["/", "/api/docs/", "/api/redoc/", "/admin/login/", "/track/SHP-UNKNOWN/", "/api/"]
+CSP_PAGES = ["/", "/api/docs/", "/api/redoc/", "/admin/login/", "/api-auth/login/", "/track/SHP-UNKNOWN/", "/api/"]
 
 
 @pytest.mark.parametrize("path", CSP_PAGES)
