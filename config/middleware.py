@@ -1,4 +1,4 @@
-"""The gateway's own middleware: request ids, input hygiene and request-size limits."""
+"""The gateway's own middleware: request ids and request-size limits."""
 
 from __future__ import annotations
 
