@@ -8,7 +8,7 @@ import os
 bind = f"127.0.0.1:{os.environ.get('WEB_PORT', '8000')}"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = 4
-accesslog = "-"
+accesslog = None  # the app logs each request with the client's address (config/middleware.py)
 loglevel = "warning"
 
 

@@ -32,3 +32,22 @@ class Conflict(DomainError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field, code="conflict")
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but contradicts what the server holds (an idempotency key reused for another body)."""
+
+    status_code = 422
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, code="unprocessable")
+
+
+class TooManyAttempts(DomainError):
+    """Refused for a while (too many failed logins); ``retry_after`` in seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, code="too_many_attempts")
+        self.retry_after = retry_after

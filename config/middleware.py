@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 
@@ -11,9 +13,21 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from config.client_address import client_address
 from config.request_context import current_request_id
 
+access_log = logging.getLogger("access")
+
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _refuse(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    """A 4xx before any view runs: JSON under /api/, plain text elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": detail}, status=status)
+    return HttpResponse(f"{detail}\n", status=status, content_type="text/plain; charset=utf-8")
 
 
 class TraceMiddleware:
@@ -45,11 +59,13 @@ class TraceMiddleware:
 
 
 class RequestIdMiddleware:
-    """Give every request a server-made id (``X-Request-ID`` on the response).
+    """Give every request a server-made id (``X-Request-ID`` on the response), and log it.
 
     The id is a UUID and becomes the correlation id of what the request causes: an order
     placed by this request gets it as its order id. A client's own ``X-Request-ID`` is
     never trusted as ours; when it is well-formed it is echoed as ``X-Client-Request-ID``.
+    The access log line names the client by ``config.client_address`` (gunicorn's own would
+    name the proxy, or believe no forwarding header at all), never the query string.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -59,14 +75,60 @@ class RequestIdMiddleware:
         request_id = str(uuid.uuid4())
         request.request_id = request_id
         token = current_request_id.set(request_id)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
+        path = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", request.path)
+        access_log.info('%s "%s %s" %s %.1fms request_id=%s', client_address(request), request.method, path,
+                        response.status_code, (time.monotonic() - started) * 1000, request_id)
         response["X-Request-ID"] = request_id
         client_id = request.headers.get("X-Request-ID", "")
         if client_id and CLIENT_ID_RE.match(client_id):
             response["X-Client-Request-ID"] = client_id
+        return response
+
+
+class InputHygieneMiddleware:
+    """Refuse, before any view or database sees them, what no page or endpoint accepts:
+
+    * control characters (U+0000-U+001F, U+007F) in the path or in any query name or value,
+      decoded: a NUL reaching PostgreSQL is an error, the others are never meaningful in an id
+      or a filter (400);
+    * a body with no length (chunked transfer encoding): gunicorn hands it over and Django would
+      read it as empty, so the request would silently lose its body (411).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if CONTROL_CHARACTERS.search(request.path_info):
+            return _refuse(request, 400, "The path contains a control character.")
+        for name, values in request.GET.lists():
+            if CONTROL_CHARACTERS.search(name) or any(CONTROL_CHARACTERS.search(value) for value in values):
+                return _refuse(request, 400, f"The query parameter {name!r} contains a control character.")
+        if (request.method in BODY_METHODS and not request.META.get("CONTENT_LENGTH")
+                and "HTTP_TRANSFER_ENCODING" in request.META):
+            return _refuse(request, 411, "A request body needs a Content-Length (chunked bodies are not accepted).")
+        return self.get_response(request)
+
+
+class PrivacyHeadersMiddleware:
+    """``Cache-Control: no-store`` on every response that did not choose its own caching (API
+    answers with orders and customers, the admin, the dashboard: nothing of them may stay in a
+    browser's or a proxy's cache), and the ``Permissions-Policy``. Static files and the pages
+    marked ``never_cache`` say their own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return response
 
 
@@ -81,10 +143,10 @@ class RequestSizeLimitMiddleware:
         try:
             length = int(raw)
         except ValueError:
-            return JsonResponse({"detail": "Content-Length is not a number."}, status=400)
+            return _refuse(request, 400, "Content-Length is not a number.")
         if length < 0:
-            return JsonResponse({"detail": "Content-Length is negative."}, status=400)
+            return _refuse(request, 400, "Content-Length is negative.")
         limit = settings.API_MAX_BODY_BYTES
         if length > limit:
-            return JsonResponse({"detail": f"Request body too large: {length} bytes, limit {limit}."}, status=413)
+            return _refuse(request, 413, f"Request body too large: {length} bytes, limit {limit}.")
         return self.get_response(request)

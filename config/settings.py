@@ -6,10 +6,13 @@ tests/settings.py.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -91,8 +94,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: the docs work offline
     "django_filters",
     "django_q",
+    "axes",
     "messaging",
     "shop",
     "payments",
@@ -106,8 +111,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.TraceMiddleware",
     "config.middleware.RequestIdMiddleware",
+    "config.middleware.InputHygieneMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.PrivacyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -115,6 +123,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: turns a login that django-axes refused into its 429 page
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -267,12 +277,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumbers",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserThrottle", "config.throttling.AnonThrottle"],
 }
 # Rates per user (anonymous: per client address). "N/second|minute|hour|day".
@@ -280,14 +290,26 @@ API_THROTTLE_RATES = {
     "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
     "anon": os.environ.get("API_THROTTLE_ANON", "300/minute"),
     "orders": os.environ.get("API_THROTTLE_ORDERS", "120/minute"),
+    # POST /api/auth/token/ per client address, whatever the account (django-axes counts failures)
+    "login": os.environ.get("API_THROTTLE_LOGIN", "20/minute"),
 }
 API_MAX_BODY_BYTES = _env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# The deepest nesting and the most values (keys and items, in all) a JSON body may hold.
+API_JSON_MAX_DEPTH = _env_int("API_JSON_MAX_DEPTH", 20, minimum=4)
+API_JSON_MAX_VALUES = _env_int("API_JSON_MAX_VALUES", 5000, minimum=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Logistics integration platform API",
     "DESCRIPTION": "E-shop orders, warehouse, transport and tracking, integrated through RabbitMQ.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ShippingMethodEnum": "contracts.methods.SHIPPING_METHODS",
+        "PaymentMethodEnum": "contracts.methods.PAYMENT_METHODS",
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
@@ -297,10 +319,15 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBased
 # The throttles' request histories (config/throttling.py), shared by every web worker process
 # and thread: throttling counts per user across all of them.
 API_THROTTLE_DIR = str(Path(CACHE_DIR) / "throttle")
+# At most this many histories are kept (the least recently used go first): a bound on the
+# folder whatever clients send.
+API_THROTTLE_MAX_HISTORIES = _env_int("API_THROTTLE_MAX_HISTORIES", 100_000, minimum=100)
 
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@logistics.example")
+# The public address of the site, for links that leave it (the tracking link in mails).
+SITE_URL = (os.environ.get("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 # --- misc ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -315,6 +342,26 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 LOGIN_URL = "/admin/login/"
+
+# --- sign-in ----------------------------------------------------------------------
+# Password logins (the admin's, the browsable API's and POST /api/auth/token/) go through
+# django-axes: after LOGIN_FAILURE_LIMIT failures for one account, or from one client address
+# (config/client_address.py), that account or address is refused for LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_float("LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "config.client_address.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # the access log (config/middleware.py) has every request already
+AXES_VERBOSE = False
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # --- security -------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -334,12 +381,50 @@ SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", False)
 if _env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+
+def _env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in _env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from None
+    return networks
+
+
+# The proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated; e.g.
+# 127.0.0.1 for an nginx on this machine). None by default: the client is the peer, and
+# forwarding headers change nothing (config/client_address.py).
+TRUSTED_PROXIES = _env_networks("DJANGO_TRUSTED_PROXIES")
+
+# Every HTML page: scripts only from this site or inline with the response's nonce
+# (``request.csp_nonce``), nothing from elsewhere, no framing. Styles may be inline: Swagger UI
+# and ReDoc set them as they render, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],  # ReDoc's search runs in a worker it makes from a blob
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Browser features no page here uses, turned off (config/middleware.py sends it).
+PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+                      "microphone=(), payment=(), usb=()")
+
 # --- observability (README "Seeing the flow") ---------------------------------------------
 # The queue workers' and web workers' metric files (prometheus_client's multiprocess mode; see
 # observability/metrics.py, which hands this folder to prometheus_client and makes it).
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(BASE_DIR / ".run" / "prometheus")
 # /metrics: a scraper with "Authorization: Bearer <METRICS_TOKEN>", staff, or (unless behind a
-# TLS proxy, where every request seems to come from loopback) a client on the loopback address.
+# TLS proxy) a client whose address (config/client_address.py) is loopback.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOW_LOOPBACK = _env_bool("METRICS_ALLOW_LOOPBACK", not _env_bool("DJANGO_BEHIND_TLS_PROXY", False))
 DASHBOARD_POLL_SECONDS = _env_float("DASHBOARD_POLL_SECONDS", 2.0, minimum=0.5)

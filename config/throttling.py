@@ -23,6 +23,8 @@ from pathlib import Path
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
+from config.client_address import client_key
+
 # Histories untouched for longer than the longest period DRF knows (a day) are empty: a
 # process removes them after every PRUNE_EVERY writes, as the file cache culled its entries.
 LONGEST_PERIOD_SECONDS = 86400
@@ -80,31 +82,57 @@ _writes = itertools.count(1)
 
 def _written(folder: Path) -> None:
     if next(_writes) % PRUNE_EVERY == 0:
-        histories_prune(folder, before=time.time() - LONGEST_PERIOD_SECONDS)
+        histories_prune(folder, before=time.time() - LONGEST_PERIOD_SECONDS,
+                        keep_at_most=settings.API_THROTTLE_MAX_HISTORIES)
 
 
-def histories_prune(folder: Path, *, before: float) -> int:
-    """Remove the histories last written before ``before``; returns how many. Each is locked
-    first, so a request counting in it meanwhile keeps its file."""
+def histories_prune(folder: Path, *, before: float, keep_at_most: int | None = None) -> int:
+    """Remove the histories last written before ``before``, then, while more than
+    ``keep_at_most`` are left, the least recently written ones: the folder stays bounded
+    whatever clients send (each process prunes after every PRUNE_EVERY writes, so it holds at
+    most ``keep_at_most`` plus that many per process). Returns how many were removed. Each is
+    locked first, so a request counting in it meanwhile keeps its file."""
     removed = 0
+    kept: list[tuple[float, str]] = []
     for entry in os.scandir(folder):
         try:
-            fd = os.open(entry.path, os.O_RDWR)
+            mtime = entry.stat().st_mtime
         except FileNotFoundError:
             continue  # pruned by another process
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            stat = os.fstat(fd)
-            if stat.st_nlink and stat.st_mtime < before:
-                os.unlink(entry.path)
-                removed += 1
-        finally:
-            os.close(fd)
+        if mtime < before:
+            removed += _history_remove(entry.path, before=before)
+        else:
+            kept.append((mtime, entry.path))
+    if keep_at_most is not None and len(kept) > keep_at_most:
+        kept.sort()
+        for _mtime, path in kept[: len(kept) - keep_at_most]:
+            removed += _history_remove(path, before=float("inf"))
     return removed
 
 
+def _history_remove(path: str, *, before: float) -> int:
+    """Unlink the history at ``path`` if it was last written before ``before`` (1), else 0."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        stat = os.fstat(fd)
+        if stat.st_nlink and stat.st_mtime < before:
+            os.unlink(path)
+            return 1
+        return 0
+    finally:
+        os.close(fd)
+
+
 class _SharedHistoryThrottle(SimpleRateThrottle):
-    """DRF's sliding window with rates from settings and histories from ``history_count``."""
+    """DRF's sliding window with rates from settings and histories from ``history_count``;
+    anonymous clients are counted by ``config.client_address.client_key``."""
+
+    def get_ident(self, request):
+        return client_key(request)
 
     def get_rate(self):
         return settings.API_THROTTLE_RATES.get(self.scope)
@@ -137,3 +165,12 @@ class OrderPlacementThrottle(_SharedHistoryThrottle, UserRateThrottle):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+
+class LoginThrottle(_SharedHistoryThrottle, AnonRateThrottle):
+    """Password logins through the API, per client address (authenticated or not)."""
+
+    scope = "login"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -5,20 +5,29 @@ The API answers at /api/ and, as version 1 (the current one), at /api/v1/.
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+
+from config.views import ApiRootApi, home
 
 api = [
-    path("", include("shop.urls")),  # orders
+    path("", ApiRootApi.as_view(), name="root"),
+    path("", include("shop.urls")),  # orders, sign-in
+    path("", include("observability.api_urls")),  # the catalogue (products with the warehouse's availability)
+    path("", include("support.api_urls")),  # public tracking
     path("", include("transport.urls")),  # the drivers' stage reports
 ]
 
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("api-auth/", include("rest_framework.urls")),  # the browsable API's login and logout
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Swagger UI's own script is served by the same view (``?script``), not inline: the CSP allows it
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="redoc.html"), name="redoc"),
     path("api/v1/", include((api, "v1"))),
     path("api/", include((api, "api"))),
-    path("", include("support.urls")),  # /track/<shipment_id>/ and /api/(v1/)tracking/<shipment_id>/
+    path("", include("support.urls")),  # /track/ and /track/<shipment_id>/
     path("", include("observability.urls")),  # /dashboard/, /healthz, /readyz, /metrics
 ]
 

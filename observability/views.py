@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from datetime import datetime
 from functools import wraps
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
+from config.client_address import client_address
 from observability import selectors
 from observability.metrics import metrics_render
 
@@ -143,9 +143,9 @@ def metrics_allowed(request: HttpRequest) -> bool:
 
     * a scraper sending ``Authorization: Bearer <METRICS_TOKEN>`` when that setting is set;
     * a logged-in staff user;
-    * a client on the loopback address (127.0.0.0/8, ::1) when METRICS_ALLOW_LOOPBACK is on
-      (the default, except behind a TLS proxy, where every request seems to come from it) and
-      the request was not forwarded by a proxy.
+    * a client whose address (``config.client_address``: the peer, or what a trusted proxy
+      forwarded) is loopback (127.0.0.0/8, ::1), when METRICS_ALLOW_LOOPBACK is on (the
+      default, except behind a TLS proxy). Forwarding headers from anyone else change nothing.
     """
     token = settings.METRICS_TOKEN
     if token:
@@ -155,12 +155,7 @@ def metrics_allowed(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is not None and user.is_active and user.is_staff:
         return True
-    if settings.METRICS_ALLOW_LOOPBACK and "HTTP_X_FORWARDED_FOR" not in request.META:
-        try:
-            return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
-        except ValueError:
-            return False
-    return False
+    return settings.METRICS_ALLOW_LOOPBACK and client_address(request).is_loopback
 
 
 @require_safe

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.errors import DomainError
-from shop.models import Customer, Order, OrderLine, OrderStatusChange, Product
+from shop.models import Customer, IdempotentRequest, Order, OrderLine, OrderStatusChange, Product
 from shop.services import order_cancel
 
 
@@ -93,3 +93,19 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, f"{cancelled} order(s) cancelled.", messages.SUCCESS)
         for reason in refused:
             self.message_user(request, f"Not cancelled: {reason}", messages.WARNING)
+
+
+@admin.register(IdempotentRequest)
+class IdempotentRequestAdmin(admin.ModelAdmin):
+    """The first answers kept for Idempotency-Keys (24 hours): for looking into a client's retries."""
+
+    list_display = ["key", "user", "response_status", "created_at"]
+    search_fields = ["key", "user__username"]
+    list_filter = ["response_status"]
+    readonly_fields = ["user", "key", "fingerprint", "response_status", "response_body", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
-from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
+from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
+from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
+from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, PaymentMethod, ShippingMethod
 from shop import selectors, services
-from shop.models import Order, OrderLine
-
-SAFE_TEXT = r"^[A-Za-z0-9_\- ]+$"
+from shop.models import Order, OrderLine, OrderStatus
 
 
 # --- input ----------------------------------------------------------------------------
@@ -54,8 +55,17 @@ class OrderIn(serializers.Serializer):
     customer = CustomerIn()
     shipping_address = AddressIn()
     items = OrderItemIn(many=True, allow_empty=False, max_length=50)
-    shipping_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="standard")
-    payment_method = serializers.RegexField(SAFE_TEXT, max_length=32, required=False, default="credit_card")
+    shipping_method = serializers.ChoiceField(SHIPPING_METHODS, required=False,
+                                              default=ShippingMethod.STANDARD.value)
+    payment_method = serializers.ChoiceField(PAYMENT_METHODS, required=False, default=PaymentMethod.CREDIT_CARD.value,
+                                             help_text='"card_declined": the test value the provider declines.')
+
+    def get_initial(self) -> dict:
+        """An empty order with one empty line: the browsable API's form shows the whole shape."""
+        initial = super().get_initial()
+        if not hasattr(self, "initial_data"):
+            initial["items"] = [OrderItemIn().get_initial()]
+        return initial
 
 
 # --- output ---------------------------------------------------------------------------
@@ -128,37 +138,62 @@ class OrderDetailOut(OrderOut):
 
 
 # --- views ----------------------------------------------------------------------------
+class OrderFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=OrderStatus.choices, help_text="one or more (repeat the parameter)")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte",
+                                              help_text="placed at or after (ISO 8601)")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt",
+                                               help_text="placed before (ISO 8601)")
+    ordering = filters.OrderingFilter(fields=(("created_at", "created_at"),),
+                                      help_text="created_at (oldest first) or -created_at (newest first, the default)")
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+
 class OrderListCreateApi(GenericAPIView):
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle, AnonThrottle, OrderPlacementThrottle]
     serializer_class = OrderOut
+    filterset_class = OrderFilter
+
+    def get_serializer_class(self):
+        # the browsable API's form for placing an order shows what to send, not what comes back
+        return OrderIn if self.request is not None and self.request.method == "POST" else OrderOut
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Order.objects.none()
         return selectors.order_list(user=self.request.user)
 
-    @extend_schema(summary="Your orders (staff: all orders)",
-                   responses={200: OrderOut(many=True), 404: NOT_FOUND, **COMMON_ERRORS})
+    @extend_schema(summary="Your orders (staff: all orders), newest first; filter by status and time",
+                   responses={200: OrderOut(many=True), **COMMON_ERRORS})
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(OrderOut(page, many=True).data)
 
-    @extend_schema(summary="Place an order", request=OrderIn, responses={201: OrderOut, **COMMON_ERRORS})
+    @extend_schema(summary="Place an order", request=OrderIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: OrderOut, 422: UNPROCESSABLE, **COMMON_ERRORS})
     def post(self, request: Request) -> Response:
-        body = OrderIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        order = services.order_place(
-            customer=services.customer_for_user(user=request.user),
-            contact=services.Contact(**data["customer"]),
-            shipping_address=dict(data["shipping_address"]),
-            items=[services.OrderItem(**item) for item in data["items"]],
-            shipping_method=data["shipping_method"],
-            payment_method=data["payment_method"],
-            order_id=getattr(request, "request_id", None),
-        )
-        return Response(OrderOut(order).data, status=status.HTTP_201_CREATED)
+        def place() -> services.Answer:
+            body = OrderIn(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+            order = services.order_place(
+                customer=services.customer_for_user(user=request.user),
+                contact=services.Contact(**data["customer"]),
+                shipping_address=dict(data["shipping_address"]),
+                items=[services.OrderItem(**item) for item in data["items"]],
+                shipping_method=data["shipping_method"],
+                payment_method=data["payment_method"],
+                order_id=getattr(request, "request_id", None),
+            )
+            return services.Answer(status.HTTP_201_CREATED, OrderOut(order).data)
+
+        return _answered(services.request_once(
+            user=request.user, key=idempotency_key(request),
+            fingerprint=services.request_fingerprint(operation="order.place", body=request.data), perform=place))
 
 
 class OrderDetailApi(GenericAPIView):
@@ -177,7 +212,60 @@ class OrderCancelApi(GenericAPIView):
     serializer_class = OrderDetailOut
 
     @extend_schema(summary="Cancel your order before picking starts", request=None,
-                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, **COMMON_ERRORS})
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: UNPROCESSABLE, **COMMON_ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
-        services.order_cancel(user=request.user, order_id=order_id)
-        return Response(OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)
+        def cancel() -> services.Answer:
+            services.order_cancel(user=request.user, order_id=order_id)
+            return services.Answer(status.HTTP_200_OK,
+                                   OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)
+
+        return _answered(services.request_once(
+            user=request.user, key=idempotency_key(request),
+            fingerprint=services.request_fingerprint(operation=f"order.cancel:{order_id}", body=None), perform=cancel))
+
+
+def _answered(answer: services.Answer) -> Response:
+    response = Response(answer.body, status=answer.status)
+    if answer.replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response
+
+
+# --- sign-in ----------------------------------------------------------------------------
+class TokenIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField(help_text="send it as `Authorization: Token <token>`")
+
+
+class TokenObtainApi(GenericAPIView):
+    """Exchange a customer's username and password for their API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []  # a password login, never a session's (no CSRF needed)
+    throttle_classes = [LoginThrottle]
+    serializer_class = TokenIn
+
+    @extend_schema(summary="Your API token, for your username and password", request=TokenIn,
+                   responses={200: TokenOut, **COMMON_ERRORS}, auth=[])
+    def post(self, request: Request) -> Response:
+        body = TokenIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = services.customer_token_obtain(request=request._request, **body.validated_data)
+        return Response({"token": key})
+
+
+class TokenRotateApi(GenericAPIView):
+    """Replace your API token: the old one stops working at once."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [UserThrottle, LoginThrottle]
+    serializer_class = TokenOut
+
+    @extend_schema(summary="Replace your API token", request=None, responses={200: TokenOut, **COMMON_ERRORS})
+    def post(self, request: Request) -> Response:
+        return Response({"token": services.customer_token_rotate(user=request.user)})

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ShopConfig(AppConfig):
@@ -7,3 +8,11 @@ class ShopConfig(AppConfig):
 
     def ready(self) -> None:
         from shop import handlers  # noqa: F401 - registers the queue handlers
+
+        post_migrate.connect(_housekeeping_ensure, sender=self)
+
+
+def _housekeeping_ensure(sender, **kwargs) -> None:
+    from messaging.schedules import Housekeeping, schedules_ensure
+
+    schedules_ensure([Housekeeping("idempotency-keys-prune", "shop.tasks.idempotency_keys_prune", minutes=60)])

@@ -150,3 +150,26 @@ class OrderStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotentRequest(models.Model):
+    """The first answer to a request sent with an ``Idempotency-Key`` header, kept 24 hours.
+
+    The row is inserted in the transaction that does the work, before it: a duplicate arriving
+    meanwhile waits on the unique (user, key) until that transaction ends, then finds the row
+    with its answer (or, if the work failed and rolled back, none, and does the work itself).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the operation and the canonical JSON body")
+    # null only inside the transaction doing the work: committed rows always hold the answer
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.response_status})"

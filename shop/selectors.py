@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from config.errors import NotFound
-from shop.models import FINAL_STATUSES, Order, OrderStatusChange
+from shop.models import FINAL_STATUSES, Order, OrderStatusChange, Product
 
 
 def order_list(*, user: AbstractUser) -> QuerySet[Order]:
@@ -61,3 +61,8 @@ def order_status_changes(*, since: datetime, until: datetime) -> Iterator[tuple[
         .values_list("order_id", "status", "at")
         .iterator(chunk_size=2000)
     )
+
+
+def product_list() -> QuerySet[Product]:
+    """The catalogue: the products on sale (active), by product id."""
+    return Product.objects.filter(active=True).order_by("sku")

@@ -24,7 +24,12 @@ def on_shipment_status_changed(message: Message) -> None:
 @message_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
 def on_order_placed(message: Message) -> None:
     data = payload_validated(OrderPlaced, message)
-    services.customer_contact_record(order_id=data.order_id, name=data.recipient, email=data.contact_email)
+    services.customer_contact_record(
+        order_id=data.order_id, name=data.recipient, email=data.contact_email,
+        summary=services.OrderSummary(
+            lines=[services.SummaryLine(product_id=line.product_id, name=line.name, quantity=line.quantity)
+                   for line in data.items],
+            total=data.total, currency=data.currency))
 
 
 @message_handler(SUPPORT_REQUESTS, OrderCancelled.TYPE, consumer=REQUESTS_CONSUMER)

@@ -84,6 +84,8 @@ class CustomerContact(models.Model):
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
     received_at = models.DateTimeField(null=True, blank=True, help_text="when the order's contact arrived")
+    # what the order holds, for the mails: {"lines": [{"product_id", "name", "quantity"}], "total", "currency"}
+    order_summary = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]

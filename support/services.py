@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Literal
+from urllib.parse import quote
 from uuid import UUID
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from contracts.messages import CustomerNotified
@@ -52,9 +56,30 @@ def _greeting(name: str) -> str:
     return f"Hello {name or UNKNOWN_NAME},\n\n"
 
 
+@dataclass(frozen=True)
+class SummaryLine:
+    product_id: str
+    name: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """What an order holds, as the mails show it."""
+
+    lines: list[SummaryLine]
+    total: Decimal
+    currency: str
+
+    def as_json(self) -> dict:
+        return {"lines": [asdict(line) for line in self.lines], "total": str(self.total), "currency": self.currency}
+
+
 @transaction.atomic(savepoint=False)
-def customer_contact_record(*, order_id: UUID, name: str, email: str) -> CustomerContact:
-    """Keep the contact of a new order (from ``order.placed``). Once: a repeat changes nothing.
+def customer_contact_record(*, order_id: UUID, name: str, email: str,
+                            summary: OrderSummary | None = None) -> CustomerContact:
+    """Keep the contact of a new order (from ``order.placed``), and what the order holds for the
+    mails' summary. Once: a repeat changes nothing.
 
     Notifications written before the contact arrived and not mailed yet get their recipient
     (and greeting) now, so they are mailed to the right address.
@@ -63,7 +88,8 @@ def customer_contact_record(*, order_id: UUID, name: str, email: str) -> Custome
     if contact.known:
         return contact
     contact.name, contact.email, contact.received_at = name, email, timezone.now()
-    contact.save(update_fields=["name", "email", "received_at"])
+    contact.order_summary = summary.as_json() if summary else {}
+    contact.save(update_fields=["name", "email", "received_at", "order_summary"])
     unaddressed = list(CustomerNotification.objects.filter(order_id=order_id, sent_at__isnull=True, recipient=""))
     for notification in unaddressed:
         notification.recipient = email
@@ -98,7 +124,7 @@ def tracking_record_stage(
     notification = CustomerNotification.objects.create(
         order_id=order_id, shipment_id=shipment_id, status=status, recipient=contact.email,
         subject=f"{STAGE_SUBJECTS[status]} ({shipment_id})",
-        body=f"{_greeting(contact.name)}{message}.\n\nFollow your shipment: /track/{shipment_id}/\n",
+        body=f"{_greeting(contact.name)}{message}.\n\nFollow your shipment: {track_url(shipment_id)}\n",
     )
     outbox_emit(
         queue=CUSTOMER_NOTIFICATIONS, type=CustomerNotified.TYPE, correlation_id=order_id, producer=PRODUCER,
@@ -120,6 +146,30 @@ def customer_tell_order_outcome(*, order_id: UUID, outcome: Outcome, message: st
             order_id=order_id, status=outcome, shipment_id="", recipient=contact.email, body=body,
             subject=f"{STAGE_SUBJECTS[outcome]} ({str(order_id)[:8]})")
     return notification
+
+
+def track_url(shipment_id: str) -> str:
+    """The shipment's tracking page, as an absolute link (SITE_URL): mails leave the site."""
+    return f"{settings.SITE_URL}/track/{quote(shipment_id)}/"
+
+
+def mail_compose(notification: CustomerNotification, contact: CustomerContact | None) -> EmailMultiAlternatives:
+    """The mail for a notification: its text, then the order's lines and total (when its
+    contact brought them), as plain text and as HTML."""
+    summary = (contact.order_summary if contact else None) or {}
+    lines = summary.get("lines", [])
+    text = notification.body
+    if lines:
+        text += "\nYour order:\n" + "".join(
+            f"  {line['quantity']} x {line['name'] or line['product_id']} ({line['product_id']})\n" for line in lines)
+        text += f"Total: {summary['total']} {summary['currency']}\n"
+    html = render_to_string("support/mail.html", {
+        "notification": notification, "lines": lines, "summary": summary,
+        "track_url": track_url(notification.shipment_id) if notification.shipment_id else None,
+    })
+    mail = EmailMultiAlternatives(notification.subject, text, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
+    mail.attach_alternative(html, "text/html")
+    return mail
 
 
 def _contact_locked(order_id: UUID) -> CustomerContact:
@@ -178,11 +228,13 @@ def notifications_send(*, limit: int = 100) -> int:
         for notification in pending:
             attempt_failed(notification, exc)
     else:
+        contacts = {c.order_id: c for c in CustomerContact.objects.filter(order_id__in={n.order_id for n in pending})}
         try:
             for notification in pending:
                 try:
-                    EmailMessage(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL,
-                                 [notification.recipient], connection=mail).send()
+                    message = mail_compose(notification, contacts.get(notification.order_id))
+                    message.connection = mail
+                    message.send()
                 except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
                     attempt_failed(notification, exc)
                 else:

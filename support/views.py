@@ -1,6 +1,9 @@
+import re
+
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
 from contracts.stages import SHIPMENT_STAGES, ShipmentStage
 from support.selectors import tracking_get
@@ -15,6 +18,20 @@ STAGE_LABELS = {
 }
 FINAL_STAGE = ShipmentStage.DELIVERED
 REFRESH_SECONDS = 10
+SHIPMENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
+
+
+@require_safe
+def track_search(request: HttpRequest) -> HttpResponse:
+    """The front page's search form: to the shipment's page (``?shipment_id=``), or back to the
+    front page without one; an id that cannot be one is a 400 page."""
+    shipment_id = request.GET.get("shipment_id", "").strip()
+    if not shipment_id:
+        return redirect("home")
+    if not SHIPMENT_ID_RE.match(shipment_id):
+        return HttpResponse("Not a shipment id: letters, digits, '.', '_' and '-', at most 40.\n", status=400,
+                            content_type="text/plain; charset=utf-8")
+    return redirect("track", shipment_id=shipment_id)
 
 
 @never_cache

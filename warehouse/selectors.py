@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from uuid import UUID
 
 from django.db.models import QuerySet
@@ -11,3 +12,13 @@ def stock_list() -> QuerySet[StockItem]:
 
 def reservation_get(*, order_id: UUID) -> Reservation | None:
     return Reservation.objects.filter(order_id=order_id).prefetch_related("lines__stock_item").first()
+
+
+def stock_on_hand(*, skus: Iterable[str]) -> dict[str, int]:
+    """{sku: units on hand} for these skus (a sku the warehouse does not stock is left out)."""
+    return dict(StockItem.objects.filter(sku__in=list(skus)).values_list("sku", "quantity_on_hand"))
+
+
+def skus_in_stock() -> QuerySet:
+    """The skus with at least one unit on hand (a subquery for other reads)."""
+    return StockItem.objects.filter(quantity_on_hand__gt=0).values("sku")

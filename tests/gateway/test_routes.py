@@ -10,11 +10,20 @@ ROUTES = {
     "/api/v1/orders/": "shop.api.OrderListCreateApi",
     "/api/v1/orders/ORD-1/": "shop.api.OrderDetailApi",
     "/api/v1/orders/ORD-1/cancel/": "shop.api.OrderCancelApi",
+    "/": "config.views.home",
+    "/api/": "config.views.ApiRootApi",
+    "/api/v1/": "config.views.ApiRootApi",
+    "/api/products/": "observability.api.ProductListApi",
+    "/api/v1/products/": "observability.api.ProductListApi",
+    "/api/auth/token/": "shop.api.TokenObtainApi",
+    "/api/auth/token/rotate/": "shop.api.TokenRotateApi",
+    "/api/v1/auth/token/": "shop.api.TokenObtainApi",
     "/api/tracking/SHP-1/": "support.api.TrackingApi",
     "/api/v1/tracking/SHP-1/": "support.api.TrackingApi",
     "/api/shipments/SHP-1/stage/": "transport.api.ShipmentStageApi",
     "/api/v1/shipments/SHP-1/stage/": "transport.api.ShipmentStageApi",
     "/track/SHP-1/": "support.views.track_page",
+    "/track/": "support.views.track_search",
     "/dashboard/": "observability.views.dashboard_page",
     "/dashboard/data.json": "observability.views.dashboard_data",
     "/dashboard/orders/ORD-1/journey/": "observability.views.journey_page",
@@ -24,7 +33,8 @@ ROUTES = {
     "/metrics": "observability.views.metrics",
     "/favicon.ico": "observability.views.favicon",
     "/api/schema/": "drf_spectacular.views.SpectacularAPIView",
-    "/api/docs/": "drf_spectacular.views.SpectacularSwaggerView",
+    "/api/docs/": "drf_spectacular.views.SpectacularSwaggerSplitView",
+    "/api/redoc/": "drf_spectacular.views.SpectacularRedocView",
     "/admin/": "django.contrib.admin.sites.index",
 }
 
@@ -36,7 +46,10 @@ def test_each_public_path_is_served_by_its_view(path, view):
 
 def test_the_names_that_templates_and_views_reverse():
     assert reverse("track", args=["SHP-1"]) == "/track/SHP-1/"
-    assert reverse("tracking", args=["SHP-1"]) == "/api/tracking/SHP-1/"
+    assert reverse("api:tracking", args=["SHP-1"]) == "/api/tracking/SHP-1/"
+    assert reverse("v1:tracking", args=["SHP-1"]) == "/api/v1/tracking/SHP-1/"
+    assert reverse("track-search") == "/track/"
+    assert reverse("home") == "/"
     assert reverse("api:order-list") == "/api/orders/"
     assert reverse("v1:order-detail", args=["ORD-1"]) == "/api/v1/orders/ORD-1/"
     assert reverse("observability:dashboard") == "/dashboard/"

@@ -95,13 +95,13 @@ def test_dashboard_follows_orders_live_and_the_tracking_page_reads_on_a_phone(
             page.click("input[type=submit]")
             page.wait_for_url(f"{base}/dashboard/")
             page.evaluate("window.__sameDocument = true")
-            page.wait_for_function("Number(document.body.dataset.polls) >= 1", timeout=15_000)
+            page.wait_for_function("() => Number(document.body.dataset.polls) >= 1", timeout=15_000)
             page.wait_for_function(
-                "document.querySelector('#queues tr[data-queue=new_orders] td:nth-child(3)').textContent === '1'",
+                "() => document.querySelector('#queues tr[data-queue=new_orders] td:nth-child(3)').textContent === '1'",
                 timeout=30_000)  # every worker is connected
             # a 2-minute chart window (2 s per sample), chosen on the page
             page.select_option("#window", "2")
-            page.wait_for_function("document.querySelector('.win').textContent === '2'", timeout=10_000)
+            page.wait_for_function("() => document.querySelector('.win').textContent === '2'", timeout=10_000)
             assert page.url == f"{base}/dashboard/?minutes=2"
             before = stage_counts(page)
             assert before == dict.fromkeys(STAGES, 0)
@@ -138,7 +138,7 @@ def test_dashboard_follows_orders_live_and_the_tracking_page_reads_on_a_phone(
             print(f"stage counts seen on the dashboard: {len(seen)} states, e.g. {in_between[0]}")
             # the charts are drawn: six stacked stage areas and the bars of what was placed and delivered
             page.wait_for_function(
-                f"document.getElementById('throughput-chart').getAttribute('data-delivered') === '{ORDERS}'",
+                f"() => document.getElementById('throughput-chart').getAttribute('data-delivered') === '{ORDERS}'",
                 timeout=10_000)
             assert page.locator("#flow-chart path.area").count() == 6  # the six in-flight stages
             assert page.locator("#flow-chart path.total").count() == 1

@@ -1,0 +1,101 @@
+"""The public catalogue: the shop's products and prices with the warehouse's availability.
+
+A read across two apps (the shop owns products and prices, the warehouse its stock), so it
+lives in the read model, through each app's selectors.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from config.openapi import COMMON_ERRORS
+from config.pagination import PageNumbers
+from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS
+from shop.models import Product
+from shop.selectors import product_list
+from warehouse.selectors import skus_in_stock, stock_on_hand
+
+
+class ProductOut(serializers.ModelSerializer):
+    product_id = serializers.CharField(source="sku")
+    available = serializers.SerializerMethodField(help_text="whether the warehouse has at least one unit")
+    quantity_available = serializers.SerializerMethodField(help_text="units on hand in the warehouse")
+
+    class Meta:
+        model = Product
+        fields = ["product_id", "name", "price", "currency", "available", "quantity_available"]
+
+    def get_available(self, product: Product) -> bool:
+        return self.get_quantity_available(product) > 0
+
+    def get_quantity_available(self, product: Product) -> int:
+        return self.context["on_hand"].get(product.sku, 0)
+
+
+class ProductFilter(filters.FilterSet):
+    product_id = filters.CharFilter(field_name="sku", help_text="exactly this product id")
+    name = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="name contains (any case)")
+    min_price = filters.NumberFilter(field_name="price", lookup_expr="gte")
+    max_price = filters.NumberFilter(field_name="price", lookup_expr="lte")
+    currency = filters.CharFilter(field_name="currency")
+    # a choice, not a BooleanFilter (which ignores a value it cannot read): "maybe" is a 400
+    available = filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="filter_available",
+                                     help_text="true: in stock; false: out of stock")
+    ordering = filters.OrderingFilter(fields=(("sku", "product_id"), ("name", "name"), ("price", "price")))
+
+    class Meta:
+        model = Product
+        fields: list[str] = []
+
+    def filter_available(self, queryset: QuerySet[Product], name: str, value: str) -> QuerySet[Product]:
+        in_stock = skus_in_stock()
+        return queryset.filter(sku__in=in_stock) if value == "true" else queryset.exclude(sku__in=in_stock)
+
+
+class CataloguePages(PageNumbers):
+    """Pages of products, with the shipping and payment methods an order may name."""
+
+    def get_paginated_response(self, data) -> Response:
+        response = super().get_paginated_response(data)
+        response.data.update(shipping_methods=list(SHIPPING_METHODS), payment_methods=list(PAYMENT_METHODS))
+        return response
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"].update(
+            shipping_methods={"type": "array", "items": {"type": "string", "enum": list(SHIPPING_METHODS)}},
+            payment_methods={"type": "array", "items": {"type": "string", "enum": list(PAYMENT_METHODS)}},
+        )
+        paginated["required"] = [*paginated.get("required", []), "shipping_methods", "payment_methods"]
+        return paginated
+
+
+class ProductListApi(ListAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = ProductOut
+    filterset_class = ProductFilter
+    pagination_class = CataloguePages
+
+    def get_queryset(self) -> QuerySet[Product]:
+        return product_list()
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        page = getattr(self, "_page", None)
+        context["on_hand"] = stock_on_hand(skus=[p.sku for p in page]) if page is not None else {}
+        return context
+
+    def paginate_queryset(self, queryset):
+        self._page = super().paginate_queryset(queryset)
+        return self._page
+
+    @extend_schema(summary="The catalogue: products, prices, availability, and the methods an order may name",
+                   responses={200: ProductOut(many=True), **COMMON_ERRORS}, auth=[])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

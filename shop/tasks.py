@@ -1,0 +1,8 @@
+"""The shop's housekeeping (a django-q2 schedule, run by qcluster)."""
+
+from shop.services import idempotent_requests_prune
+
+
+def idempotency_keys_prune() -> int:
+    """Forget the Idempotency-Keys older than 24 hours."""
+    return idempotent_requests_prune()
