@@ -183,6 +183,10 @@ MESSAGING = {
     "RELAY_LISTEN_FALLBACK_SECONDS": _env_float("RELAY_LISTEN_FALLBACK_SECONDS", 2.0),
     # Delays (seconds) before the 1st, 2nd, ... retry of a transiently failing message.
     "RETRY_DELAYS": (1, 5, 25),
+    # Quorum queues dead-letter a message returned to them more often than this: the backstop for
+    # a message that kills its worker before it can be parked. Every worker holding it that dies
+    # (kill -9, a lost node) counts one, so it is well above what the fault tests inflict.
+    "DELIVERY_LIMIT": _env_int("QUEUE_DELIVERY_LIMIT", 20, minimum=1),
 }
 
 

@@ -195,6 +195,22 @@ class System:
         return "\n".join(out)
 
 
+_migrated: set[str] = set()  # the RABBITMQ_URLs whose topology this test session brought up to date
+
+
+def topology_ready(connection) -> None:
+    """The topology declared on ``connection``'s broker; the first time in this session for each
+    RABBITMQ_URL, queues an earlier version left there (classic queues) are migrated first."""
+    from django.conf import settings
+
+    from messaging import topology
+
+    if settings.RABBITMQ_URL not in _migrated:
+        topology.migrate(connection)
+        _migrated.add(settings.RABBITMQ_URL)
+    topology.declare(connection.channel())
+
+
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2,
                what: str = "condition") -> None:
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from messaging import broker as broker_mod
 from messaging import topology
-from tests.harness import LOG_DIR, System
+from tests.harness import LOG_DIR, System, topology_ready
 
 
 def _rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -72,8 +72,8 @@ def broker(fault_rabbitmq):
         connection = broker_mod.connect()
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not reachable (make test starts it): {exc!r}")
+    topology_ready(connection)
     channel = connection.channel()
-    topology.declare(channel)
     for name in topology.all_queue_names():
         channel.queue_purge(name)
     yield channel
