@@ -94,7 +94,8 @@ start_node() {
     return 0
   fi
   mkdir -p "$d/log"
-  (node_env "$i" && setsid nohup "$BIN/rabbitmq-server" >>"$d/log/console.log" 2>&1 </dev/null &)
+  # every descriptor away from ours: a caller reading our output must not wait for the node
+  (node_env "$i" && exec setsid "$BIN/rabbitmq-server") >>"$d/log/console.log" 2>&1 </dev/null &
 }
 
 await_node() {
