@@ -276,7 +276,7 @@ def _queue_recreate(connection, spec: QueueSpec) -> int:
         channel.queue_bind(queue=holding, exchange=source, routing_key=routing_key)
         channel.queue_unbind(queue=spec.name, exchange=source, routing_key=routing_key)
     moved = _messages_move(channel, source=spec.name, target=holding)
-    channel.queue_delete(queue=spec.name, if_unused=True, if_empty=True)
+    _queue_delete_idle(channel, spec.name)
     _queue_declare(channel, spec)
     channel.close()
     _holding_drain(connection, spec.name)  # what was moved, and what was published meanwhile
@@ -296,9 +296,20 @@ def _holding_drain(connection, queue: str) -> int:
     for source, routing_key in next(s for s in queue_specs() if s.name == queue).bindings:
         channel.queue_unbind(queue=holding, exchange=source, routing_key=routing_key)
     moved = _messages_move(channel, source=holding, target=queue)
-    channel.queue_delete(queue=holding, if_unused=True, if_empty=True)
+    _queue_delete_idle(channel, holding)
     channel.close()
     return moved
+
+
+def _queue_delete_idle(channel, queue: str) -> None:
+    """Delete ``queue``, found empty and without consumers just before. (Quorum queues refuse
+    the ``if_empty``/``if_unused`` flags of queue.delete, so they are checked here.)"""
+    found = channel.queue_declare(queue=queue, passive=True).method
+    if found.consumer_count:
+        raise QueueInUse(queue, found.consumer_count)
+    if found.message_count:
+        raise QueueNotEmpty(queue, found.message_count)
+    channel.queue_delete(queue=queue)
 
 
 def _messages_move(channel, *, source: str, target: str) -> int:
@@ -313,6 +324,16 @@ def _messages_move(channel, *, source: str, target: str) -> int:
         channel.basic_publish(exchange="", routing_key=target, body=body, properties=properties, mandatory=True)
         channel.basic_ack(method.delivery_tag)
         moved += 1
+
+
+class QueueNotEmpty(pika.exceptions.AMQPChannelError):
+    def __init__(self, queue: str, messages: int) -> None:
+        super().__init__(queue, messages)
+        self.queue, self.messages = queue, messages
+
+    def __str__(self) -> str:
+        return (f"queue {self.queue!r} still has {self.messages} message(s) after they were moved: something "
+                "publishes to it directly; stop it and run the migration again (nothing was deleted)")
 
 
 class QueueInUse(pika.exceptions.AMQPChannelError):

@@ -25,7 +25,7 @@ class Command(BaseCommand):
                     self.stdout.write(f"migrated {len(moved)} queues, {sum(moved.values())} messages moved")
             else:
                 topology.declare(connection.channel())
-        except (topology.QueueOutdated, topology.QueueInUse) as exc:
+        except (topology.QueueOutdated, topology.QueueInUse, topology.QueueNotEmpty) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             if connection.is_open:
