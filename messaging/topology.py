@@ -287,12 +287,16 @@ def _holding_drain(connection, queue: str) -> int:
     """Move what a holding queue of ``queue`` holds into it and delete it; how many were moved."""
     holding = holding_queue(queue)
     channel = connection.channel()
+    quiet = logging.getLogger("pika.channel")
+    level, quiet.level = quiet.level, logging.ERROR  # "no queue 'Q.migrating'" is the usual answer
     try:
         channel.queue_declare(queue=holding, passive=True)
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == NOT_FOUND:
             return 0
         raise
+    finally:
+        quiet.setLevel(level)
     for source, routing_key in next(s for s in queue_specs() if s.name == queue).bindings:
         channel.queue_unbind(queue=holding, exchange=source, routing_key=routing_key)
     moved = _messages_move(channel, source=holding, target=queue)

@@ -134,10 +134,11 @@ def rabbitmq_cluster():
 
 @pytest.fixture(scope="session")
 def own_postgres():
-    """A PostgreSQL cluster of the tests' own, to restart and kill."""
+    """A PostgreSQL cluster of the tests' own, to restart and kill, its database migrated."""
     if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
         pytest.skip("needs PostgreSQL's server binaries")
     server = Postgres.start()
+    server.database_migrated()
     yield server
     server.destroy()
 

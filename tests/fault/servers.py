@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -132,6 +133,22 @@ class Postgres:
         if result.returncode != 0:
             raise RuntimeError(f"ensure_postgres.sh: {result.stderr[-2000:]}")
         return cls(data=data, port=port, url=result.stdout.strip())
+
+    def database_migrated(self) -> str:
+        """The database of ``url`` created and migrated (``manage.py migrate``); returns ``url``."""
+        import dj_database_url
+        import psycopg
+
+        db = dj_database_url.parse(self.url)
+        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
+                             autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
+                conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+        result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+                                env={**os.environ, "DATABASE_URL": self.url}, cwd=ROOT, capture_output=True,
+                                text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return self.url
 
     def pg_ctl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
         bin_dir = next(Path(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
