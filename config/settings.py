@@ -169,7 +169,8 @@ RABBITMQ_URL = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5
 MESSAGING = {
     "EXCHANGE": "logistics",
     "DEAD_LETTER_EXCHANGE": "logistics.dlx",
-    "PREFETCH": _env_int("CONSUMER_PREFETCH", 50, minimum=1),
+    # RabbitMQ's advice for quorum queues: a prefetch of 100 or more
+    "PREFETCH": _env_int("CONSUMER_PREFETCH", 100, minimum=1),
     # handled (committed) messages acknowledged together with one basic.ack(multiple=True)
     "ACK_BATCH": _env_int("CONSUMER_ACK_BATCH", 10, minimum=1),
     # deliveries a worker already holds handled in one transaction (all or nothing; one on its
