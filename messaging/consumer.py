@@ -19,8 +19,8 @@ A message that can never succeed (invalid envelope or payload, unknown type, a
 unavailable, deadlock, lock timeout, a bug) is retried through the ``Q.retry.N`` delay
 queues and parked after the last one -- except while the database does not answer at all
 (restarted, failing over): then the worker hands its deliveries back, waits until it answers
-and consumes again, so an outage of any length costs no retry. If even the dead-letter row cannot be written, the
-message is rejected to the broker's ``Q.dlq``: nothing is dropped.
+and consumes again, so an outage of any length costs no retry. If even the dead-letter row
+cannot be written, the message is rejected to the broker's ``Q.dlq``: nothing is dropped.
 """
 
 from __future__ import annotations
