@@ -127,6 +127,10 @@ class Postgres:
     def start(cls) -> Postgres:
         port = free_port_run(1, start=56000, stop=57000)
         data = ROOT / ".run" / f"pg-fault-{os.getpid()}"
+        if os.getuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(ROOT)],
+                                               capture_output=True, check=False).returncode != 0:
+            # PostgreSQL runs as the postgres user, who cannot reach a checkout under /root
+            data = Path("/var/tmp") / f"logistics-pg-fault-{os.getpid()}"
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         result = subprocess.run([str(POSTGRES_SCRIPT)], env={**env, "PG_PORT": str(port), "PG_DATA": str(data)},
                                 capture_output=True, text=True, timeout=180, check=False)
