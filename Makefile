@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run test lint bench install install-dev broker migrate clean
+.PHONY: demo run test lint bench install install-dev broker migrate clean cluster cluster-stop
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,17 @@ run: broker migrate
 	$(PY) manage.py load_demo_data
 	rm -rf .run/prometheus  # metric files of processes from an earlier run
 	$(VENV)/bin/honcho start
+
+## make cluster: a three-node RabbitMQ cluster of the checkout's own (ports 5681-5683, data in
+## .run/rabbitmq-cluster/), beside any broker already running; prints the RABBITMQ_URL to use
+cluster:
+	@scripts/rabbitmq_cluster.sh start >/dev/null
+	@scripts/rabbitmq_cluster.sh status
+	@echo "export RABBITMQ_URL=$$(scripts/rabbitmq_cluster.sh url)"
+	@echo "then: make run (or make demo) with it; stop the cluster with: make cluster-stop"
+
+cluster-stop:
+	scripts/rabbitmq_cluster.sh stop
 
 ## make test: RabbitMQ and PostgreSQL made reachable, then the whole pytest suite against them
 test: install-dev

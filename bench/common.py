@@ -103,7 +103,7 @@ def broker_reset() -> None:
     from messaging import broker, topology
 
     connection = broker.connect()
-    topology.declare(connection.channel())
+    topology.migrate(connection)  # the queues of an earlier version, if any, become quorum queues
     connection.close()
     broker.queues_purge(topology.all_queue_names())
 

@@ -66,9 +66,10 @@ def one_run() -> dict:
 
 
 def _url() -> str:
-    from django.conf import settings
+    """The first node RABBITMQ_URL names (raw pika's baseline takes one URL)."""
+    from messaging import broker
 
-    return settings.RABBITMQ_URL
+    return broker.node_urls()[0]
 
 
 def run(repeats: int = 3) -> dict:

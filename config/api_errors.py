@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -13,11 +14,24 @@ from config.errors import DomainError
 logger = logging.getLogger(__name__)
 
 
+DATABASE_AWAY_RETRY_SECONDS = 5
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         response = Response(exc.as_dict(), status=exc.status_code)
         if getattr(exc, "retry_after", None):
             response["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restarted, failed over, out of connections): the request's
+        # transaction did not commit. Worth a retry, not a 500.
+        logger.warning("database unavailable: %r", exc)
+        response = Response(
+            {"detail": "The database is unavailable for a moment; the request was not carried out. Try again "
+                       "shortly (with the same Idempotency-Key, to be sure of one order)."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = str(DATABASE_AWAY_RETRY_SECONDS)
         return response
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -180,7 +180,8 @@ RABBITMQ_URL = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5
 MESSAGING = {
     "EXCHANGE": "logistics",
     "DEAD_LETTER_EXCHANGE": "logistics.dlx",
-    "PREFETCH": _env_int("CONSUMER_PREFETCH", 50, minimum=1),
+    # RabbitMQ's advice for quorum queues: a prefetch of 100 or more
+    "PREFETCH": _env_int("CONSUMER_PREFETCH", 100, minimum=1),
     # handled (committed) messages acknowledged together with one basic.ack(multiple=True)
     "ACK_BATCH": _env_int("CONSUMER_ACK_BATCH", 10, minimum=1),
     # deliveries a worker already holds handled in one transaction (all or nothing; one on its
@@ -194,6 +195,10 @@ MESSAGING = {
     "RELAY_LISTEN_FALLBACK_SECONDS": _env_float("RELAY_LISTEN_FALLBACK_SECONDS", 2.0),
     # Delays (seconds) before the 1st, 2nd, ... retry of a transiently failing message.
     "RETRY_DELAYS": (1, 5, 25),
+    # Quorum queues dead-letter a message returned to them more often than this: the backstop for
+    # a message that kills its worker before it can be parked. Every worker holding it that dies
+    # (kill -9, a lost node) counts one, so it is well above what the fault tests inflict.
+    "DELIVERY_LIMIT": _env_int("QUEUE_DELIVERY_LIMIT", 20, minimum=1),
 }
 
 

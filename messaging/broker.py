@@ -1,4 +1,10 @@
-"""Connections to RabbitMQ. Everything that opens one goes through here."""
+"""Connections to RabbitMQ. Everything that opens one goes through here.
+
+``RABBITMQ_URL`` names one node, or the nodes of one cluster separated by commas. A connection
+tries them in the order given and takes the first that answers (pika's BlockingConnection does
+that for a sequence of parameters; the relay's publisher does the same itself), so a process
+whose node died connects to the next one when it reconnects.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,32 @@ import pika
 from django.conf import settings
 
 
-def connection_parameters(*, heartbeat: int = 30) -> pika.URLParameters:
-    params = pika.URLParameters(settings.RABBITMQ_URL)
-    params.heartbeat = heartbeat
-    params.blocked_connection_timeout = 60
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    params.client_properties = {"connection_name": "logistics"}
-    return params
+def node_urls(url: str | None = None) -> list[str]:
+    """The AMQP URLs named by ``url`` (default: RABBITMQ_URL), in order."""
+    urls = [part.strip() for part in (settings.RABBITMQ_URL if url is None else url).split(",")]
+    return [u for u in urls if u] or ["amqp://guest:guest@127.0.0.1:5672/%2F"]
+
+
+def node_parameters(*, heartbeat: int = 30) -> list[pika.URLParameters]:
+    """Connection parameters of each node, in the order RABBITMQ_URL names them."""
+    nodes = []
+    for url in node_urls():
+        params = pika.URLParameters(url)
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = 60
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        # A paused node still accepts TCP connections (its kernel does) but never answers: give
+        # up on it within 10 s and try the next one.
+        params.stack_timeout = 10
+        params.client_properties = {"connection_name": "logistics"}
+        nodes.append(params)
+    return nodes
 
 
 def connect(*, heartbeat: int = 30) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(heartbeat=heartbeat))
+    """A connection to the first node that answers."""
+    return pika.BlockingConnection(node_parameters(heartbeat=heartbeat))
 
 
 def broker_reachable() -> bool:

@@ -17,8 +17,10 @@ failure), and committed deliveries are acknowledged together (``CONSUMER_ACK_BAT
 A message that can never succeed (invalid envelope or payload, unknown type, a
 ``DomainError``) is parked at once as a ``DeadLetter`` row. Any other failure (database
 unavailable, deadlock, lock timeout, a bug) is retried through the ``Q.retry.N`` delay
-queues and parked after the last one. If even the dead-letter row cannot be written, the
-message is rejected to the broker's ``Q.dlq``: nothing is dropped.
+queues and parked after the last one -- except while the database does not answer at all
+(restarted, failing over): then the worker hands its deliveries back, waits until it answers
+and consumes again, so an outage of any length costs no retry. If even the dead-letter row
+cannot be written, the message is rejected to the broker's ``Q.dlq``: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 
 import pika
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 
 from config.errors import DomainError
 from messaging import broker, topology
@@ -51,6 +53,20 @@ HANDLED = "handled"
 DUPLICATE = "duplicate"
 RETRY = "retry"
 PARKED = "parked"
+
+
+class DatabaseAway(Exception):
+    """The database does not answer at all: stop consuming until it does."""
+
+
+def database_answers() -> bool:
+    """A fresh connection to the database opens (not merely: the last statement failed)."""
+    try:
+        connection.close()
+        connection.ensure_connection()
+    except DatabaseError:
+        return False
+    return True
 
 
 def deliver(route: QueueRoute, message: Message) -> str:
@@ -188,8 +204,18 @@ class QueueWorker:
                 logger.warning("queue=%s broker connection lost (%s); reconnecting in %.1fs", self.queue, exc, backoff)
                 self._sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+            except DatabaseAway as exc:
+                logger.warning("queue=%s database unavailable (%s); deliveries handed back, consuming again once "
+                               "it answers", self.queue, exc.__cause__)
+                self._database_wait()
         self.heartbeat.stopped()
         return self.stats
+
+    def _database_wait(self) -> None:
+        backoff = 0.5
+        while not self._stopping and not database_answers():
+            self._sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -258,6 +284,9 @@ class QueueWorker:
             outcome = self._park(channel, method, properties, body, DeadLetter.Reason.INVALID, exc)
         except Exception as exc:  # noqa: BLE001 - any other failure may be transient: retry, then park
             close_old_connections()  # a broken connection is replaced before the next message
+            if isinstance(exc, DatabaseError) and not database_answers():
+                self._acks_flush(channel)  # what committed is acked; this delivery and the rest go back
+                raise DatabaseAway() from exc
             outcome = self._retry_or_park(channel, method, properties, body, exc)
         else:
             fault_point("consumer.after_commit")  # committed, not acked: redelivery must change nothing

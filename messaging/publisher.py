@@ -8,13 +8,17 @@ being published, which keeps the relay's own loop plain synchronous code.
 
 A message counts as confirmed only when the broker acked it and did not return it as
 unroutable (a ``basic.return`` always arrives before the ack of the same message).
+
+Given the parameters of several nodes (a cluster), ``open`` tries them in turn and keeps the
+first that answers; a batch cut short by a lost node reports what was confirmed, and the rest
+goes out again on the next connection.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pika
@@ -44,11 +48,13 @@ class PublisherError(AMQPConnectionError):
 
 
 class ConfirmingPublisher:
-    def __init__(self, parameters: pika.ConnectionParameters, *, window: int = 100,
-                 confirm_timeout: float = 30.0) -> None:
+    def __init__(self, parameters: pika.ConnectionParameters | Sequence[pika.ConnectionParameters], *,
+                 window: int = 100, confirm_timeout: float = 30.0) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
-        self.parameters = parameters
+        self.nodes = [parameters] if isinstance(parameters, pika.ConnectionParameters) else list(parameters)
+        if not self.nodes:
+            raise ValueError("no broker node to connect to")
         self.window = window
         self.confirm_timeout = confirm_timeout
         self._connection: pika.SelectConnection | None = None
@@ -68,11 +74,24 @@ class ConfirmingPublisher:
         )
 
     def open(self) -> None:
+        """Connect to the first node that answers, in the order given."""
+        error: Exception | None = None
+        for parameters in self.nodes:
+            try:
+                self._open(parameters)
+                return
+            except AMQPConnectionError as exc:
+                error = exc
+                if len(self.nodes) > 1:
+                    logger.warning("broker node %s:%s did not answer (%r)", parameters.host, parameters.port, exc)
+        raise error
+
+    def _open(self, parameters: pika.ConnectionParameters) -> None:
         self._open_error = None
         self._closed_error = None
         self._ready = False
         self._connection = pika.SelectConnection(
-            parameters=self.parameters,
+            parameters=parameters,
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_connection_open_error,
             on_close_callback=self._on_connection_closed,

@@ -171,7 +171,7 @@ class OutboxRelay:
             topology.declare(setup.channel())
         finally:
             setup.close()
-        publisher = ConfirmingPublisher(broker.connection_parameters(), window=self.window)
+        publisher = ConfirmingPublisher(broker.node_parameters(), window=self.window)
         publisher.open()
         self._publisher = publisher
         return publisher

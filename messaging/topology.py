@@ -8,7 +8,9 @@ Two ways a message travels:
   routing key -- every queue bound to that type (``EVENT_SUBSCRIPTIONS``) gets its own copy.
 
 The relay publishes with ``mandatory``, so a message no queue would receive is reported,
-not dropped. For each work queue ``Q`` (durable, messages persistent):
+not dropped. Every queue is a quorum queue (replicated by Raft on every node of a RabbitMQ
+cluster; on a single node, one copy), with a delivery limit. For each work queue ``Q`` (durable,
+messages persistent):
 
 * ``Q`` is bound to ``logistics`` with routing key ``Q``, and to ``logistics.events`` with
   each event type it subscribes to.
@@ -21,7 +23,17 @@ not dropped. For each work queue ``Q`` (durable, messages persistent):
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
 from django.conf import settings
+
+logger = logging.getLogger("messaging.topology")
+
+PRECONDITION_FAILED = 406  # AMQP reply code: declared with other arguments
+NOT_FOUND = 404
 
 NEW_ORDERS = "new_orders"
 ORDER_CONFIRMATIONS = "order_confirmations"
@@ -118,42 +130,224 @@ def subscriptions_of(queue: str) -> list[str]:
     return sorted(event for event, queues in EVENT_SUBSCRIPTIONS.items() if queue in queues)
 
 
-def declare(channel) -> None:
-    """Declare every exchange, queue and binding. Idempotent; safe from any process."""
+def _quorum(**arguments) -> dict:
+    """A quorum queue's arguments: replicated on every node of the cluster (one on a single node).
+
+    ``x-delivery-limit``: a message returned to the queue more often than that (a worker that
+    dies while holding it, again and again) is dead-lettered instead of crashing workers for
+    ever. Dead-lettering is at-least-once (RabbitMQ 3.10; it needs ``reject-publish``), so a
+    message expiring from a retry queue cannot be lost on its way back to its work queue.
+    """
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": settings.MESSAGING["DELIVERY_LIMIT"],
+        "x-overflow": "reject-publish",
+        **({"x-dead-letter-strategy": "at-least-once"} if "x-dead-letter-exchange" in arguments else {}),
+        **arguments,
+    }
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: dict
+    bindings: tuple[tuple[str, str], ...]  # (exchange, routing key)
+
+
+def queue_specs() -> list[QueueSpec]:
+    """Every queue: each work queue, then its dead-letter queue and its retry queues."""
+    specs = []
+    for queue in work_queues():
+        specs.append(QueueSpec(
+            name=queue,
+            arguments=_quorum(**{"x-dead-letter-exchange": dead_letter_exchange(), "x-dead-letter-routing-key": queue}),
+            bindings=((exchange(), queue), *((EVENTS_EXCHANGE, event) for event in subscriptions_of(queue))),
+        ))
+        specs.append(QueueSpec(name=dead_letter_queue(queue), arguments=_quorum(),
+                               bindings=((dead_letter_exchange(), queue),)))
+        for attempt, delay in enumerate(retry_delays(), start=1):
+            specs.append(QueueSpec(
+                name=retry_queue(queue, attempt),
+                arguments=_quorum(**{"x-message-ttl": int(delay * 1000), "x-dead-letter-exchange": exchange(),
+                                     "x-dead-letter-routing-key": queue}),
+                bindings=(),  # published to through the default exchange
+            ))
+    return specs
+
+
+class QueueOutdated(pika.exceptions.AMQPChannelError):
+    """A queue exists with other arguments (a classic queue of an earlier version): it must be
+    migrated (``manage.py setup_broker --migrate``) before it can be used."""
+
+    def __init__(self, queue: str, reply_text: str) -> None:
+        super().__init__(queue, reply_text)
+        self.queue = queue
+        self.reply_text = reply_text
+
+    def __str__(self) -> str:
+        return (f"queue {self.queue!r} exists with other arguments ({self.reply_text}); it is probably a classic "
+                "queue of an earlier version. Move it to a quorum queue, its messages kept: stop the workers "
+                "(python manage.py consume ...), run `python manage.py setup_broker --migrate`, start them again.")
+
+
+def _exchanges_declare(channel) -> None:
     channel.exchange_declare(exchange=exchange(), exchange_type="direct", durable=True)
     channel.exchange_declare(exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=dead_letter_exchange(), exchange_type="direct", durable=True)
-    for queue in work_queues():
-        channel.queue_declare(
-            queue=queue,
-            durable=True,
-            arguments={
-                "x-dead-letter-exchange": dead_letter_exchange(),
-                "x-dead-letter-routing-key": queue,
-            },
-        )
-        channel.queue_bind(queue=queue, exchange=exchange(), routing_key=queue)
-        for event in subscriptions_of(queue):
-            channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event)
+
+
+def _queue_declare(channel, spec: QueueSpec) -> None:
+    try:
+        channel.queue_declare(queue=spec.name, durable=True, arguments=spec.arguments)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == PRECONDITION_FAILED:
+            raise QueueOutdated(spec.name, exc.reply_text) from exc
+        raise
+    for source, routing_key in spec.bindings:
+        channel.queue_bind(queue=spec.name, exchange=source, routing_key=routing_key)
+    if spec.name in work_queues():
         # A subscription an earlier version had and this one dropped (payments heard
         # order.confirmed until the shop sent it payment.requested) would deliver messages
         # nobody handles here: unbind it (unbinding what is not bound changes nothing).
         for event in sorted(set(EVENT_SUBSCRIPTIONS) | set(RETIRED_EVENTS)):
-            if queue not in EVENT_SUBSCRIPTIONS.get(event, ()):
-                channel.queue_unbind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event)
-        dlq = dead_letter_queue(queue)
-        channel.queue_declare(queue=dlq, durable=True)
-        channel.queue_bind(queue=dlq, exchange=dead_letter_exchange(), routing_key=queue)
-        for attempt, delay in enumerate(retry_delays(), start=1):
-            channel.queue_declare(
-                queue=retry_queue(queue, attempt),
-                durable=True,
-                arguments={
-                    "x-message-ttl": int(delay * 1000),
-                    "x-dead-letter-exchange": exchange(),
-                    "x-dead-letter-routing-key": queue,
-                },
-            )
+            if spec.name not in EVENT_SUBSCRIPTIONS.get(event, ()):
+                channel.queue_unbind(queue=spec.name, exchange=EVENTS_EXCHANGE, routing_key=event)
+
+
+def declare(channel) -> None:
+    """Declare every exchange, queue and binding. Idempotent; safe from any process.
+
+    Raises ``QueueOutdated`` (and the broker closes the channel) when a queue exists with other
+    arguments: ``migrate()`` moves such a queue, messages and all.
+    """
+    _exchanges_declare(channel)
+    for spec in queue_specs():
+        _queue_declare(channel, spec)
+
+
+# -- upgrade in place ---------------------------------------------------------------------------
+def holding_queue(queue: str) -> str:
+    return f"{queue}.migrating"
+
+
+def migrate(connection, *, log: Callable[[str], None] = logger.info) -> dict[str, int]:
+    """Declare the topology, moving each queue that exists with other arguments (the classic
+    queues of earlier versions) to a queue declared as it should be. Returns {queue: messages
+    moved} of the queues moved.
+
+    For each such queue ``Q``: a quorum queue ``Q.migrating`` takes ``Q``'s bindings, so what is
+    published meanwhile lands there; ``Q`` is unbound and its messages moved there (each one
+    published with publisher confirms, then acknowledged on ``Q``: none is ever in neither queue);
+    ``Q`` is deleted (only when empty and without consumers: a worker's unacknowledged messages
+    would go with it) and declared anew; ``Q.migrating``'s messages move back and it is deleted.
+    Interrupted, it can be run again: a holding queue left behind is emptied into its queue.
+    """
+    channel = connection.channel()
+    _exchanges_declare(channel)
+    channel.close()
+    moved: dict[str, int] = {}
+    for spec in queue_specs():
+        channel = connection.channel()
+        try:
+            _queue_declare(channel, spec)
+        except QueueOutdated as exc:
+            log(f"{spec.name}: {exc.reply_text}; moving it to a new queue")
+            moved[spec.name] = _queue_recreate(connection, spec)
+            log(f"{spec.name}: declared anew, {moved[spec.name]} messages moved")
+        else:
+            left = _holding_drain(connection, spec.name)
+            if left:
+                moved[spec.name] = left
+                log(f"{spec.name}: {left} messages of an interrupted migration moved back")
+        finally:
+            if channel.is_open:
+                channel.close()
+    return moved
+
+
+def _queue_recreate(connection, spec: QueueSpec) -> int:
+    channel = connection.channel()
+    found = channel.queue_declare(queue=spec.name, passive=True)
+    if found.method.consumer_count:
+        raise QueueInUse(spec.name, found.method.consumer_count)
+    holding = holding_queue(spec.name)
+    channel.queue_declare(queue=holding, durable=True, arguments={"x-queue-type": "quorum"})
+    for source, routing_key in spec.bindings:
+        channel.queue_bind(queue=holding, exchange=source, routing_key=routing_key)
+        channel.queue_unbind(queue=spec.name, exchange=source, routing_key=routing_key)
+    moved = _messages_move(channel, source=spec.name, target=holding)
+    _queue_delete_idle(channel, spec.name)
+    _queue_declare(channel, spec)
+    channel.close()
+    _holding_drain(connection, spec.name)  # what was moved, and what was published meanwhile
+    return moved
+
+
+def _holding_drain(connection, queue: str) -> int:
+    """Move what a holding queue of ``queue`` holds into it and delete it; how many were moved."""
+    holding = holding_queue(queue)
+    channel = connection.channel()
+    quiet = logging.getLogger("pika.channel")
+    level, quiet.level = quiet.level, logging.ERROR  # "no queue 'Q.migrating'" is the usual answer
+    try:
+        channel.queue_declare(queue=holding, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == NOT_FOUND:
+            return 0
+        raise
+    finally:
+        quiet.setLevel(level)
+    for source, routing_key in next(s for s in queue_specs() if s.name == queue).bindings:
+        channel.queue_unbind(queue=holding, exchange=source, routing_key=routing_key)
+    moved = _messages_move(channel, source=holding, target=queue)
+    _queue_delete_idle(channel, holding)
+    channel.close()
+    return moved
+
+
+def _queue_delete_idle(channel, queue: str) -> None:
+    """Delete ``queue``, found empty and without consumers just before. (Quorum queues refuse
+    the ``if_empty``/``if_unused`` flags of queue.delete, so they are checked here.)"""
+    found = channel.queue_declare(queue=queue, passive=True).method
+    if found.consumer_count:
+        raise QueueInUse(queue, found.consumer_count)
+    if found.message_count:
+        raise QueueNotEmpty(queue, found.message_count)
+    channel.queue_delete(queue=queue)
+
+
+def _messages_move(channel, *, source: str, target: str) -> int:
+    """Every message of ``source`` to ``target`` (properties and headers as they were), each
+    confirmed by the broker before it is acknowledged on ``source``."""
+    channel.confirm_delivery()
+    moved = 0
+    while True:
+        method, properties, body = channel.basic_get(queue=source, auto_ack=False)
+        if method is None:
+            return moved
+        channel.basic_publish(exchange="", routing_key=target, body=body, properties=properties, mandatory=True)
+        channel.basic_ack(method.delivery_tag)
+        moved += 1
+
+
+class QueueNotEmpty(pika.exceptions.AMQPChannelError):
+    def __init__(self, queue: str, messages: int) -> None:
+        super().__init__(queue, messages)
+        self.queue, self.messages = queue, messages
+
+    def __str__(self) -> str:
+        return (f"queue {self.queue!r} still has {self.messages} message(s) after they were moved: something "
+                "publishes to it directly; stop it and run the migration again (nothing was deleted)")
+
+
+class QueueInUse(pika.exceptions.AMQPChannelError):
+    def __init__(self, queue: str, consumers: int) -> None:
+        super().__init__(queue, consumers)
+        self.queue, self.consumers = queue, consumers
+
+    def __str__(self) -> str:
+        return (f"queue {self.queue!r} must be moved but has {self.consumers} consumer(s): stop its workers "
+                "first (their unacknowledged messages would go with the old queue), then run the migration again")
 
 
 def all_queue_names() -> list[str]:

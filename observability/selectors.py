@@ -329,17 +329,20 @@ def check_database() -> str:
 
 
 def _broker_port_error(timeout: float = 2.0) -> str | None:
-    """None when the broker's TCP port accepts a connection, else the error's type name.
+    """None when the TCP port of one of the broker's nodes accepts a connection, else the error's
+    type name.
 
     Checked before pika connects so that a broker that is simply down costs one refused
-    socket, not pika's half-dozen ERROR log lines on every dashboard poll.
+    socket per node, not pika's half-dozen ERROR log lines on every dashboard poll.
     """
-    try:
-        params = broker.connection_parameters()
-        with socket.create_connection((params.host, params.port), timeout=timeout):
-            return None
-    except Exception as exc:  # noqa: BLE001
-        return type(exc).__name__
+    error = "NoNode"
+    for params in broker.node_parameters():
+        try:
+            with socket.create_connection((params.host, params.port), timeout=timeout):
+                return None
+        except Exception as exc:  # noqa: BLE001
+            error = type(exc).__name__
+    return error
 
 
 def check_broker() -> str:

@@ -2,6 +2,8 @@
 # Print a DATABASE_URL of a PostgreSQL server that answers: DATABASE_URL itself when it is a
 # postgres:// URL that answers, otherwise a cluster of the project's own in .pgdata/ (ignored
 # by git), created and started here. Progress goes to stderr; the URL is the only stdout.
+# PG_PORT and PG_DATA choose the port and the folder of that cluster (the fault tests start one
+# of their own to restart and kill).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -38,7 +40,9 @@ esac
 # as the postgres user; a checkout that user cannot reach (e.g. under /root) keeps the
 # cluster in a folder of its own elsewhere.
 data_dir() {
-  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$ROOT"; then
+  if [ -n "${PG_DATA:-}" ]; then
+    echo "$PG_DATA"
+  elif [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$ROOT"; then
     echo "/var/tmp/logistics-pgdata-$(echo "$ROOT" | md5sum | cut -c1-8)"
   else
     echo "$ROOT/.pgdata"

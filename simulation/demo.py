@@ -79,7 +79,7 @@ def database_and_broker_prepare(console: Console) -> None:
     where = (f"SQLite {db['NAME']}" if db["ENGINE"].endswith("sqlite3")
              else f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or 'localhost'}/{db['NAME']}")
     console.print(f"[green]✓[/] database migrated ({where})")
-    _command_quiet("setup_broker")
+    _command_quiet("setup_broker", migrate=True)  # an earlier version's classic queues become quorum queues
     console.print("[green]✓[/] RabbitMQ topology declared")
     broker_idle_check()
     _command_quiet("load_demo_data")

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from messaging import broker as broker_mod
 from messaging import topology
 from shop.services import customer_create
-from tests.harness import LOG_DIR, System
+from tests.harness import LOG_DIR, System, topology_ready
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,8 +44,8 @@ def broker():
         connection = broker_mod.connect(heartbeat=0)  # idle through a whole test: no heartbeat to miss
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not reachable (make test starts it): {exc!r}")
+    topology_ready(connection)
     channel = connection.channel()
-    topology.declare(channel)
     for name in topology.all_queue_names():
         channel.queue_purge(name)
     yield channel

@@ -35,6 +35,10 @@ WORKERS = {
     "sim_actors": ["consume", "sim_actors"],
     "scheduler": ["qcluster"],
 }
+# Started as they are deployed (Procfile), not through manage.py; WEB_PORT chooses the port.
+PROGRAMS = {
+    "web": ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "config.wsgi:application"],
+}
 
 
 def test_database_url() -> str:
@@ -76,7 +80,8 @@ class System:
     def start(self, name: str, *, count: int = 1, env: dict[str, str] | None = None,
               args: Iterable[str] = ()) -> list[subprocess.Popen]:
         """Start ``count`` processes of ``name``; ``env``/``args`` are for these processes only."""
-        command = WORKERS[name.split("#")[0]]
+        base = name.split("#")[0]
+        command = PROGRAMS[base] if base in PROGRAMS else [str(ROOT / "manage.py"), *WORKERS[base]]
         extra_env = dict(env or {})
         extra_args = list(args)
         started = []
@@ -84,7 +89,7 @@ class System:
             index = len(self.procs.get(name, []))
             log = open(self.log_dir / f"{name}-{index}.log", "ab")  # noqa: SIM115 - closed with the process
             proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), *command, *extra_args],
+                [sys.executable, *command, *extra_args],
                 cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -193,6 +198,22 @@ class System:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)
+
+
+_migrated: set[str] = set()  # the RABBITMQ_URLs whose topology this test session brought up to date
+
+
+def topology_ready(connection) -> None:
+    """The topology declared on ``connection``'s broker; the first time in this session for each
+    RABBITMQ_URL, queues an earlier version left there (classic queues) are migrated first."""
+    from django.conf import settings
+
+    from messaging import topology
+
+    if settings.RABBITMQ_URL not in _migrated:
+        topology.migrate(connection)
+        _migrated.add(settings.RABBITMQ_URL)
+    topology.declare(connection.channel())
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2,

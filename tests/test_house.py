@@ -4,6 +4,8 @@
   needs travels in messages (their payloads are defined once, in contracts/).
 * Product code never imports the demo (simulation/), and config/ (the ground floor) no app.
 * Every row lock of an app is taken in its locks.py.
+* The tests stop, kill and pause only servers they started themselves (tests/fault/servers.py):
+  never the machine's RabbitMQ through its own ``rabbitmqctl``.
 """
 
 import ast
@@ -65,3 +67,20 @@ def test_no_second_orm():
     uses = [str(p.relative_to(ROOT)) for package in (*APPS, "config") for p in modules(package)
             if "config.rows" in p.read_text() or "config.transactions" in p.read_text()]
     assert uses == []
+
+
+def test_no_test_stops_or_restarts_the_machines_broker():
+    """``rabbitmqctl`` without ``-n`` talks to the machine's own node: only read-only commands and
+    the test vhost's set-up go to it (stop_app, stop, reset, close_all_connections... never)."""
+    allowed = {"list_vhosts", "add_vhost", "set_permissions", "list_queues"}
+    found = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.List | ast.Tuple | ast.Call):
+                items = node.args if isinstance(node, ast.Call) else node.elts
+                words = [item.value for item in items if isinstance(item, ast.Constant) and isinstance(item.value, str)]
+                if words and words[0] in {"rabbitmqctl", "rabbitmq-server"} and "-n" not in words:
+                    commands = [w for w in words[1:] if not w.startswith("-")]
+                    if commands and commands[0] not in allowed:
+                        found.setdefault(str(path.relative_to(ROOT)), []).append(" ".join(words))
+    assert found == {}

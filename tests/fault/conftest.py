@@ -1,5 +1,9 @@
 """Fixtures of the fault tests: a RabbitMQ virtual host of their own, and a System per test.
 
+Tests that stop, kill or pause a broker or a database do it to servers started here for them
+(``rabbitmq_node``, ``rabbitmq_cluster``, ``own_postgres``: tests/fault/servers.py), never to
+the broker or the database the suite found running.
+
 The fault tests purge queues and kill processes. When RABBITMQ_URL names the default virtual
 host ``/`` of a local broker, they run in a virtual host of their own, ``fault-<test database>``
 (created here with ``rabbitmqctl``), so that a demo or a developer's system on ``/`` of the same
@@ -14,6 +18,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pika
@@ -22,7 +27,8 @@ from django.conf import settings
 
 from messaging import broker as broker_mod
 from messaging import topology
-from tests.harness import LOG_DIR, System
+from tests.fault.servers import Postgres, RabbitCluster, rabbitmq_installed
+from tests.harness import LOG_DIR, System, topology_ready
 
 
 def _rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -72,8 +78,8 @@ def broker(fault_rabbitmq):
         connection = broker_mod.connect()
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not reachable (make test starts it): {exc!r}")
+    topology_ready(connection)
     channel = connection.channel()
-    topology.declare(channel)
     for name in topology.all_queue_names():
         channel.queue_purge(name)
     yield channel
@@ -104,3 +110,41 @@ def _no_fault_injection_here(monkeypatch):
     """Fault injection is given per process by the tests, never inherited from the shell."""
     monkeypatch.delenv("FAULT_INJECTION", raising=False)
     assert not os.environ.get("FAULT_INJECTION")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node():
+    """A RabbitMQ node of the tests' own, to stop and start."""
+    if not rabbitmq_installed():
+        pytest.skip("needs rabbitmq-server installed")
+    node = RabbitCluster.start(nodes=1)
+    yield node
+    node.destroy()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster():
+    """A three-node RabbitMQ cluster of the tests' own, to kill and pause nodes of."""
+    if not rabbitmq_installed():
+        pytest.skip("needs rabbitmq-server installed")
+    cluster = RabbitCluster.start(nodes=3)
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def own_postgres():
+    """A PostgreSQL cluster of the tests' own, to restart and kill, its database migrated."""
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        pytest.skip("needs PostgreSQL's server binaries")
+    server = Postgres.start()
+    server.database_migrated()
+    yield server
+    server.destroy()
+
+
+def use_broker(url: str, settings, monkeypatch) -> str:
+    """This process and every process a System starts from now on use the broker at ``url``."""
+    settings.RABBITMQ_URL = url
+    monkeypatch.setenv("RABBITMQ_URL", url)
+    return url

@@ -1,8 +1,8 @@
 """RabbitMQ stopped while orders flow and started again: the API keeps taking orders, nothing
-is lost or doubled."""
+is lost or doubled. The node stopped is one the tests started (``rabbitmq_node``), never the
+broker the suite found running."""
 
 import logging
-import shutil
 import time
 
 import pytest
@@ -11,6 +11,7 @@ from django.core.management import call_command
 from messaging import broker as broker_mod
 from messaging.models import DeadLetter, OutboxMessage
 from shop.models import Order
+from tests.fault.conftest import use_broker
 from tests.fault.tools import (
     CONSUMERS,
     Supervisor,
@@ -21,7 +22,6 @@ from tests.fault.tools import (
     place_order,
     processed_matches_outbox,
     queue_depths,
-    rabbitmq,
     stock,
     vehicles_all_available,
 )
@@ -29,7 +29,6 @@ from tests.fault.tools import (
 pytestmark = [
     pytest.mark.fault,
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl of a local RabbitMQ"),
 ]
 
 BEFORE = 10  # orders placed while the broker runs
@@ -47,24 +46,23 @@ def reachable() -> bool:
         pika_logger.setLevel(level)
 
 
-def broker_running() -> bool:
-    if rabbitmq("rabbitmq-diagnostics", "-q", "check_running", timeout=30).returncode != 0:
-        return False
-    return reachable()
+@pytest.fixture
+def fault_rabbitmq(rabbitmq_node, settings, monkeypatch) -> str:
+    """The tests' own node, not the fault vhost of the broker the suite found running."""
+    return use_broker(rabbitmq_node.url, settings, monkeypatch)
 
 
-def broker_start() -> float:
+def broker_start(node) -> float:
     started = time.monotonic()
-    result = rabbitmq("rabbitmqctl", "start_app")
-    assert result.returncode == 0, result.stderr
+    node.ctl(1, "start_app")
     deadline = time.monotonic() + 90
-    while not broker_running():
+    while not reachable():
         assert time.monotonic() < deadline, "RabbitMQ did not come back within 90 s"
         time.sleep(0.2)
     return time.monotonic() - started
 
 
-def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_system, make_customer):
+def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_system, make_customer, rabbitmq_node):
     # given: every worker running, orders flowing
     call_command("load_demo_data", stock=1000, verbosity=0)
     initial = stock()
@@ -85,8 +83,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_syst
         # when: the broker stops ...
         t0 = time.monotonic()
         stopped = True
-        result = rabbitmq("rabbitmqctl", "stop_app")
-        assert result.returncode == 0, result.stderr
+        rabbitmq_node.ctl(1, "stop_app")
         stop_seconds = time.monotonic() - t0
         assert not reachable()
         # ... the API still takes orders: they wait in the outbox
@@ -103,7 +100,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_syst
             correlation_id__in=during, type="order.placed", published_at__isnull=True).count()
         down_seconds = time.monotonic() - t0
         # ... and starts again
-        start_seconds = broker_start()
+        start_seconds = broker_start(rabbitmq_node)
         stopped = False
         recovered = time.monotonic()
         settle_seconds = supervisor.wait(
@@ -116,8 +113,8 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_syst
         print(system.log_tail(30))
         raise
     finally:
-        if stopped or not broker_running():
-            broker_start()
+        if stopped or not reachable():
+            broker_start(rabbitmq_node)
 
     # then
     found = effects(list(ordered))

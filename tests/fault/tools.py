@@ -6,7 +6,6 @@ import copy
 import json
 import random
 import re
-import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -323,7 +322,3 @@ def json_body(payload) -> bytes:
 
 def now_iso() -> str:
     return timezone.now().isoformat()
-
-
-def rabbitmq(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)

@@ -21,7 +21,7 @@ from messaging import broker as broker_mod
 from messaging import topology
 from shop.services import customer_create
 from simulation.demo_data import SEED_ORDER
-from tests.harness import LOG_DIR, ROOT, System
+from tests.harness import LOG_DIR, ROOT, System, topology_ready
 from tests.observability.conftest import STAFF_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -40,8 +40,8 @@ def empty_queues(transactional_db):
     """The topology declared and every queue empty; the connection is not held during the test."""
     connection = broker_mod.connect()
     try:
+        topology_ready(connection)
         channel = connection.channel()
-        topology.declare(channel)
         for name in topology.all_queue_names():
             channel.queue_purge(name)
     finally:
