@@ -114,6 +114,9 @@ def test_database_restarted_and_killed_while_orders_flow(fault_system, own_postg
             place(ORDERS_PER_PHASE)
             # ... then kill -9 of the postmaster: the API refuses orders meanwhile, /readyz says 503
             own_postgres.kill_postmaster()
+            # (a backend of the web's kept connection may outlive its postmaster for a moment:
+            # the outage is counted from the first probe that sees it)
+            wait_for(lambda: api.ready() == 503, timeout=10, what="/readyz seeing the database gone")
             killed_at = time.monotonic()
             refused_before, placed_before = len(refused), len(placed)
             while time.monotonic() - killed_at < DOWN_SECONDS:
