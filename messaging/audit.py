@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pika
@@ -52,7 +52,7 @@ class Gap:
 class AuditFindings:
     messages: int = 0  # outbox messages checked
     deliveries: int = 0  # (message, queue) pairs checked
-    gaps: list[Gap] | None = None
+    gaps: list[Gap] = field(default_factory=list)
 
 
 def queues_reached(*, exchange: str, routing_key: str, type: str) -> tuple[str, ...]:
@@ -72,7 +72,7 @@ def _consumer_of(queue: str) -> str | None:
 def deliveries_unaccounted(*, grace: timedelta, now: datetime | None = None) -> AuditFindings:
     """Every gap among the messages published before ``now - grace``, oldest first."""
     now = now or timezone.now()
-    findings = AuditFindings(gaps=[])
+    findings = AuditFindings()
     published = (OutboxMessage.objects.filter(published_at__isnull=False, published_at__lte=now - grace)
                  .order_by("id").values_list("id", "message_id", "exchange", "queue", "type", "correlation_id",
                                              "published_at"))

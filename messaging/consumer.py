@@ -196,8 +196,7 @@ class QueueWorker:
             self.heartbeat.beat()
             try:
                 self._consume(max_messages=max_messages, idle_exit_seconds=idle_exit_seconds)
-                self.heartbeat.stopped()
-                return self.stats
+                break
             except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, ConnectionError) as exc:
                 if self._stopping:
                     break
