@@ -14,6 +14,11 @@ docs/benchmarks.md): the deliveries a worker already holds are handled together 
 transaction (``CONSUMER_TRANSACTION_BATCH``; all or nothing, then one by one after any
 failure), and committed deliveries are acknowledged together (``CONSUMER_ACK_BATCH``).
 
+One worker process may consume several queues (``manage.py consume new_orders support_requests
+...``): one broker connection, a channel per queue (its own prefetch and acks), each queue's
+deliveries handled in turn (``Worker``). Fewer processes cost less CPU per message on a small
+machine: see the Procfile and docs/benchmarks.md.
+
 A message that can never succeed (invalid envelope or payload, unknown type, a
 ``DomainError``) is parked at once as a ``DeadLetter`` row. Any other failure (database
 unavailable, deadlock, lock timeout, a bug) is retried through the ``Q.retry.N`` delay
@@ -167,7 +172,8 @@ class WorkerStats:
 
 
 class QueueWorker:
-    """Consumes one queue until stopped (SIGTERM/SIGINT) or a limit is reached."""
+    """One queue's deliveries: handled (alone or together), acknowledged after commit, retried or
+    parked. ``run()`` consumes the queue in a process of its own; ``Worker`` runs several."""
 
     def __init__(self, queue: str, *, prefetch: int, install_signal_handlers: bool = True) -> None:
         self.queue = queue
@@ -179,94 +185,22 @@ class QueueWorker:
         self._ack_pending_tag: int | None = None
         self._ack_pending = 0
         self.stats = WorkerStats()
-        self._stopping = False
         self._install_signal_handlers = install_signal_handlers
         self.heartbeat = Heartbeat(kind=WorkerHeartbeat.Kind.CONSUMER, queue=queue)
 
-    # -- lifecycle -------------------------------------------------------------------
-    def stop(self, *_: Any) -> None:
-        self._stopping = True
-
     def run(self, *, max_messages: int | None = None, idle_exit_seconds: float | None = None) -> WorkerStats:
-        if self._install_signal_handlers:
-            signal.signal(signal.SIGTERM, self.stop)
-            signal.signal(signal.SIGINT, self.stop)
-        backoff = 0.5
-        while not self._stopping:
-            self.heartbeat.beat()
-            try:
-                self._consume(max_messages=max_messages, idle_exit_seconds=idle_exit_seconds)
-                break
-            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, ConnectionError) as exc:
-                if self._stopping:
-                    break
-                logger.warning("queue=%s broker connection lost (%s); reconnecting in %.1fs", self.queue, exc, backoff)
-                self._sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            except DatabaseAway as exc:
-                logger.warning("queue=%s database unavailable (%s); deliveries handed back, consuming again once "
-                               "it answers", self.queue, exc.__cause__)
-                self._database_wait()
-        self.heartbeat.stopped()
+        """Consume this queue until stopped (SIGTERM/SIGINT) or a limit is reached."""
+        Worker([self], install_signal_handlers=self._install_signal_handlers).run(
+            max_messages=max_messages, idle_exit_seconds=idle_exit_seconds)
         return self.stats
 
-    def _database_wait(self) -> None:
-        backoff = 0.5
-        while not self._stopping and not database_answers():
-            self._sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping and time.monotonic() < deadline:
-            time.sleep(min(0.1, deadline - time.monotonic()))
-
-    def _consume(self, *, max_messages: int | None, idle_exit_seconds: float | None) -> None:
-        connection = broker.connect()
-        try:
-            channel = connection.channel()
-            topology.declare(channel)
-            channel.confirm_delivery()  # retries are re-published and must be confirmed before the ack
-            channel.basic_qos(prefetch_count=self.prefetch)
-            logger.info("queue=%s consumer=%s started (prefetch %d)", self.queue, self.route.consumer, self.prefetch)
-            idle_since = time.monotonic()
-            seen = 0
-            deliveries = channel.consume(self.queue, inactivity_timeout=0.25)
-            for method, properties, body in deliveries:
-                self.heartbeat.beat()  # at most every WORKER_HEARTBEAT_SECONDS
-                if self._stopping:
-                    break
-                if method is None:
-                    self._acks_flush(channel)  # idle: nothing more is coming right now
-                    if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
-                        break
-                    continue
-                # The deliveries already received (pika holds them, none is waited for) go together.
-                batch = [(method, properties, body)]
-                limit = self.transaction_batch if max_messages is None else min(self.transaction_batch,
-                                                                                 max_messages - seen)
-                while len(batch) < limit and channel.get_waiting_message_count() > 0:
-                    delivery = next(deliveries)
-                    if delivery[0] is None:  # not a message after all (pika counts what it holds)
-                        break
-                    batch.append(delivery)
-                if len(batch) == 1:
-                    self._handle_delivery(channel, method, properties, body)
-                else:
-                    self._handle_together(channel, batch)
-                idle_since = time.monotonic()
-                seen += len(batch)
-                self.heartbeat.counted(len(batch))
-                if max_messages is not None and seen >= max_messages:
-                    break
-            # Ack what was handled, hand back whatever was prefetched but not handled.
-            self._acks_flush(channel)
-            channel.cancel()
-            channel.close()
-        finally:
-            if connection.is_open:
-                connection.close()
-            close_old_connections()
+    def handle(self, channel, batch: list[tuple[Any, Any, bytes]]) -> None:
+        """Handle deliveries received on ``channel`` (at most ``transaction_batch``), in order."""
+        if len(batch) == 1:
+            self._handle_delivery(channel, *batch[0])
+        else:
+            self._handle_together(channel, batch)
+        self.heartbeat.counted(len(batch))
 
     # -- one delivery ------------------------------------------------------------------
     def _handle_delivery(self, channel, method, properties, body: bytes) -> None:
@@ -413,3 +347,126 @@ class QueueWorker:
                      self.queue, getattr(properties, "message_id", "?"), reason, error)
         self.stats.parked += 1
         return PARKED
+
+
+class Worker:
+    """A worker process: consumes one or more queues on one broker connection, a channel per
+    queue (its own prefetch and acks), until stopped (SIGTERM/SIGINT) or a limit is reached.
+
+    The deliveries each channel holds are handled in turn, a batch of one queue at a time, so no
+    queue waits behind another's backlog for longer than one batch. Whatever was received but
+    not handled when it stops goes back to its queue (unacknowledged).
+    """
+
+    # How long an idle worker waits on the broker before it looks up again (heartbeat, stop, idle exit).
+    IDLE_WAIT_SECONDS = 0.25
+
+    def __init__(self, queue_workers: list[QueueWorker], *, install_signal_handlers: bool = True) -> None:
+        if len({q.queue for q in queue_workers}) != len(queue_workers):
+            raise ValueError("a queue is named twice")
+        self.queue_workers = queue_workers
+        self._stopping = False
+        self._install_signal_handlers = install_signal_handlers
+
+    def stop(self, *_: Any) -> None:
+        self._stopping = True
+
+    def run(self, *, max_messages: int | None = None, idle_exit_seconds: float | None = None) -> None:
+        if self._install_signal_handlers:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        backoff = 0.5
+        while not self._stopping:
+            self._beat()
+            try:
+                self._consume(max_messages=max_messages, idle_exit_seconds=idle_exit_seconds)
+                break
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, ConnectionError) as exc:
+                if self._stopping:
+                    break
+                logger.warning("queues=%s broker connection lost (%s); reconnecting in %.1fs",
+                               ",".join(self._names()), exc, backoff)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except DatabaseAway as exc:
+                logger.warning("queues=%s database unavailable (%s); deliveries handed back, consuming again "
+                               "once it answers", ",".join(self._names()), exc.__cause__)
+                self._database_wait()
+        for queue_worker in self.queue_workers:
+            queue_worker.heartbeat.stopped()
+
+    def _names(self) -> list[str]:
+        return [q.queue for q in self.queue_workers]
+
+    def _beat(self) -> None:
+        for queue_worker in self.queue_workers:
+            queue_worker.heartbeat.beat()  # at most every WORKER_HEARTBEAT_SECONDS
+
+    def _database_wait(self) -> None:
+        backoff = 0.5
+        while not self._stopping and not database_answers():
+            self._sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _consume(self, *, max_messages: int | None, idle_exit_seconds: float | None) -> None:
+        connection = broker.connect()
+        received: dict[str, list[tuple[Any, Any, bytes]]] = {q.queue: [] for q in self.queue_workers}
+        channels = {}
+        try:
+            for queue_worker in self.queue_workers:
+                channel = channels[queue_worker.queue] = connection.channel()
+                if len(channels) == 1:
+                    topology.declare(channel)
+                channel.confirm_delivery()  # retries are re-published and must be confirmed before the ack
+                channel.basic_qos(prefetch_count=queue_worker.prefetch)
+                channel.basic_consume(queue_worker.queue, on_message_callback=(
+                    lambda _channel, method, properties, body, into=received[queue_worker.queue]:
+                        into.append((method, properties, body))))
+                logger.info("queue=%s consumer=%s started (prefetch %d)",
+                            queue_worker.queue, queue_worker.route.consumer, queue_worker.prefetch)
+            idle_since = time.monotonic()
+            seen = 0
+            while not self._stopping and (max_messages is None or seen < max_messages):
+                self._beat()
+                waiting = any(received.values())
+                connection.process_data_events(time_limit=0 if waiting else self.IDLE_WAIT_SECONDS)
+                if not any(received.values()):
+                    for queue_worker in self.queue_workers:  # idle: nothing more is coming right now
+                        queue_worker._acks_flush(channels[queue_worker.queue])
+                    if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                        break
+                    continue
+                for queue_worker in self.queue_workers:  # a batch of each queue in turn
+                    deliveries = received[queue_worker.queue]
+                    if not deliveries or self._stopping:
+                        continue
+                    limit = queue_worker.transaction_batch
+                    if max_messages is not None:
+                        limit = min(limit, max_messages - seen)
+                        if limit <= 0:
+                            break
+                    batch, deliveries[:] = deliveries[:limit], deliveries[limit:]
+                    try:
+                        queue_worker.handle(channels[queue_worker.queue], batch)
+                    except DatabaseAway:
+                        self._acks_flush(channels)  # what committed is acked; the rest goes back
+                        raise
+                    seen += len(batch)
+                idle_since = time.monotonic()
+            # Ack what was handled; what was received but not handled goes back when the channels close.
+            self._acks_flush(channels)
+            for channel in channels.values():
+                channel.close()
+        finally:
+            if connection.is_open:
+                connection.close()
+            close_old_connections()
+
+    def _acks_flush(self, channels: dict) -> None:
+        for queue_worker in self.queue_workers:
+            queue_worker._acks_flush(channels[queue_worker.queue])
