@@ -85,3 +85,18 @@ def test_the_consume_command_takes_several_queues_and_refuses_unknown_or_repeate
         call_command("consume", "new_orders", "no_such_queue", "--idle-exit", "1")
     with pytest.raises(CommandError, match="twice"):
         call_command("consume", "new_orders", "new_orders", "--idle-exit", "1")
+
+
+def test_the_procfile_consumes_every_queue_exactly_once():
+    # given: the Procfile's processes, as honcho (make run, the demo, the benchmarks) reads them
+    from django.conf import settings
+    from honcho.environ import parse_procfile
+
+    from messaging import topology
+
+    processes = parse_procfile((settings.BASE_DIR / "Procfile").read_text()).processes
+    # when
+    consumed = [queue for command in processes.values() if " manage.py consume " in f" {command} "
+                for queue in command.split(" consume ", 1)[1].split() if not queue.startswith("-")]
+    # then: the product's queues and the demo's actors (SIM_ACTORS is on here), each once
+    assert sorted(consumed) == sorted(topology.work_queues())
