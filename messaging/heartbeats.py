@@ -29,7 +29,9 @@ class Heartbeat:
         self.kind, self.queue = kind, queue
         self.started_at = timezone.now()
         self.host, self.pid = socket.gethostname()[:150], os.getpid()
-        self.process = f"{self.host}:{self.pid}:{self.started_at:%Y%m%dT%H%M%S.%f}"
+        # one row per queue: a worker process consuming several queues beats for each
+        self.process = (f"{self.host[:100]}:{self.pid}:{self.started_at:%Y%m%dT%H%M%S.%f}"
+                        + (f":{queue}" if queue else ""))[:200]
         self._next_beat = 0.0  # monotonic
         self._messages = 0
         self._last_message_at: datetime | None = None
