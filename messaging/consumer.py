@@ -436,8 +436,7 @@ class Worker:
                 waiting = any(received.values())
                 connection.process_data_events(time_limit=0 if waiting else self.IDLE_WAIT_SECONDS)
                 if not any(received.values()):
-                    for queue_worker in self.queue_workers:  # idle: nothing more is coming right now
-                        queue_worker._acks_flush(channels[queue_worker.queue])
+                    self._acks_flush(channels)  # idle: nothing more is coming right now
                     if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
                         break
                     continue
