@@ -5,8 +5,11 @@ import uuid
 
 import pika
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
+from honcho.environ import parse_procfile
 
+from messaging import topology
 from messaging.consumer import QueueWorker, Worker
 from messaging.models import DeadLetter, ProcessedMessage, WorkerHeartbeat
 from support.models import CustomerContact
@@ -89,11 +92,6 @@ def test_the_consume_command_takes_several_queues_and_refuses_unknown_or_repeate
 
 def test_the_procfile_consumes_every_queue_exactly_once():
     # given: the Procfile's processes, as honcho (make run, the demo, the benchmarks) reads them
-    from django.conf import settings
-    from honcho.environ import parse_procfile
-
-    from messaging import topology
-
     processes = parse_procfile((settings.BASE_DIR / "Procfile").read_text()).processes
     # when
     consumed = [queue for command in processes.values() if " manage.py consume " in f" {command} "

@@ -2,7 +2,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumer import QueueWorker, Worker
-from messaging.registry import route_for
 
 
 class Command(BaseCommand):
@@ -16,19 +15,15 @@ class Command(BaseCommand):
         parser.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
 
     def handle(self, *args, queues: list[str], **options):
-        for queue in queues:
-            try:
-                route_for(queue)
-            except LookupError as exc:
-                raise CommandError(str(exc)) from exc
-        if len(set(queues)) != len(queues):
-            raise CommandError("a queue is named twice")
         prefetch = options["prefetch"] or settings.MESSAGING["PREFETCH"]
         if prefetch < 1:
             raise CommandError("--prefetch must be at least 1")
-        queue_workers = [QueueWorker(queue, prefetch=prefetch) for queue in queues]
-        Worker(queue_workers).run(max_messages=options["max_messages"], idle_exit_seconds=options["idle_exit"])
-        for queue_worker in queue_workers:
+        try:
+            worker = Worker([QueueWorker(queue, prefetch=prefetch) for queue in queues])
+        except (LookupError, ValueError) as exc:  # a queue that does not exist, or one named twice
+            raise CommandError(str(exc)) from exc
+        worker.run(max_messages=options["max_messages"], idle_exit_seconds=options["idle_exit"])
+        for queue_worker in worker.queue_workers:
             stats = queue_worker.stats
             self.stdout.write(
                 f"worker {queue_worker.queue} stopped: handled={stats.handled} duplicates={stats.duplicates} "
