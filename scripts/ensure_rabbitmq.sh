@@ -40,7 +40,18 @@ fi
 
 if is_root; then
   echo "RabbitMQ: starting rabbitmq-server -detached ..." >&2
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  # Debian's wrapper becomes the rabbitmq user through `su`, whose PAM session drops the open
+  # file limit to 1024 (about 900 handles for the node). Recovering a few hundred classic queues
+  # after an unclean stop then waits on file handles forever. Start it as the rabbitmq user
+  # without PAM (setpriv), with the limit Debian's systemd unit gives it (LimitNOFILE=65536).
+  ulimit -Hn 65536 2>/dev/null || true
+  ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+  if command -v setpriv >/dev/null 2>&1 && id rabbitmq >/dev/null 2>&1; then
+    HOME=/var/lib/rabbitmq setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
+      rabbitmq-server -detached >/dev/null 2>&1 || true
+  else
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+  fi
 else
   echo "RabbitMQ is installed but not running; start it with: sudo rabbitmq-server -detached" >&2
   exit 1
@@ -54,5 +65,8 @@ for _ in $(seq 1 90); do
   sleep 1
 done
 ping -v || true
-echo "RabbitMQ did not come up within 90 s; see /var/log/rabbitmq/" >&2
+echo "RabbitMQ did not come up within 90 s; the end of its logs (/var/log/rabbitmq/):" >&2
+for log in /var/log/rabbitmq/startup_err /var/log/rabbitmq/startup_log "/var/log/rabbitmq/rabbit@$(hostname -s).log"; do
+  [ -s "$log" ] && { echo "--- $log" >&2; tail -n 15 "$log" >&2; }
+done
 exit 1
