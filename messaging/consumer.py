@@ -43,13 +43,12 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 
 from config.errors import DomainError
 from messaging import broker, topology
-from messaging.envelope import InvalidMessage, Message, current_message, decode
+from messaging.envelope import InvalidMessage, Message, decode
 from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
 from messaging.models import DeadLetter, WorkerHeartbeat
-from messaging.registry import QueueRoute, route_for
-from messaging.tracing import message_handling
+from messaging.registry import MessageBatch, QueueRoute, message_scope, route_for
 from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
@@ -88,31 +87,38 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
 
     All or nothing: whatever one handler raises rolls every message back (none is recorded
     as processed) and is raised. A message later in the list sees what the earlier ones
-    wrote, exactly as if they had been handled one after the other.
+    wrote, exactly as if they had been handled one after the other. Consecutive messages of a
+    type with a batch handler (``messaging.registry.message_batch_handler``) go to it together.
     """
     with transaction.atomic():
         first_time = processed_records(consumer=route.consumer, message_ids=[m.message_id for m in messages])
         outcomes = []
+        run: list[Message] = []  # consecutive new messages of one type
         for message in messages:
+            if run and message.type != run[-1].type:
+                _handle_run(route, run)
+                run = []
             if message.message_id in first_time:
                 first_time.discard(message.message_id)  # the same message twice in the list: once
-                outcomes.append(_handle(route, message))
+                run.append(message)
+                outcomes.append(HANDLED)
             else:
                 outcomes.append(DUPLICATE)
+        _handle_run(route, run)
         return outcomes
 
 
-def _handle(route: QueueRoute, message: Message) -> str:
-    handler = route.handler_for(message.type)
-    token = current_message.set(message)
-    try:
-        # the handler's span continues the message's trace: what it writes carries the trace on
-        with message_handling(queue=route.queue, type=message.type, message_id=message.message_id,
-                              headers=message.headers):
+def _handle_run(route: QueueRoute, messages: list[Message]) -> None:
+    if not messages:
+        return
+    batch_handler = route.batch_handler_for(messages[0].type)
+    if batch_handler is not None:
+        batch_handler(MessageBatch(route.queue, messages))
+        return
+    for message in messages:
+        handler = route.handler_for(message.type)
+        with message_scope(route.queue, message):
             handler(message)
-    finally:
-        current_message.reset(token)
-    return HANDLED
 
 
 def dead_letter_record(

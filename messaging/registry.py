@@ -1,17 +1,57 @@
 """Which function handles which message type on which queue.
 
 Apps declare their handlers with ``@message_handler(queue, type)`` in ``handlers.py``;
-``consume <queue>`` looks them up here.
+``consume <queue>`` looks them up here. A type whose messages often arrive many at a time may
+have a ``@message_batch_handler`` instead: it receives the run of them a worker handles in one
+transaction (``MessageBatch``), reads what they need in one statement, and
+then handles each one in its own turn (``batch.each()``), as a handler of one would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from messaging.envelope import InvalidMessage, Message
+from messaging.envelope import InvalidMessage, Message, current_message
+from messaging.tracing import message_handling
+
+
+@contextmanager
+def message_scope(queue: str, message: Message) -> Iterator[Message]:
+    """Handling ``message``: what is written meanwhile names it as its cause and carries its
+    trace on (the handler's span continues the message's trace)."""
+    token = current_message.set(message)
+    try:
+        with message_handling(queue=queue, type=message.type, message_id=message.message_id,
+                              headers=message.headers):
+            yield message
+    finally:
+        current_message.reset(token)
+
+
+class MessageBatch:
+    """The messages of one type a worker handles together, in order, in one transaction."""
+
+    def __init__(self, queue: str, messages: list[Message]):
+        self.queue = queue
+        self.messages = messages
+
+    def __iter__(self) -> Iterator[Message]:
+        return iter(self.messages)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def each(self) -> Iterator[Message]:
+        """Each message in turn, inside its own scope (``message_scope``)."""
+        for message in self.messages:
+            with message_scope(self.queue, message):
+                yield message
+
 
 Handler = Callable[[Message], None]
+BatchHandler = Callable[[MessageBatch], None]
 
 
 @dataclass
@@ -19,6 +59,10 @@ class QueueRoute:
     queue: str
     consumer: str
     handlers: dict[str, Handler] = field(default_factory=dict)
+    batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
+
+    def batch_handler_for(self, message_type: str) -> BatchHandler | None:
+        return self.batch_handlers.get(message_type)
 
     def handler_for(self, message_type: str) -> Handler:
         try:
@@ -32,16 +76,34 @@ _routes: dict[str, QueueRoute] = {}
 
 
 def message_handler(queue: str, message_type: str, *, consumer: str) -> Callable[[Handler], Handler]:
+    """Register ``func(message)`` as the handler of ``message_type`` on ``queue``."""
     def register(func: Handler) -> Handler:
-        route = _routes.setdefault(queue, QueueRoute(queue=queue, consumer=consumer))
-        if route.consumer != consumer:
-            raise RuntimeError(f"queue {queue} already consumed by {route.consumer}, not {consumer}")
-        if message_type in route.handlers:
-            raise RuntimeError(f"two handlers for {message_type} on {queue}")
-        route.handlers[message_type] = func
+        _route_new_type(queue, message_type, consumer).handlers[message_type] = func
         return func
 
     return register
+
+
+def message_batch_handler(queue: str, message_type: str, *, consumer: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register ``func(batch)`` as the handler of ``message_type`` on ``queue``: it receives the
+    messages of that type a worker handles together (one or more, in order, duplicates left out)
+    and must handle each one inside ``batch.each()``."""
+    def register(func: BatchHandler) -> BatchHandler:
+        route = _route_new_type(queue, message_type, consumer)
+        route.batch_handlers[message_type] = func
+        route.handlers[message_type] = lambda message: func(MessageBatch(queue, [message]))
+        return func
+
+    return register
+
+
+def _route_new_type(queue: str, message_type: str, consumer: str) -> QueueRoute:
+    route = _routes.setdefault(queue, QueueRoute(queue=queue, consumer=consumer))
+    if route.consumer != consumer:
+        raise RuntimeError(f"queue {queue} already consumed by {route.consumer}, not {consumer}")
+    if message_type in route.handlers:
+        raise RuntimeError(f"two handlers for {message_type} on {queue}")
+    return route
 
 
 def route_for(queue: str) -> QueueRoute:

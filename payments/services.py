@@ -14,6 +14,7 @@ handler never carries on after an error, the whole transaction rolls back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,7 @@ from contracts.messages import PaymentChargeDue, PaymentResult
 from messaging.outbox import outbox_emit
 from messaging.timers import timer_cancel, timer_set
 from messaging.topology import PAYMENT_REQUESTS, PAYMENT_RESULTS
-from payments.locks import payment_for_update, payment_of_order_for_update
+from payments.locks import payment_for_update, payment_of_order_for_update, payments_for_update
 from payments.models import Payment
 from payments.provider import payment_provider
 
@@ -65,7 +66,17 @@ def payment_request(*, order_id: UUID, amount: Decimal, currency: str, method: s
 def payment_charge(*, payment_id: UUID) -> Payment | None:
     """The provider's answer to a pending payment (its timer is due). Charges once per payment,
     whatever the retries: a late or repeated timer finds the payment no longer pending."""
-    payment = payment_for_update(payment_id)
+    return payment_charge_locked(payment_for_update(payment_id))
+
+
+def payments_to_charge(payment_ids: Iterable[UUID]) -> dict[UUID, Payment]:
+    """The payments of several due answers, locked together (``payment_charge_locked`` each).
+    Caller holds the transaction."""
+    return payments_for_update(payment_ids)
+
+
+def payment_charge_locked(payment: Payment | None) -> Payment | None:
+    """``payment_charge`` for a payment the caller has locked (None: there is no such payment)."""
     if payment is None or payment.status != Payment.Status.PENDING:
         return payment
     answer = payment_provider().charge(idempotency_key=str(payment.id), amount=payment.amount,

@@ -5,9 +5,9 @@ import uuid
 import pytest
 
 from messaging.consumer import DUPLICATE, HANDLED, deliver, deliver_together
-from messaging.envelope import Message
+from messaging.envelope import Message, current_message
 from messaging.models import OutboxMessage, ProcessedMessage
-from messaging.registry import route_for
+from messaging.registry import message_batch_handler, message_handler, route_for
 from messaging.topology import NEW_ORDERS
 from tests.messaging.examples import order_placed_payload
 from warehouse.models import Reservation, StockItem
@@ -92,3 +92,51 @@ def test_messages_handled_together_share_one_transaction_all_or_nothing(catalogu
     assert StockItem.objects.get(sku="PRD001").quantity_on_hand == stock - 3
     assert Reservation.objects.filter(order_id__in=orders, status="reserved").count() == 3
     assert OutboxMessage.objects.filter(correlation_id__in=orders, type="order.confirmed").count() == 3
+
+
+# -- a batch handler: the consecutive messages of its type at once ------------------------------
+BATCH_QUEUE = "test_batch_handler"
+seen: list = []
+
+
+@message_batch_handler(BATCH_QUEUE, "test.counted", consumer="tests.batch")
+def _counted(batch):
+    ids = [message.message_id for message in batch]  # what a batch handler reads at once
+    for message in batch.each():
+        seen.append(("counted", tuple(ids), message.message_id, current_message.get().message_id))
+
+
+@message_handler(BATCH_QUEUE, "test.single", consumer="tests.batch")
+def _single(message):
+    seen.append(("single", message.message_id, current_message.get().message_id))
+
+
+def test_messages_with_a_batch_handler_reach_it_together_in_runs_duplicates_left_out():
+    seen.clear()
+    route = route_for(BATCH_QUEUE)
+
+    def make(message_type: str) -> Message:
+        return Message(queue=BATCH_QUEUE, message_id=str(uuid.uuid4()), type=message_type,
+                       correlation_id="c", causation_id="", payload={})
+
+    a1, a2, b1, a3 = make("test.counted"), make("test.counted"), make("test.single"), make("test.counted")
+    # when: two of the batch handler's type, another type, one more, and a repeat of the first
+    outcomes = deliver_together(route, [a1, a2, b1, a3, a1])
+    # then: the first two reach it together, the other type on its own, the third alone; each
+    # message handled once, in order, as the current message of its own turn
+    assert outcomes == [HANDLED, HANDLED, HANDLED, HANDLED, DUPLICATE]
+    pair = (a1.message_id, a2.message_id)
+    assert seen == [
+        ("counted", pair, a1.message_id, a1.message_id),
+        ("counted", pair, a2.message_id, a2.message_id),
+        ("single", b1.message_id, b1.message_id),
+        ("counted", (a3.message_id,), a3.message_id, a3.message_id),
+    ]
+    # delivered again, all are duplicates and nothing runs
+    seen.clear()
+    assert deliver_together(route, [a2, a3]) == [DUPLICATE, DUPLICATE]
+    assert seen == []
+    # one delivered alone (a worker handling it on its own) reaches the batch handler alone
+    a4 = make("test.counted")
+    assert deliver(route, a4) == HANDLED
+    assert seen == [("counted", (a4.message_id,), a4.message_id, a4.message_id)]

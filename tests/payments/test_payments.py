@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
-from messaging.consumer import deliver
+from messaging.consumer import deliver, deliver_together
 from messaging.envelope import InvalidMessage, Message
 from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.registry import route_for
@@ -314,3 +315,30 @@ def test_a_request_and_a_cancellation_at_once_make_one_payment_that_is_never_cha
     payment = Payment.objects.get(order_id=order_id)
     assert (payment.status, payment.amount) == ("voided", AMOUNT)
     assert charge_timers(order_id) == []
+
+
+def test_charge_timers_due_together_lock_their_payments_at_once_and_each_answers_as_its_own(provider):
+    # given: three pending payments; their timers due together, one of them twice, beside a
+    # request of another type and a timer for a payment that does not exist
+    orders = [uuid.uuid4() for _ in range(3)]
+    payments = [request(order) for order in orders]
+    timers = [message("payment.charge_due", {"order_id": str(p.order_id), "payment_id": str(p.id)}) for p in payments]
+    repeat = message("payment.charge_due", {"order_id": str(orders[0]), "payment_id": str(payments[0].id)})
+    unknown = message("payment.charge_due", {"order_id": str(uuid.uuid4()), "payment_id": str(uuid.uuid4())})
+    other = uuid.uuid4()
+    new_request = message("payment.requested", {**VALID_REQUEST, "order_id": str(other)})
+    batch = [timers[0], timers[1], repeat, unknown, new_request, timers[2]]
+    # when: a worker handles them in one transaction
+    with CaptureQueriesContext(connection) as statements:
+        outcomes = deliver_together(route_for(PAYMENT_REQUESTS), batch)
+    # then: every payment charged once, its answer caused by its own timer
+    assert outcomes == ["handled"] * 6
+    assert provider.charges == [str(p.id) for p in payments]
+    for order, timer in zip(orders, timers, strict=True):
+        [answer] = OutboxMessage.objects.filter(queue="payment_results", correlation_id=str(order))
+        assert (answer.type, answer.causation_id) == ("payment.captured", timer.message_id)
+    assert Payment.objects.get(order_id=other).status == "pending"  # the request between them was handled too
+    # the first run of timers (four messages) took one lock statement, the last one another
+    locks = [q["sql"] for q in statements.captured_queries
+             if "FOR UPDATE" in q["sql"] and '"payments_payment"' in q["sql"]]
+    assert len([sql for sql in locks if " IN (" in sql]) == 2
