@@ -12,7 +12,9 @@ For every delivery the worker
 Two things make a busy worker cheaper (each worth more than 10% on the pipeline benchmark,
 docs/benchmarks.md): the deliveries a worker already holds are handled together in one
 transaction (``CONSUMER_TRANSACTION_BATCH``; all or nothing, then one by one after any
-failure), and committed deliveries are acknowledged together (``CONSUMER_ACK_BATCH``).
+failure), and committed deliveries are acknowledged together (``CONSUMER_ACK_BATCH``). In that
+transaction, consecutive messages of a type with a batch handler reach it together
+(``messaging.registry.message_batch_handler``: the charge timers lock their payments at once).
 
 One worker process may consume several queues (``manage.py consume new_orders support_requests
 ...``): one broker connection, a channel per queue (its own prefetch and acks), each queue's
