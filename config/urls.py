@@ -15,6 +15,8 @@ api = [
     path("", include("observability.api_urls")),  # the catalogue (products with the warehouse's availability)
     path("", include("support.api_urls")),  # public tracking
     path("", include("transport.urls")),  # the drivers' stage reports
+    path("", include("warehouse.urls")),  # stock, for warehouse staff
+    path("", include("payments.urls")),  # payments, for staff
 ]
 
 urlpatterns = [

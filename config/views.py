@@ -37,6 +37,8 @@ class ApiRootApi(APIView):
             "order_cancel": link("order-cancel", "ORDER_ID").replace("ORDER_ID", "{order_id}"),
             "products": link("product-list"),
             "tracking": tracking,
+            "stock": link("stock-list"),
+            "payments": link("payment-list"),
             "token": link("token"),
             "token_rotate": link("token-rotate"),
             "schema": reverse("schema", request=request),

@@ -1,13 +1,25 @@
 from collections.abc import Iterable
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from warehouse.models import Reservation, StockItem
 
 
 def stock_list() -> QuerySet[StockItem]:
     return StockItem.objects.order_by("sku")
+
+
+# The reservations whose units are set aside and not yet handed to transport.
+HELD = (Reservation.Status.RESERVED, Reservation.Status.PICKING)
+
+
+def stock_with_holds() -> QuerySet[StockItem]:
+    """Every stock item by sku, with ``held``: the units reserved for orders and not yet picked
+    (``quantity_on_hand`` is what is left to sell)."""
+    held = Sum("reservation_lines__quantity", filter=Q(reservation_lines__reservation__status__in=HELD))
+    return StockItem.objects.annotate(held=Coalesce(held, 0)).order_by("sku")
 
 
 def reservation_get(*, order_id: UUID) -> Reservation | None:

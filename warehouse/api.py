@@ -1,0 +1,75 @@
+"""Stock API for warehouse staff: what is on the shelves and what is set aside for orders.
+
+Read-only: stock changes through reservations (messages) and the admin's actions. Staff, or a
+user given ``warehouse.view_stockitem`` (warehouse staff without the admin), may read it.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from config.openapi import COMMON_ERRORS, NOT_FOUND
+from warehouse.models import StockItem
+from warehouse.selectors import stock_with_holds
+
+VIEW_STOCK_PERMISSION = "warehouse.view_stockitem"
+
+
+class CanViewStock(BasePermission):
+    """Staff, or a user given ``warehouse.view_stockitem``."""
+
+    message = "Only staff and warehouse staff (permission warehouse.view_stockitem) may read the stock."
+
+    def has_permission(self, request: Request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm(VIEW_STOCK_PERMISSION)))
+
+
+class StockItemOut(serializers.ModelSerializer):
+    product_id = serializers.CharField(source="sku", help_text="The product's id (the warehouse's sku).")
+    available = serializers.IntegerField(source="quantity_on_hand", help_text="Units left to sell.")
+    held = serializers.IntegerField(help_text="Units reserved for orders and not yet picked.")
+
+    class Meta:
+        model = StockItem
+        fields = ["product_id", "name", "location", "available", "held", "updated_at"]
+
+
+class StockFilter(django_filters.FilterSet):
+    location = django_filters.CharFilter(max_length=StockItem._meta.get_field("location").max_length)
+    in_stock = django_filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="_in_stock",
+                                           help_text="true: only items with units left to sell; false: only sold out.")
+
+    class Meta:
+        model = StockItem
+        fields = ["location", "in_stock"]
+
+    def _in_stock(self, queryset, name, value):
+        return queryset.filter(quantity_on_hand__gt=0) if value == "true" else queryset.filter(quantity_on_hand__lte=0)
+
+
+@extend_schema_view(get=extend_schema(summary="The stock, by product (warehouse staff)",
+                                      responses={200: StockItemOut(many=True), **COMMON_ERRORS}))
+class StockListApi(generics.ListAPIView):
+    permission_classes = [CanViewStock]
+    serializer_class = StockItemOut
+    filterset_class = StockFilter
+
+    def get_queryset(self):
+        return stock_with_holds()
+
+
+@extend_schema_view(get=extend_schema(summary="One product's stock (warehouse staff)",
+                                      responses={200: StockItemOut, 404: NOT_FOUND, **COMMON_ERRORS}))
+class StockDetailApi(generics.RetrieveAPIView):
+    permission_classes = [CanViewStock]
+    serializer_class = StockItemOut
+    lookup_field = "sku"
+    lookup_url_kwarg = "product_id"
+
+    def get_queryset(self):
+        return stock_with_holds()
