@@ -50,7 +50,7 @@ from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
 from messaging.models import DeadLetter, WorkerHeartbeat
-from messaging.registry import MessageBatch, QueueRoute, message_scope, route_for
+from messaging.registry import MessageBatch, QueueRoute, batch_handle, message_scope, route_for
 from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
@@ -115,7 +115,7 @@ def _handle_run(route: QueueRoute, messages: list[Message]) -> None:
         return
     batch_handler = route.batch_handler_for(messages[0].type)
     if batch_handler is not None:
-        batch_handler(MessageBatch(route.queue, messages))
+        batch_handle(batch_handler, MessageBatch(route.queue, messages))
         return
     for message in messages:
         handler = route.handler_for(message.type)

@@ -36,6 +36,7 @@ class MessageBatch:
     def __init__(self, queue: str, messages: list[Message]):
         self.queue = queue
         self.messages = messages
+        self.handled = 0  # how many went through each()
 
     def __iter__(self) -> Iterator[Message]:
         return iter(self.messages)
@@ -48,6 +49,7 @@ class MessageBatch:
         for message in self.messages:
             with message_scope(self.queue, message):
                 yield message
+            self.handled += 1
 
 
 Handler = Callable[[Message], None]
@@ -91,10 +93,20 @@ def message_batch_handler(queue: str, message_type: str, *, consumer: str) -> Ca
     def register(func: BatchHandler) -> BatchHandler:
         route = _route_new_type(queue, message_type, consumer)
         route.batch_handlers[message_type] = func
-        route.handlers[message_type] = lambda message: func(MessageBatch(queue, [message]))
+        route.handlers[message_type] = lambda message: batch_handle(func, MessageBatch(queue, [message]))
         return func
 
     return register
+
+
+def batch_handle(handler: BatchHandler, batch: MessageBatch) -> None:
+    """Run a batch handler; one that returns before handling every message is a bug, not a
+    success: it raises (and its transaction rolls back), so no message is recorded as handled
+    without having been."""
+    handler(batch)
+    if batch.handled != len(batch):
+        raise RuntimeError(f"{handler.__qualname__} handled {batch.handled} of {len(batch)} messages "
+                           f"on {batch.queue}: a batch handler must go through batch.each()")
 
 
 def _route_new_type(queue: str, message_type: str, consumer: str) -> QueueRoute:

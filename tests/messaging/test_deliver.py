@@ -140,3 +140,25 @@ def test_messages_with_a_batch_handler_reach_it_together_in_runs_duplicates_left
     a4 = make("test.counted")
     assert deliver(route, a4) == HANDLED
     assert seen == [("counted", (a4.message_id,), a4.message_id, a4.message_id)]
+
+
+
+@message_batch_handler(BATCH_QUEUE, "test.skipped", consumer="tests.batch")
+def _skips_the_last(batch):
+    for message in batch.each():
+        seen.append(("skipping", message.message_id))
+        if len(seen) == len(batch) - 1:
+            break
+
+
+def test_a_batch_handler_that_leaves_a_message_unhandled_fails_and_records_none():
+    seen.clear()
+    route = route_for(BATCH_QUEUE)
+    messages = [Message(queue=BATCH_QUEUE, message_id=str(uuid.uuid4()), type="test.skipped",
+                        correlation_id="c", causation_id="", payload={}) for _ in range(3)]
+    # when: the handler leaves the loop in the second message's turn
+    with pytest.raises(RuntimeError, match="handled 1 of 3 messages"):
+        deliver_together(route, messages)
+    assert len(seen) == 2
+    # then: nothing is recorded as processed (the worker retries, then parks them)
+    assert not ProcessedMessage.objects.filter(message_id__in=[m.message_id for m in messages]).exists()
