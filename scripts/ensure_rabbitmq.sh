@@ -48,7 +48,7 @@ if is_root; then
   ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
   if command -v setpriv >/dev/null 2>&1 && id rabbitmq >/dev/null 2>&1; then
     HOME=/var/lib/rabbitmq setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
-      rabbitmq-server -detached >/dev/null 2>&1 || true
+      rabbitmq-server -detached >/dev/null 2>&1 || rabbitmq-server -detached >/dev/null 2>&1 || true
   else
     rabbitmq-server -detached >/dev/null 2>&1 || true
   fi
