@@ -12,24 +12,20 @@ import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import BasePermission
-from rest_framework.request import Request
 
 from config.openapi import COMMON_ERRORS, NOT_FOUND
+from config.permissions import StaffOrPermission
 from payments.models import Payment
 from payments.selectors import payment_list
 
 VIEW_PAYMENT_PERMISSION = "payments.view_payment"
 
 
-class CanViewPayments(BasePermission):
+class CanViewPayments(StaffOrPermission):
     """Staff, or a user given ``payments.view_payment``."""
 
     message = "Only staff (or permission payments.view_payment) may read payments."
-
-    def has_permission(self, request: Request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm(VIEW_PAYMENT_PERMISSION)))
+    permission = VIEW_PAYMENT_PERMISSION
 
 
 @extend_schema_field({"type": "string", "enum": Payment.Status.values}, component_name="PaymentStatus")

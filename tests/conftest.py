@@ -73,6 +73,19 @@ def make_customer(db):
 
 
 @pytest.fixture
+def token_client_for(db):
+    """An API client that authenticates as ``user`` with a token of its own."""
+    from rest_framework.authtoken.models import Token
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
 def customer_client(make_customer):
     return make_customer("jaan", "jaan.tamm@example.com")[1]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Conflict, NotFound
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
+from config.permissions import StaffOrPermission
 from transport import services
 from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent
 from transport.selectors import shipment_status_get
@@ -27,14 +27,11 @@ DRIVEABLE_STAGES = list(NEXT_STAGE.values())
 SHIPMENT_ID_MAX_LENGTH = Shipment._meta.get_field("id").max_length
 
 
-class CanRecordShipmentStage(BasePermission):
+class CanRecordShipmentStage(StaffOrPermission):
     """Staff, or a user given ``transport.record_shipment_stage`` (a driver)."""
 
     message = "Only staff and drivers (permission transport.record_shipment_stage) may record shipment stages."
-
-    def has_permission(self, request: Request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm(RECORD_STAGE_PERMISSION)))
+    permission = RECORD_STAGE_PERMISSION
 
 
 # --- input ----------------------------------------------------------------------------

@@ -9,24 +9,20 @@ from __future__ import annotations
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers
-from rest_framework.permissions import BasePermission
-from rest_framework.request import Request
 
 from config.openapi import COMMON_ERRORS, NOT_FOUND
+from config.permissions import StaffOrPermission
 from warehouse.models import StockItem
 from warehouse.selectors import stock_with_holds
 
 VIEW_STOCK_PERMISSION = "warehouse.view_stockitem"
 
 
-class CanViewStock(BasePermission):
+class CanViewStock(StaffOrPermission):
     """Staff, or a user given ``warehouse.view_stockitem``."""
 
     message = "Only staff and warehouse staff (permission warehouse.view_stockitem) may read the stock."
-
-    def has_permission(self, request: Request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm(VIEW_STOCK_PERMISSION)))
+    permission = VIEW_STOCK_PERMISSION
 
 
 class StockItemOut(serializers.ModelSerializer):

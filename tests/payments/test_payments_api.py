@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from payments.services import payment_charge, payment_compensate, payment_request
@@ -13,15 +12,9 @@ from payments.services import payment_charge, payment_compensate, payment_reques
 pytestmark = pytest.mark.django_db
 
 
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
-
-
 @pytest.fixture
-def staff_client(django_user_model):
-    return token_client(django_user_model.objects.create_user("cashier", password="x", is_staff=True))
+def staff_client(django_user_model, token_client_for):
+    return token_client_for(django_user_model.objects.create_user("cashier", password="x", is_staff=True))
 
 
 def paid(amount: str = "10.00", method: str = "credit_card"):
@@ -56,10 +49,10 @@ def test_staff_find_an_orders_payment_and_filter_by_status(staff_client):
     assert one.status_code == 200 and one.json() == payment
 
 
-def test_a_user_with_the_view_permission_may_read_payments(django_user_model):
+def test_a_user_with_the_view_permission_may_read_payments(django_user_model, token_client_for):
     user = django_user_model.objects.create_user("finance", password="x")
     user.user_permissions.add(Permission.objects.get(codename="view_payment"))
-    assert token_client(user).get("/api/payments/").status_code == 200
+    assert token_client_for(user).get("/api/payments/").status_code == 200
 
 
 def test_customers_are_forbidden_and_anonymous_callers_must_authenticate(customer_client):

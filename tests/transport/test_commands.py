@@ -5,7 +5,6 @@ import uuid
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
@@ -58,23 +57,17 @@ def run_action(client, changelist: str, action: str, pks: list):
                        follow=True)
 
 
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+@pytest.fixture
+def staff_client(django_user_model, token_client_for):
+    return token_client_for(django_user_model.objects.create_user("dispatcher", is_staff=True))
 
 
 @pytest.fixture
-def staff_client(django_user_model):
-    return token_client(django_user_model.objects.create_user("dispatcher", is_staff=True))
-
-
-@pytest.fixture
-def driver_client(django_user_model):
+def driver_client(django_user_model, token_client_for):
     driver = django_user_model.objects.create_user("driver")
     driver.user_permissions.add(Permission.objects.get(codename="record_shipment_stage",
                                                        content_type__app_label="transport"))
-    return token_client(driver)
+    return token_client_for(driver)
 
 
 # --- admin: record the next stage -------------------------------------------------------

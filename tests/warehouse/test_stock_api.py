@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from warehouse.models import StockItem
@@ -13,15 +12,9 @@ from warehouse.services import RequestedLine, picking_complete, picking_start, r
 pytestmark = pytest.mark.django_db
 
 
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
-
-
 @pytest.fixture
-def staff_client(django_user_model):
-    return token_client(django_user_model.objects.create_user("keeper", password="x", is_staff=True))
+def staff_client(django_user_model, token_client_for):
+    return token_client_for(django_user_model.objects.create_user("keeper", password="x", is_staff=True))
 
 
 def reserve(quantity: int, sku: str = "PRD001") -> uuid.UUID:
@@ -61,10 +54,10 @@ def test_staff_see_each_product_with_what_is_left_and_what_is_held_for_orders(ca
         "PRD003"]
 
 
-def test_warehouse_staff_with_the_permission_may_read_the_stock(catalogue, django_user_model):
+def test_warehouse_staff_with_the_permission_may_read_the_stock(catalogue, django_user_model, token_client_for):
     user = django_user_model.objects.create_user("picker", password="x")
     user.user_permissions.add(Permission.objects.get(codename="view_stockitem"))
-    assert token_client(user).get("/api/stock/").status_code == 200
+    assert token_client_for(user).get("/api/stock/").status_code == 200
 
 
 def test_customers_are_forbidden_and_anonymous_callers_must_authenticate(catalogue, customer_client):
