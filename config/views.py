@@ -1,10 +1,13 @@
-"""The site's front door: the front page and the API's root. Both only link (by URL name)."""
+"""The site's front door: the front page, the API's root (both only link, by URL name) and the
+API's schema and docs."""
 
 from __future__ import annotations
 
 from django.shortcuts import render
+from django.views import View
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,3 +48,25 @@ class ApiRootApi(APIView):
             "docs": reverse("docs", request=request),
             "redoc": reverse("redoc", request=request),
         })
+
+
+class _PlainOptions:
+    """OPTIONS answers with the allowed methods and no body, as Django's views do. DRF's answer
+    (the view's metadata) would go through the page's own renderer: Swagger UI's HTML template
+    renderer has no template for it (500), and ReDoc's and the schema's made a page or a schema
+    of nothing."""
+
+    def options(self, request, *args, **kwargs):
+        return View.options(self, request, *args, **kwargs)
+
+
+class ApiSchema(_PlainOptions, SpectacularAPIView):
+    """The OpenAPI schema (YAML, or JSON with ``?format=json``)."""
+
+
+class ApiDocs(_PlainOptions, SpectacularSwaggerSplitView):
+    """Swagger UI."""
+
+
+class ApiRedoc(_PlainOptions, SpectacularRedocView):
+    """ReDoc."""

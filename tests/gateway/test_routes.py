@@ -38,9 +38,9 @@ ROUTES = {
     "/readyz": "observability.views.readyz",
     "/metrics": "observability.views.metrics",
     "/favicon.ico": "observability.views.favicon",
-    "/api/schema/": "drf_spectacular.views.SpectacularAPIView",
-    "/api/docs/": "drf_spectacular.views.SpectacularSwaggerSplitView",
-    "/api/redoc/": "drf_spectacular.views.SpectacularRedocView",
+    "/api/schema/": "config.views.ApiSchema",
+    "/api/docs/": "config.views.ApiDocs",
+    "/api/redoc/": "config.views.ApiRedoc",
     "/admin/": "django.contrib.admin.sites.index",
 }
 
@@ -65,3 +65,20 @@ def test_the_names_that_templates_and_views_reverse():
     assert reverse("observability:healthz") == "/healthz"
     assert reverse("schema") == "/api/schema/"
     assert reverse("admin:index") == "/admin/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("method", ["options", "head"])
+def test_each_public_path_answers_options_and_head_without_a_server_error(client, path, method):
+    response = getattr(client, method)(path)  # the test client raises what the view raises
+    assert response.status_code < 500, (path, response.status_code)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/docs/?script", "/api/redoc/"])
+def test_options_on_the_schema_and_docs_lists_the_methods_and_nothing_else(client, path):
+    response = client.options(path)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["Allow"].split(", ") == ["GET", "HEAD", "OPTIONS"]
