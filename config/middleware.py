@@ -20,6 +20,8 @@ access_log = logging.getLogger("access")
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# A header's value may hold a tab (RFC 9110), never another control character.
+HEADER_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -96,6 +98,8 @@ class InputHygieneMiddleware:
     * control characters (U+0000-U+001F, U+007F) in the path or in any query name or value,
       decoded: a NUL reaching PostgreSQL is an error, the others are never meaningful in an id
       or a filter (400);
+    * control characters other than a tab in any header's value (the token of ``Authorization``,
+      the session cookie: both are looked up in the database) (400);
     * a body with no length (chunked transfer encoding): gunicorn hands it over and Django would
       read it as empty, so the request would silently lose its body (411).
     """
@@ -109,6 +113,10 @@ class InputHygieneMiddleware:
         for name, values in request.GET.lists():
             if CONTROL_CHARACTERS.search(name) or any(CONTROL_CHARACTERS.search(value) for value in values):
                 return _refuse(request, 400, f"The query parameter {name!r} contains a control character.")
+        for key, value in request.META.items():
+            if (key.startswith("HTTP_") or key == "CONTENT_TYPE") and HEADER_CONTROL_CHARACTERS.search(value):
+                header = key.removeprefix("HTTP_").replace("_", "-").title()
+                return _refuse(request, 400, f"The header {header} contains a control character.")
         if (request.method in BODY_METHODS and not request.META.get("CONTENT_LENGTH")
                 and "HTTP_TRANSFER_ENCODING" in request.META):
             return _refuse(request, 411, "A request body needs a Content-Length (chunked bodies are not accepted).")
