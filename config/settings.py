@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,6 +55,27 @@ def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+_RATE = re.compile(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def _env_rate(name: str, default: str) -> str:
+    """A throttle rate, "N/second|minute|hour|day" (DRF would fail on every request otherwise)."""
+    raw = (os.environ.get(name) or "").strip() or default
+    if not _RATE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 120/minute (N per second, minute, hour or day), "
+                                   f"got {raw!r}")
+    return raw
+
+
+def _env_site_url(name: str, default: str) -> str:
+    """An absolute http(s) address without a trailing slash."""
+    raw = (os.environ.get(name) or "").strip() or default
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("http", "https") or not rest.split("/")[0] or any(c.isspace() for c in raw):
+        raise ImproperlyConfigured(f"{name} must be an absolute http:// or https:// address, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _env_list(name: str, default: str = "") -> list[str]:
@@ -292,11 +314,11 @@ REST_FRAMEWORK = {
 }
 # Rates per user (anonymous: per client address). "N/second|minute|hour|day".
 API_THROTTLE_RATES = {
-    "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
-    "anon": os.environ.get("API_THROTTLE_ANON", "300/minute"),
-    "orders": os.environ.get("API_THROTTLE_ORDERS", "120/minute"),
+    "user": _env_rate("API_THROTTLE_USER", "1200/minute"),
+    "anon": _env_rate("API_THROTTLE_ANON", "300/minute"),
+    "orders": _env_rate("API_THROTTLE_ORDERS", "120/minute"),
     # POST /api/auth/token/ per client address, whatever the account (django-axes counts failures)
-    "login": os.environ.get("API_THROTTLE_LOGIN", "20/minute"),
+    "login": _env_rate("API_THROTTLE_LOGIN", "20/minute"),
 }
 API_MAX_BODY_BYTES = _env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # The deepest nesting and the most values (keys and items, in all) a JSON body may hold.
@@ -332,7 +354,7 @@ API_THROTTLE_MAX_HISTORIES = _env_int("API_THROTTLE_MAX_HISTORIES", 100_000, min
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@logistics.example")
 # The public address of the site, for links that leave it (the tracking link in mails).
-SITE_URL = (os.environ.get("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = _env_site_url("SITE_URL", "http://127.0.0.1:8000")
 
 # --- misc ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,62 @@
+"""A setting from the environment that cannot work stops the process at start with a line that
+names it (ImproperlyConfigured), instead of failing later on every request or message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.config.test_ground_floor import checkout_copy, clean_environment, settings_import
+
+BAD = [
+    ("SIM_TIME_SCALE", "abc", "SIM_TIME_SCALE must be a number, got 'abc'"),
+    ("SIM_TIME_SCALE", "-1", "SIM_TIME_SCALE must be a finite number >= 0.0, got '-1'"),
+    ("SIM_TIME_SCALE", "nan", "SIM_TIME_SCALE must be a finite number >= 0.0, got 'nan'"),
+    ("SIM_ACTORS", "maybe", "SIM_ACTORS must be a boolean (1/0, true/false, yes/no, on/off), got 'maybe'"),
+    ("CONSUMER_TRANSACTION_BATCH", "0", "CONSUMER_TRANSACTION_BATCH must be >= 1, got '0'"),
+    ("CONSUMER_ACK_BATCH", "x", "CONSUMER_ACK_BATCH must be an integer, got 'x'"),
+    ("API_MAX_BODY_BYTES", "1", "API_MAX_BODY_BYTES must be >= 1024, got '1'"),
+    ("API_THROTTLE_USER", "abc",
+     "API_THROTTLE_USER must be a rate such as 120/minute (N per second, minute, hour or day), got 'abc'"),
+    ("API_THROTTLE_ORDERS", "5/fortnight",
+     "API_THROTTLE_ORDERS must be a rate such as 120/minute (N per second, minute, hour or day), got '5/fortnight'"),
+    ("API_THROTTLE_LOGIN", "-3/minute",
+     "API_THROTTLE_LOGIN must be a rate such as 120/minute (N per second, minute, hour or day), got '-3/minute'"),
+    ("SITE_URL", "shop.example", "SITE_URL must be an absolute http:// or https:// address, got 'shop.example'"),
+    ("SITE_URL", "ftp://shop.example", "SITE_URL must be an absolute http:// or https:// address, got 'ftp://shop.example'"),
+    ("SITE_URL", "https://", "SITE_URL must be an absolute http:// or https:// address, got 'https://'"),
+]
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    root = checkout_copy(tmp_path)
+    (root / ".secret_key").write_text("k" * 50)
+    return root
+
+
+def environment(**values: str) -> dict[str, str]:
+    base = {k: v for k, v in clean_environment().items()
+            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_"))}
+    return {**base, **values}
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD)
+def test_a_setting_that_cannot_work_stops_the_start_naming_it(checkout, name, value, message):
+    result = settings_import(checkout, environment(**{name: value}))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"django.core.exceptions.ImproperlyConfigured: {message}"
+
+
+def test_good_values_are_taken_as_given(checkout):
+    script_env = environment(API_THROTTLE_USER="5/second", API_THROTTLE_ANON="0/day", API_THROTTLE_ORDERS="10/h",
+                             API_THROTTLE_LOGIN="", SITE_URL="https://shop.example/", SIM_TIME_SCALE="0")
+    result = settings_import(checkout, script_env)
+    assert result.returncode == 0, result.stderr
+    shown = subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL)"],
+        cwd=checkout, env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
+    assert shown.stdout.strip() == ("{'user': '5/second', 'anon': '0/day', 'orders': '10/h', 'login': '20/minute'} "
+                                    "https://shop.example")
