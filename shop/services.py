@@ -90,9 +90,14 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
     get the token with ``customer_token_obtain`` and log in to the browsable API.
     """
     User = get_user_model()
+    username = User.normalize_username(username)
+    try:  # what the admin's user form would accept: letters, digits and @.+-_, at most 150
+        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+    except ValidationError as exc:
+        raise DomainError(" ".join(exc.messages), field="username") from None
     if User.objects.filter(username=username).exists():
         raise DomainError(f"a user named {username!r} already exists", field="username")
-    user = User(username=User.normalize_username(username), email=User.objects.normalize_email(email))
+    user = User(username=username, email=User.objects.normalize_email(email))
     if password is None:
         user.set_unusable_password()
     else:

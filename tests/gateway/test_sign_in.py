@@ -60,6 +60,20 @@ def test_a_weak_password_is_refused_and_no_account_is_made():
     assert not get_user_model().objects.filter(username="weak").exists()
 
 
+@pytest.mark.parametrize("username", ["bad/name", "has space", "semi;colon", "x" * 151])
+def test_a_username_the_admin_would_refuse_is_refused_and_no_account_is_made(username):
+    with pytest.raises(CommandError, match="username"):
+        call_command("create_customer", username, stdout=io.StringIO())
+    assert not get_user_model().objects.filter(username=username).exists()
+
+
+def test_a_username_is_taken_as_django_normalises_it():
+    call_command("create_customer", "\u212bngstr\u00f6m", stdout=io.StringIO())  # ANGSTROM SIGN: NFKC makes it Å
+    assert get_user_model().objects.filter(username="\u00c5ngstr\u00f6m").exists()
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_customer", "\u00c5ngstr\u00f6m", stdout=io.StringIO())
+
+
 def test_without_a_password_there_is_no_password_login(throttle_dir):
     call_command("create_customer", "tokenonly", stdout=io.StringIO())
     assert token_post("tokenonly", "").status_code == 400
