@@ -107,7 +107,7 @@ DEBUG = _env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.LogisticsAdminConfig",  # django.contrib.admin, actions on checked ids
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
