@@ -156,6 +156,11 @@ def product_upsert(*, sku: str, name: str, price: Decimal, currency: str = "EUR"
     return product
 
 
+# The largest total the order (and the payment, and every message with an amount) can hold.
+_TOTAL = Order._meta.get_field("total")
+ORDER_TOTAL_MAX = Decimal(10) ** (_TOTAL.max_digits - _TOTAL.decimal_places) - Decimal(10) ** -_TOTAL.decimal_places
+
+
 @transaction.atomic
 def order_place(
     *,
@@ -190,6 +195,9 @@ def order_place(
         raise DomainError("all products of one order must share a currency", field="items")
 
     total = sum((products[sku].price * qty for sku, qty in quantities.items()), Decimal("0"))
+    if total > ORDER_TOTAL_MAX:
+        raise DomainError(f"the order's total ({total} {next(iter(currencies))}) is more than one order may hold "
+                          f"({ORDER_TOTAL_MAX})", field="items")
     order = Order.objects.create(
         **({"id": order_id} if order_id else {}),
         customer=customer,

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
 from shop.api import OrderIn
-from shop.models import Order
+from shop.models import Order, Product
 from simulation.demo_data import SEED_ORDER
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +117,24 @@ def test_malformed_orders_get_400_naming_the_field(catalogue, customer_client, l
     assert field in response.json(), response.json()
     assert Order.objects.count() == 0
     assert OutboxMessage.objects.count() == 0
+
+
+def test_an_order_whose_total_no_order_can_hold_is_400_not_500(catalogue, customer_client):
+    # given: staff priced a product at the most a price may be (99,999,999.99)
+    Product.objects.filter(sku="PRD001").update(price=Decimal("99999999.99"))
+    body = copy.deepcopy(SEED_ORDER)
+    body["items"] = [{"product_id": "PRD001", "quantity": 1000}]  # 99,999,999,990.00: 11 digits before the point
+    # when
+    response = customer_client.post("/api/orders/", body, format="json")
+    # then: refused naming the items, nothing written (before: the database refused the total, 500)
+    assert response.status_code == 400, response.content
+    assert response.json() == {"items": ["the order's total (99999999990.00 EUR) is more than one order may hold "
+                                         "(9999999999.99)"]}
+    assert Order.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    # and the largest total that fits is taken
+    body["items"] = [{"product_id": "PRD001", "quantity": 100}]  # 9,999,999,999.00
+    assert customer_client.post("/api/orders/", body, format="json").status_code == 201
+    assert Order.objects.get().total == Decimal("9999999999.00")
 
 
 def test_a_json_array_body_is_400_not_500(catalogue, customer_client):
