@@ -1,15 +1,22 @@
 """Connections to RabbitMQ. Everything that opens one goes through here.
 
 ``RABBITMQ_URL`` names one node, or the nodes of one cluster separated by commas. A connection
-tries them in the order given and takes the first that answers (pika's BlockingConnection does
-that for a sequence of parameters; the relay's publisher does the same itself), so a process
-whose node died connects to the next one when it reconnects.
+tries them in the order given and takes the first that answers (``connect()`` here; the relay's
+publisher does the same itself), so a process whose node died connects to the next one when it
+reconnects. A node whose name does not resolve (its container or pod is gone, DNS is not up
+yet) is skipped like one that refuses: pika's BlockingConnection given a list of nodes gave up
+on all of them at the first such name, and a worker died of it instead of reconnecting.
 """
 
 from __future__ import annotations
 
+import logging
+
 import pika
 from django.conf import settings
+from pika.exceptions import AMQPConnectionError
+
+logger = logging.getLogger(__name__)
 
 
 def node_urls(url: str | None = None) -> list[str]:
@@ -36,8 +43,17 @@ def node_parameters(*, heartbeat: int = 30) -> list[pika.URLParameters]:
 
 
 def connect(*, heartbeat: int = 30) -> pika.BlockingConnection:
-    """A connection to the first node that answers."""
-    return pika.BlockingConnection(node_parameters(heartbeat=heartbeat))
+    """A connection to the first node that answers; AMQPConnectionError when none does."""
+    nodes = node_parameters(heartbeat=heartbeat)
+    failures = []
+    for parameters in nodes:
+        try:
+            return pika.BlockingConnection(parameters)
+        except (AMQPConnectionError, OSError) as exc:  # refused, timed out, or a name that does not resolve
+            failures.append(f"{parameters.host}:{parameters.port}: {exc!r}")
+            if len(nodes) > 1:
+                logger.warning("broker node %s:%s did not answer (%r)", parameters.host, parameters.port, exc)
+    raise AMQPConnectionError("no broker node answers: " + "; ".join(failures))
 
 
 def broker_reachable() -> bool:

@@ -18,15 +18,24 @@ from observability import selectors
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def dead_node_first(settings, broker) -> str:
-    """RABBITMQ_URL: a node that refuses connections, then the test broker."""
+@pytest.fixture(params=["refuses", "does not resolve"])
+def dead_node_first(request, settings, broker) -> str:
+    """RABBITMQ_URL: a node that refuses connections, or whose name does not resolve (its container
+    is gone), then the test broker."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
+    dead = f"127.0.0.1:{closed}" if request.param == "refuses" else "rabbit-gone.invalid:5672"
     live = settings.RABBITMQ_URL
-    settings.RABBITMQ_URL = f"amqp://guest:guest@127.0.0.1:{closed}/%2F, {live}"
+    settings.RABBITMQ_URL = f"amqp://guest:guest@{dead}/%2F, {live}"
     return live
+
+
+def test_no_node_answering_is_a_connection_error_the_workers_retry_not_a_crash(settings):
+    # a worker retries AMQPConnectionError with a back-off; a bare socket.gaierror killed it
+    settings.RABBITMQ_URL = "amqp://guest:guest@rabbit-gone.invalid:5672/%2F,amqp://guest:guest@127.0.0.1:1/%2F"
+    with pytest.raises(pika.exceptions.AMQPConnectionError, match="no broker node answers: rabbit-gone.invalid:5672"):
+        broker_mod.connect()
 
 
 def test_node_urls_are_the_comma_separated_urls_in_order(settings):
