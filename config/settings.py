@@ -11,6 +11,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -76,6 +77,22 @@ def _env_site_url(name: str, default: str) -> str:
     if scheme not in ("http", "https") or not rest.split("/")[0] or any(c.isspace() for c in raw):
         raise ImproperlyConfigured(f"{name} must be an absolute http:// or https:// address, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _env_amqp_urls(name: str, default: str) -> str:
+    """One AMQP URL, or several separated by commas (the nodes of one cluster)."""
+    raw = (os.environ.get(name) or "").strip() or default
+    for url in (part.strip() for part in raw.split(",")):
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises for a port that is not a number in range
+        except ValueError:
+            parts = None
+        if url and (parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname):
+            shown = re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)  # not the password into a log
+            raise ImproperlyConfigured(f"{name} must be amqp:// or amqps:// URLs with a host, separated by commas; "
+                                       f"{shown!r} is not one")
+    return raw
 
 
 def _env_list(name: str, default: str = "") -> list[str]:
@@ -198,7 +215,7 @@ DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- broker -----------------------------------------------------------------
-RABBITMQ_URL = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672/%2F"
+RABBITMQ_URL = _env_amqp_urls("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MESSAGING = {
     "EXCHANGE": "logistics",
     "DEAD_LETTER_EXCHANGE": "logistics.dlx",

@@ -10,6 +10,7 @@ import pytest
 
 from tests.config.test_ground_floor import checkout_copy, clean_environment, settings_import
 
+AMQP = "RABBITMQ_URL must be amqp:// or amqps:// URLs with a host, separated by commas;"
 BAD = [
     ("SIM_TIME_SCALE", "abc", "SIM_TIME_SCALE must be a number, got 'abc'"),
     ("SIM_TIME_SCALE", "-1", "SIM_TIME_SCALE must be a finite number >= 0.0, got '-1'"),
@@ -27,6 +28,10 @@ BAD = [
     ("SITE_URL", "shop.example", "SITE_URL must be an absolute http:// or https:// address, got 'shop.example'"),
     ("SITE_URL", "ftp://shop.example", "SITE_URL must be an absolute http:// or https:// address, got 'ftp://shop.example'"),
     ("SITE_URL", "https://", "SITE_URL must be an absolute http:// or https:// address, got 'https://'"),
+    ("RABBITMQ_URL", "notaurl", f"{AMQP} 'notaurl' is not one"),
+    ("RABBITMQ_URL", "http://rabbit", f"{AMQP} 'http://rabbit' is not one"),
+    ("RABBITMQ_URL", "amqp://u:secret@rabbit:99999/%2F", f"{AMQP} 'amqp://u:***@rabbit:99999/%2F' is not one"),
+    ("RABBITMQ_URL", "amqp://rabbit-1/v,amqp://", f"{AMQP} 'amqp://' is not one"),
 ]
 
 
@@ -52,11 +57,12 @@ def test_a_setting_that_cannot_work_stops_the_start_naming_it(checkout, name, va
 
 def test_good_values_are_taken_as_given(checkout):
     script_env = environment(API_THROTTLE_USER="5/second", API_THROTTLE_ANON="0/day", API_THROTTLE_ORDERS="10/h",
-                             API_THROTTLE_LOGIN="", SITE_URL="https://shop.example/", SIM_TIME_SCALE="0")
+                             API_THROTTLE_LOGIN="", SITE_URL="https://shop.example/", SIM_TIME_SCALE="0",
+                             RABBITMQ_URL="amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
     result = settings_import(checkout, script_env)
     assert result.returncode == 0, result.stderr
     shown = subprocess.run(
-        [sys.executable, "-c", "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL)"],
+        [sys.executable, "-c", "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL, s.RABBITMQ_URL)"],
         cwd=checkout, env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
     assert shown.stdout.strip() == ("{'user': '5/second', 'anon': '0/day', 'orders': '10/h', 'login': '20/minute'} "
-                                    "https://shop.example")
+                                    "https://shop.example amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
