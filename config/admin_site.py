@@ -32,7 +32,7 @@ class SelectionChecked:
                 pk.run_validators(pk.to_python(value))  # the id's type, and the column's range or length
             except (ValidationError, ValueError, TypeError):
                 return HttpResponseBadRequest(
-                    f"{value[:100]!r} is not the id of a {self.model._meta.verbose_name}: nothing was done.\n",
+                    f"{value[:100]!r} is not the id of any {self.model._meta.verbose_name}: nothing was done.\n",
                     content_type="text/plain; charset=utf-8")
         if not hasattr(request, "axes_attempt_time"):
             # django-axes 8.3's "Clean up expired attempts" reads the time that axes sets on a
