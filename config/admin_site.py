@@ -6,8 +6,10 @@ that is no id of the model (not a number, not a UUID, out of the column's range,
 the database or the field raise, and every action of every model answered 500. Here such a
 value is refused with a 400 before the action sees it. The check is mixed into every model
 admin registered on the site, the project's and those of django-q2, django-axes and
-``django.contrib.auth`` alike (``AdminSite.register``); it also lets django-axes's "Clean up
-expired attempts" action run (it failed on every call).
+``django.contrib.auth`` alike (``AdminSite.register``).
+
+django-axes's "Clean up expired attempts" action failed on every call; its admin is replaced by
+one whose action works (``LogisticsAdminConfig.ready``).
 """
 
 from __future__ import annotations
@@ -34,10 +36,6 @@ class SelectionChecked:
                 return HttpResponseBadRequest(
                     f"{value[:100]!r} is not the id of any {self.model._meta.verbose_name}: nothing was done.\n",
                     content_type="text/plain; charset=utf-8")
-        if not hasattr(request, "axes_attempt_time"):
-            # django-axes 8.3's "Clean up expired attempts" reads the time that axes sets on a
-            # request only while it checks a login (AttributeError, 500, on every other request)
-            request.axes_attempt_time = timezone.now()
         return super().response_action(request, queryset)
 
 
@@ -54,3 +52,19 @@ class LogisticsAdminConfig(AdminConfig):
     """``django.contrib.admin`` with ``AdminSite`` above as ``admin.site``."""
 
     default_site = "config.admin_site.AdminSite"
+
+    def ready(self) -> None:
+        super().ready()  # every installed app's admin.py, django-axes's among them
+        from axes.admin import AccessAttemptAdmin
+        from axes.models import AccessAttempt
+
+        class AccessAttempts(AccessAttemptAdmin):
+            @admin.action(description="Clean up expired attempts")
+            def cleanup_expired_attempts(self, request, queryset):
+                # django-axes 8.3 reads the time that axes sets on a request only while it
+                # checks a login: AttributeError (500) on every other request
+                request.axes_attempt_time = timezone.now()
+                return super().cleanup_expired_attempts(request, queryset)
+
+        admin.site.unregister(AccessAttempt)
+        admin.site.register(AccessAttempt, AccessAttempts)
