@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run test lint bench install install-dev broker migrate clean cluster cluster-stop
+.PHONY: demo run tutorial test lint bench install install-dev broker migrate clean cluster cluster-stop
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,18 @@ run: broker migrate
 	$(PY) manage.py load_demo_data
 	rm -rf .run/prometheus  # metric files of processes from an earlier run
 	$(VENV)/bin/honcho start
+
+## make tutorial: `make run` plus the course's own API (its e-shop on 127.0.0.1:5001, its customer
+## service on 127.0.0.1:5002) for the course's test_integration.py; docs/tutorial.md. Simulated actors
+## on; SIM_TIME_SCALE 0.5 unless set (an order delivered in about 5 s, well inside the client's waits).
+TUTORIAL_TIME_SCALE := 0.5
+tutorial: broker migrate
+	$(PY) manage.py setup_broker
+	$(PY) manage.py load_demo_data
+	rm -rf .run/prometheus  # metric files of processes from an earlier run
+	mkdir -p .run && cat Procfile Procfile.tutorial > .run/Procfile.tutorial
+	SIM_ACTORS=1 SIM_TIME_SCALE=$${SIM_TIME_SCALE:-$(TUTORIAL_TIME_SCALE)} \
+	  $(VENV)/bin/honcho -f .run/Procfile.tutorial -d . start
 
 ## make cluster: a three-node RabbitMQ cluster of the checkout's own (ports 5681-5683, data in
 ## .run/rabbitmq-cluster/), beside any broker already running; prints the RABBITMQ_URL to use

@@ -95,6 +95,14 @@ def _env_amqp_urls(name: str, default: str) -> str:
     return raw
 
 
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, or "" when unset."""
+    raw = (os.environ.get(name) or "").strip()
+    if raw and raw not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (or unset), got {raw!r}")
+    return raw
+
+
 def _env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated list."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
@@ -145,6 +153,7 @@ INSTALLED_APPS = [
     "support",
     "observability",
     "simulation",
+    "course",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +176,13 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# The course's API (`make tutorial`, docs/tutorial.md): TUTORIAL_API=shop makes this process the
+# course's e-shop (POST /orders, GET /orders/<id>), TUTORIAL_API=tracking its customer service
+# (GET /tracking/<shipment_id>), instead of the site: a front without tokens on the same
+# services (course/api.py). Off unless set; only Procfile.tutorial sets it.
+TUTORIAL_API = _env_choice("TUTORIAL_API", ("shop", "tracking"))
+if TUTORIAL_API:
+    ROOT_URLCONF = f"course.urls_{TUTORIAL_API}"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

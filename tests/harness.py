@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -39,6 +41,35 @@ WORKERS = {
 PROGRAMS = {
     "web": ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "config.wsgi:application"],
 }
+
+
+PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")  # honcho's
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def procfile_processes(path: Path) -> dict[str, tuple[dict[str, str], list[str]]]:
+    """A Procfile's processes as honcho starts them: name -> (the line's leading ``VAR=value``
+    assignments, the command's arguments after the interpreter). ``python`` and ``gunicorn``
+    become this interpreter (``sys.executable``, ``sys.executable -m gunicorn``)."""
+    processes = {}
+    for line in path.read_text().splitlines():
+        match = PROCFILE_LINE.match(line)
+        if not match:
+            continue
+        words = shlex.split(match.group(2))
+        env = {}
+        while words and ASSIGNMENT.match(words[0]):
+            name, value = ASSIGNMENT.match(words.pop(0)).groups()
+            env[name] = value
+        program, *args = words
+        if program == "python":
+            command = args
+        elif program == "gunicorn":
+            command = ["-m", "gunicorn", *args]
+        else:
+            raise ValueError(f"{path.name}: {match.group(1)} runs {program}, which tests cannot start")
+        processes[match.group(1)] = (env, command)
+    return processes
 
 
 def test_database_url() -> str:
@@ -76,12 +107,16 @@ class System:
         }
         self.procs: dict[str, list[subprocess.Popen]] = {}
         self.restarts = 0
+        self.commands: dict[str, list[str]] = {}  # a Procfile's processes (start_procfile)
 
     def start(self, name: str, *, count: int = 1, env: dict[str, str] | None = None,
               args: Iterable[str] = ()) -> list[subprocess.Popen]:
         """Start ``count`` processes of ``name``; ``env``/``args`` are for these processes only."""
         base = name.split("#")[0]
-        command = PROGRAMS[base] if base in PROGRAMS else [str(ROOT / "manage.py"), *WORKERS[base]]
+        if base in self.commands:
+            command = self.commands[base]
+        else:
+            command = PROGRAMS[base] if base in PROGRAMS else [str(ROOT / "manage.py"), *WORKERS[base]]
         extra_env = dict(env or {})
         extra_args = list(args)
         started = []
@@ -102,6 +137,15 @@ class System:
     def start_all(self, names: Iterable[str] = tuple(WORKERS)) -> None:
         for name in names:
             self.start(name)
+
+    def start_procfile(self, path: Path, *, skip: Iterable[str] = ()) -> None:
+        """Start every process of the Procfile at ``path`` (but those named in ``skip``) as honcho
+        would, each with its line's assignments added to the environment."""
+        for name, (env, command) in procfile_processes(path).items():
+            if name in skip:
+                continue
+            self.commands[name] = command
+            self.start(name, env=env)
 
     def alive(self, name: str) -> list[subprocess.Popen]:
         return [p for p in self.procs.get(name, []) if p.poll() is None]

@@ -15,8 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = ("shop", "warehouse", "transport", "support", "payments")
-PRODUCT = (*DOMAIN, "messaging", "config", "contracts")
-APPS = (*DOMAIN, "messaging", "observability", "simulation")
+# course/ (the course's API, make tutorial) is a front on the domain apps, as the API is
+PRODUCT = (*DOMAIN, "messaging", "config", "contracts", "course")
+APPS = (*DOMAIN, "messaging", "observability", "simulation", "course")
 
 
 def modules(package: str) -> list[Path]:

@@ -32,6 +32,7 @@ BAD = [
     ("RABBITMQ_URL", "http://rabbit", f"{AMQP} 'http://rabbit' is not one"),
     ("RABBITMQ_URL", "amqp://u:secret@rabbit:99999/%2F", f"{AMQP} 'amqp://u:***@rabbit:99999/%2F' is not one"),
     ("RABBITMQ_URL", "amqp://rabbit-1/v,amqp://", f"{AMQP} 'amqp://' is not one"),
+    ("TUTORIAL_API", "1", "TUTORIAL_API must be one of shop, tracking (or unset), got '1'"),
 ]
 
 
