@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.db import connection
+from honcho.environ import parse_procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".run" / "test-logs"
@@ -43,7 +44,6 @@ PROGRAMS = {
 }
 
 
-PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")  # honcho's
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
@@ -52,23 +52,20 @@ def procfile_processes(path: Path) -> dict[str, tuple[dict[str, str], list[str]]
     assignments, the command's arguments after the interpreter). ``python`` and ``gunicorn``
     become this interpreter (``sys.executable``, ``sys.executable -m gunicorn``)."""
     processes = {}
-    for line in path.read_text().splitlines():
-        match = PROCFILE_LINE.match(line)
-        if not match:
-            continue
-        words = shlex.split(match.group(2))
+    for name, line in parse_procfile(path.read_text()).processes.items():
+        words = shlex.split(line)
         env = {}
         while words and ASSIGNMENT.match(words[0]):
-            name, value = ASSIGNMENT.match(words.pop(0)).groups()
-            env[name] = value
+            variable, value = ASSIGNMENT.match(words.pop(0)).groups()
+            env[variable] = value
         program, *args = words
         if program == "python":
             command = args
         elif program == "gunicorn":
             command = ["-m", "gunicorn", *args]
         else:
-            raise ValueError(f"{path.name}: {match.group(1)} runs {program}, which tests cannot start")
-        processes[match.group(1)] = (env, command)
+            raise ValueError(f"{path.name}: {name} runs {program}, which tests cannot start")
+        processes[name] = (env, command)
     return processes
 
 
