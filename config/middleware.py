@@ -26,7 +26,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _refuse(request: HttpRequest, status: int, detail: str) -> HttpResponse:
-    """A 4xx before any view runs: JSON under /api/, plain text elsewhere."""
+    """A 4xx before any view runs: JSON under /api/, plain text elsewhere; on the course's API
+    (TUTORIAL_API: every path is an endpoint) JSON in the course's shape, ``{"error": ...}``."""
+    if settings.TUTORIAL_API:
+        return JsonResponse({"error": detail}, status=status)
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": detail}, status=status)
     return HttpResponse(f"{detail}\n", status=status, content_type="text/plain; charset=utf-8")

@@ -232,3 +232,20 @@ def test_an_unknown_shipment_is_the_courses_404(client, path, status, error):
     # then
     assert response.status_code == status
     assert response.json() == {"error": error}
+
+
+@pytest.mark.urls("course.urls_shop")
+@pytest.mark.parametrize(("request_kwargs", "status", "error"), [
+    ({"path": "/orders/a\x01b"}, 400, "The path contains a control character."),
+    ({"path": "/orders", "CONTENT_LENGTH": "x"}, 400, "Content-Length is not a number."),
+    ({"path": "/orders", "CONTENT_LENGTH": str(10 ** 6)}, 413, "Request body too large: 1000000 bytes, limit 65536."),
+])
+def test_what_the_gateway_refuses_before_any_view_is_the_courses_kind_of_answer(client, settings, request_kwargs,
+                                                                                 status, error):
+    # given: a process of the course's API
+    settings.TUTORIAL_API = "shop"
+    # when
+    response = client.generic("POST", **request_kwargs)
+    # then
+    assert response.status_code == status
+    assert response.json() == {"error": error}
