@@ -9,6 +9,7 @@ http://localhost:5001 and http://localhost:5002, fixed in its code: the test nee
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,8 +73,9 @@ def test_the_courses_client_unmodified_sees_its_order_delivered(transactional_db
     taken = [reason for reason in map(port_taken, COURSE_PORTS) if reason]
     if taken:
         pytest.skip(f"the course's client calls localhost:5001 and :5002 only; {'; '.join(taken)}")
-    system = System(env={"SIM_TIME_SCALE": tutorial_time_scale(), "SIM_ACTORS": "1"},
-                    log_dir=ROOT / ".run" / "test-logs" / "tutorial")
+    log_dir = ROOT / ".run" / "test-logs" / "tutorial"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    system = System(env={"SIM_TIME_SCALE": tutorial_time_scale(), "SIM_ACTORS": "1"}, log_dir=log_dir)
     try:
         system.start_procfile(ROOT / "Procfile", skip={"web"})
         system.start_procfile(ROOT / "Procfile.tutorial")
@@ -98,6 +100,13 @@ def test_the_courses_client_unmodified_sees_its_order_delivered(transactional_db
     events = run.stdout.split("Saadetise sündmused:\n", 1)[1].splitlines()
     assert [re.match(r"- \S+: (\w+) - ", line).group(1) for line in events if line.startswith("- ")] == STAGES
     assert run.stdout.rstrip().endswith("=== INTEGRATSIOONISTSENAARIUM LÕPETATUD ===")
+    # each part of the course's API said at start what it serves, where and for whom
+    started_lines = {name: [line for line in (system.log_dir / f"{name}-0.log").read_text().splitlines()
+                            if "tutorial mode:" in line] for name in ("course_shop", "course_tracking")}
+    assert [len(lines) for lines in started_lines.values()] == [1, 1]
+    assert "e-shop (POST /orders, GET /orders/<id>) on http://127.0.0.1:5001" in started_lines["course_shop"][0]
+    assert "customer service (GET /tracking/<shipment_id>) on http://127.0.0.1:5002" in \
+        started_lines["course_tracking"][0]
     # the guest's one order, delivered along the shop's own road
     order = Order.objects.get(pk=placed.group(1))
     assert (order.customer.user.username, order.status, Order.objects.count()) == (GUEST_USERNAME, "delivered", 1)
