@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import connections
 
 CONFIG = Path(settings.BASE_DIR) / "config"
-ENVIRONMENT_READ_BY_SETTINGS = ("DJANGO_", "DATABASE_URL", "RABBITMQ_URL", "PROMETHEUS_MULTIPROC_DIR", "SIM_")
+ENVIRONMENT_READ_BY_SETTINGS = ("DJANGO_", "DATABASE_URL", "RABBITMQ_URL", "PROMETHEUS_MULTIPROC_DIR", "SIM_",
+                                "TUTORIAL_")
 
 
 def project_apps() -> set[str]:
