@@ -45,6 +45,23 @@ def free_port_run(count: int, *, offsets: tuple[int, ...] = (0,), start: int = 2
     raise RuntimeError(f"no {count} free ports between {start} and {stop}")
 
 
+def database_migrated(url: str) -> str:
+    """The database that ``url`` names created (unless it exists) and migrated (``manage.py
+    migrate``); returns ``url``. libpq reads the URL: a socket folder or several hosts."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+                            env={**os.environ, "DATABASE_URL": url}, cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return url
+
+
 @dataclass
 class RabbitCluster:
     """RabbitMQ nodes of the tests' own (``scripts/rabbitmq_cluster.sh``)."""
@@ -140,19 +157,7 @@ class Postgres:
 
     def database_migrated(self) -> str:
         """The database of ``url`` created and migrated (``manage.py migrate``); returns ``url``."""
-        import dj_database_url
-        import psycopg
-
-        db = dj_database_url.parse(self.url)
-        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
-                             autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
-                conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
-        result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
-                                env={**os.environ, "DATABASE_URL": self.url}, cwd=ROOT, capture_output=True,
-                                text=True, timeout=300, check=False)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return self.url
+        return database_migrated(self.url)
 
     def pg_ctl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
         bin_dir = next(Path(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
