@@ -22,6 +22,7 @@ from tests.harness import ROOT
 
 CLUSTER_SCRIPT = ROOT / "scripts" / "rabbitmq_cluster.sh"
 POSTGRES_SCRIPT = ROOT / "scripts" / "ensure_postgres.sh"
+PG_HA_SCRIPT = ROOT / "scripts" / "pg_ha.sh"
 
 
 def rabbitmq_installed() -> bool:
@@ -132,6 +133,58 @@ class RabbitCluster:
         self.script("destroy")
 
 
+def _postgres_may_use(folder: Path) -> bool:
+    """PostgreSQL runs as the postgres user when the tests run as root: can it reach ``folder``?"""
+    return os.getuid() != 0 or subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)],
+                                              capture_output=True, check=False).returncode == 0
+
+
+@dataclass
+class PostgresPair:
+    """A PostgreSQL primary and its synchronous standby of the tests' own (``scripts/pg_ha.sh``),
+    in .run/pg-ha-fault-<pid> on two ports of their own."""
+
+    folder: Path
+    port: int
+
+    @classmethod
+    def start(cls) -> PostgresPair:
+        port = free_port_run(2, start=56100, stop=57000)
+        folder = ROOT / ".run" / f"pg-ha-fault-{os.getpid()}"
+        if not _postgres_may_use(ROOT):
+            folder = Path("/var/tmp") / f"logistics-pg-ha-fault-{os.getpid()}"
+        pair = cls(folder=folder, port=port)
+        pair.script("destroy")  # a folder left by an earlier run of the same pid
+        pair.script("start", timeout=300)
+        return pair
+
+    def script(self, *args: str, timeout: float = 120) -> str:
+        env = {**os.environ, "PG_HA_DIR": str(self.folder), "PG_HA_PORT": str(self.port)}
+        result = subprocess.run([str(PG_HA_SCRIPT), *args], env=env, capture_output=True, text=True,
+                                timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_ha.sh {' '.join(args)}: {result.stderr[-2000:]}")
+        return result.stdout.strip()
+
+    @property
+    def url(self) -> str:
+        """Both servers, in libpq's form (target_session_attrs=read-write)."""
+        return self.script("url")
+
+    def kill(self, node: str) -> int:
+        """kill -9 of ``node``'s postmaster and its backends, all at once; returns the postmaster's pid."""
+        return int(self.script("kill", node))
+
+    def promote(self) -> None:
+        self.script("promote")
+
+    def status(self) -> str:
+        return self.script("status")
+
+    def destroy(self) -> None:
+        self.script("destroy")
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL cluster of the tests' own, in .run/pg-fault-<pid> on a port of its own."""
@@ -144,8 +197,7 @@ class Postgres:
     def start(cls) -> Postgres:
         port = free_port_run(1, start=56000, stop=57000)
         data = ROOT / ".run" / f"pg-fault-{os.getpid()}"
-        if os.getuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(ROOT)],
-                                               capture_output=True, check=False).returncode != 0:
+        if not _postgres_may_use(ROOT):
             # PostgreSQL runs as the postgres user, who cannot reach a checkout under /root
             data = Path("/var/tmp") / f"logistics-pg-fault-{os.getpid()}"
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
