@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run tutorial test lint bench install install-dev broker migrate clean cluster cluster-stop
+.PHONY: demo run tutorial test lint bench install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,17 @@ cluster:
 
 cluster-stop:
 	scripts/rabbitmq_cluster.sh stop
+
+## make pg-ha: a PostgreSQL primary with a synchronous standby of the checkout's own (ports
+## 55461-55462, data in .run/pg-ha/), beside any server already running; prints the DATABASE_URL
+pg-ha:
+	@scripts/pg_ha.sh start >/dev/null
+	@scripts/pg_ha.sh status
+	@echo "export DATABASE_URL='$$(scripts/pg_ha.sh url)'"
+	@echo "then: make run with it; promote the standby: scripts/pg_ha.sh promote; stop: make pg-ha-stop"
+
+pg-ha-stop:
+	scripts/pg_ha.sh stop
 
 ## make test: RabbitMQ and PostgreSQL made reachable, then the whole pytest suite against them
 test: install-dev

@@ -31,12 +31,10 @@ def bench_database_url() -> str:
 
 def _database_create(url: str, name: str) -> None:
     """CREATE DATABASE ``name`` on the server of ``url`` unless it exists."""
-    import dj_database_url
     import psycopg
 
-    db = dj_database_url.parse(url)  # the host may be a socket folder (percent-encoded in the URL)
-    with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"] or "postgres",
-                         password=db["PASSWORD"] or None, dbname="postgres", autocommit=True) as conn:
+    # libpq reads the URL: a socket folder (percent-encoded) or several hosts (the writable one)
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')

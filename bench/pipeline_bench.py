@@ -105,7 +105,8 @@ def servers_cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[
     return {name: sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items()) for name in after}
 
 
-def one_run() -> dict:
+def one_run(orders: int = ORDERS) -> dict:
+    """``orders`` orders placed and delivered on the database of DATABASE_URL (ha_bench runs fewer)."""
     from django.core.management import call_command
 
     from shop.models import Order
@@ -158,19 +159,19 @@ def one_run() -> dict:
         cpu_before, servers_before = cpu_snapshot(procs), servers_cpu_seconds()
         started = time.perf_counter()
         with ThreadPoolExecutor(CLIENTS) as pool:
-            results = list(pool.map(place, range(ORDERS)))
+            results = list(pool.map(place, range(orders)))
         posted = time.perf_counter()
         order_ids = [oid for _, oid in results]
-        wait_for(lambda: Order.objects.filter(pk__in=order_ids, status="delivered").count() == ORDERS,
-                 timeout=600, what=f"{ORDERS} orders delivered", interval=0.1)
+        wait_for(lambda: Order.objects.filter(pk__in=order_ids, status="delivered").count() == orders,
+                 timeout=600, what=f"{orders} orders delivered", interval=0.1)
         finished = time.perf_counter()
         cpu_after, servers_after = cpu_snapshot(procs), servers_cpu_seconds()
     post_ms = [ms for ms, _ in results]
-    cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / ORDERS for name in cpu_after}
+    cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / orders for name in cpu_after}
     servers_used = servers_cpu_used(servers_before, servers_after)
-    servers_ms = {name: seconds * 1000 / ORDERS for name, seconds in servers_used.items()}
+    servers_ms = {name: seconds * 1000 / orders for name, seconds in servers_used.items()}
     return {
-        "orders_per_s": ORDERS / (finished - started),
+        "orders_per_s": orders / (finished - started),
         "post_p50_ms": percentile(post_ms, 0.5),
         "post_p99_ms": percentile(post_ms, 0.99),
         "posting_seconds": posted - started,

@@ -13,9 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from config.database_url import database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -201,12 +202,11 @@ TEMPLATES = [
 ]
 
 # --- database ---------------------------------------------------------------
+# Several PostgreSQL hosts in libpq's form (a primary and its standbys, with
+# target_session_attrs=read-write) are handed to libpq as they are: every new connection finds
+# the writable one, and CONN_HEALTH_CHECKS drops a connection to a primary that went away.
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-try:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=_env_int("DB_CONN_MAX_AGE", 300),
-                              conn_health_checks=True)
-except Exception as exc:  # dj_database_url raises several types for bad URLs
-    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+_db = database_settings(DATABASE_URL, conn_max_age=_env_int("DB_CONN_MAX_AGE", 300), conn_health_checks=True)
 # Web, relay, consumers and scheduler are separate processes on one file: WAL lets readers run
 # beside the writer, IMMEDIATE takes the write lock at BEGIN (no lock upgrade deadlocks) and the
 # timeout waits instead of failing.

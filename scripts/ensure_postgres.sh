@@ -18,10 +18,9 @@ fi
 
 answers() {
   "$PY" - "$1" <<'PY' >/dev/null 2>&1
-import sys, psycopg, dj_database_url
-db = dj_database_url.parse(sys.argv[1])
-psycopg.connect(host=db["HOST"] or "localhost", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
-                password=db["PASSWORD"] or None, dbname="postgres", connect_timeout=3).close()
+import sys, psycopg
+# libpq reads the URL (several hosts too); its database may not exist yet
+psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()
 PY
 }
 

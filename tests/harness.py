@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.db import connection
 from honcho.environ import parse_procfile
@@ -38,6 +38,8 @@ WORKERS = {
     "sim_actors": ["consume", "sim_actors"],
     "scheduler": ["qcluster"],
 }
+# What the test database's URL carries on to the processes started (libpq's, from DATABASE_URL)
+LIBPQ_URL_OPTIONS = ("target_session_attrs", "connect_timeout", "sslmode", "application_name")
 # Started as they are deployed (Procfile), not through manage.py; WEB_PORT chooses the port.
 PROGRAMS = {
     "web": ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "config.wsgi:application"],
@@ -74,8 +76,14 @@ def test_database_url() -> str:
     if connection.vendor != "postgresql":
         raise RuntimeError("end-to-end tests run on PostgreSQL (make test provides it)")
     password = f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else ""
-    host = quote(s["HOST"], safe="")  # a socket folder is a path
-    return f"postgres://{s['USER']}{password}@{host}:{s['PORT']}/{s['NAME']}"
+    hosts, ports = s["HOST"].split(","), str(s["PORT"]).split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports
+    # a socket folder is a path; several hosts (a primary and its standbys) keep libpq's options
+    netloc = ",".join(f"{quote(host, safe='')}:{port}" if port else quote(host, safe="")
+                      for host, port in zip(hosts, ports, strict=True))
+    options = {key: s["OPTIONS"][key] for key in LIBPQ_URL_OPTIONS if key in s["OPTIONS"]}
+    query = f"?{urlencode(options)}" if options else ""
+    return f"postgres://{s['USER']}{password}@{netloc}/{s['NAME']}{query}"
 
 
 class System:

@@ -66,6 +66,7 @@ def checkout_copy(root: Path) -> Path:
     (root / "config").mkdir()
     shutil.copy(CONFIG / "__init__.py", root / "config" / "__init__.py")
     shutil.copy(CONFIG / "settings.py", root / "config" / "settings.py")
+    shutil.copy(CONFIG / "database_url.py", root / "config" / "database_url.py")
     return root
 
 

@@ -11,6 +11,8 @@ import pytest
 from tests.config.test_ground_floor import checkout_copy, clean_environment, settings_import
 
 AMQP = "RABBITMQ_URL must be amqp:// or amqps:// URLs with a host, separated by commas;"
+PG = ("DATABASE_URL must be a PostgreSQL URL as libpq reads it "
+      "(postgres://user:password@host:port,host:port/database?option=value);")
 BAD = [
     ("SIM_TIME_SCALE", "abc", "SIM_TIME_SCALE must be a number, got 'abc'"),
     ("SIM_TIME_SCALE", "-1", "SIM_TIME_SCALE must be a finite number >= 0.0, got '-1'"),
@@ -33,6 +35,25 @@ BAD = [
     ("RABBITMQ_URL", "amqp://u:secret@rabbit:99999/%2F", f"{AMQP} 'amqp://u:***@rabbit:99999/%2F' is not one"),
     ("RABBITMQ_URL", "amqp://rabbit-1/v,amqp://", f"{AMQP} 'amqp://' is not one"),
     ("TUTORIAL_API", "1", "TUTORIAL_API must be one of shop, tracking (or unset), got '1'"),
+    ("DATABASE_URL", "postgres://u:s3cret@db1:5432,db2:x/logistics",
+     f"{PG} 'postgres://u:***@db1:5432,db2:x/logistics': port 'x' is not a number from 1 to 65535"),
+    ("DATABASE_URL", "postgres://u:s3cret@db1,db2/logistics?target_session_attr=read-write",
+     f"{PG} 'postgres://u:***@db1,db2/logistics?target_session_attr=read-write': "
+     'invalid URI query parameter: "target_session_attr"'),
+    ("DATABASE_URL", "postgres://u:s3cret@db1,db2/logistics?target_session_attrs=writable",
+     f"{PG} 'postgres://u:***@db1,db2/logistics?target_session_attrs=writable': target_session_attrs 'writable' "
+     "is not one of any, read-write, read-only, primary, standby, prefer-standby"),
+    ("DATABASE_URL", "postgres://u:s3cret@db1,db2/logistics?connect_timeout=soon",
+     f"{PG} 'postgres://u:***@db1,db2/logistics?connect_timeout=soon': connect_timeout 'soon' is not a whole "
+     "number of seconds"),
+    ("DATABASE_URL", "postgres://u@/logistics?host=db1,db2&port=5432,5433,5434",
+     f"{PG} 'postgres://u@/logistics?host=db1,db2&port=5432,5433,5434': 2 hosts but 3 ports "
+     "(give one port for all, or one per host)"),
+    ("DATABASE_URL", "postgres://u:s3cret@db1:5432,db2:5432",
+     f"{PG} 'postgres://u:***@db1:5432,db2:5432': it names no database"),
+    # libpq quotes the token it cannot read; the password is not shown there either
+    ("DATABASE_URL", "postgres://u:s3%zzcret@db1,db2/logistics",
+     f"{PG} 'postgres://u:***@db1,db2/logistics': invalid percent-encoded token: \"***\""),
 ]
 
 
@@ -45,7 +66,7 @@ def checkout(tmp_path):
 
 def environment(**values: str) -> dict[str, str]:
     base = {k: v for k, v in clean_environment().items()
-            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_"))}
+            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_", "DB_"))}
     return {**base, **values}
 
 
@@ -67,3 +88,34 @@ def test_good_values_are_taken_as_given(checkout):
         cwd=checkout, env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
     assert shown.stdout.strip() == ("{'user': '5/second', 'anon': '0/day', 'orders': '10/h', 'login': '20/minute'} "
                                     "https://shop.example amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
+
+
+def database_settings_shown(checkout, url: str) -> str:
+    script_env = environment(DATABASE_URL=url)
+    shown = subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; d = s.DATABASES['default']; "
+                               "print(d['HOST'], d['PORT'], d['NAME'], d['USER'], d['PASSWORD'], "
+                               "sorted(d['OPTIONS'].items()))"],
+        cwd=checkout, env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.strip()
+
+
+def test_several_database_hosts_go_to_libpq_as_they_are(checkout):
+    # given: a primary and its standby in libpq's form, a password with an encoded character
+    url = "postgres://app:p%40ss@db1:5432,db2:5433/logistics?target_session_attrs=read-write&connect_timeout=2"
+    # when
+    shown = database_settings_shown(checkout, url)
+    # then: HOST and PORT as libpq takes several; the query's options with the backend's own
+    assert shown == ("db1,db2 5432,5433 logistics app p@ss [('connect_timeout', '2'), ('prepare_threshold', 2), "
+                     "('server_side_binding', True), ('target_session_attrs', 'read-write')]")
+
+
+def test_a_socket_folder_is_a_database_host(checkout):
+    # given: what scripts/ensure_postgres.sh prints for a cluster of the checkout's own
+    url = "postgres://postgres@%2Fsrv%2Fapp%2F.pgdata%2Frun:55432/logistics"
+    # when
+    shown = database_settings_shown(checkout, url)
+    # then
+    assert shown == ("/srv/app/.pgdata/run 55432 logistics postgres  [('connect_timeout', 5), "
+                     "('prepare_threshold', 2), ('server_side_binding', True)]")

@@ -22,6 +22,7 @@ from tests.harness import ROOT
 
 CLUSTER_SCRIPT = ROOT / "scripts" / "rabbitmq_cluster.sh"
 POSTGRES_SCRIPT = ROOT / "scripts" / "ensure_postgres.sh"
+PG_HA_SCRIPT = ROOT / "scripts" / "pg_ha.sh"
 
 
 def rabbitmq_installed() -> bool:
@@ -43,6 +44,23 @@ def free_port_run(count: int, *, offsets: tuple[int, ...] = (0,), start: int = 2
         if all(_free(port + i + offset) for i in range(count) for offset in offsets):
             return port
     raise RuntimeError(f"no {count} free ports between {start} and {stop}")
+
+
+def database_migrated(url: str) -> str:
+    """The database that ``url`` names created (unless it exists) and migrated (``manage.py
+    migrate``); returns ``url``. libpq reads the URL: a socket folder or several hosts."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+                            env={**os.environ, "DATABASE_URL": url}, cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return url
 
 
 @dataclass
@@ -115,6 +133,58 @@ class RabbitCluster:
         self.script("destroy")
 
 
+def _postgres_may_use(folder: Path) -> bool:
+    """PostgreSQL runs as the postgres user when the tests run as root: can it reach ``folder``?"""
+    return os.getuid() != 0 or subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)],
+                                              capture_output=True, check=False).returncode == 0
+
+
+@dataclass
+class PostgresPair:
+    """A PostgreSQL primary and its synchronous standby of the tests' own (``scripts/pg_ha.sh``),
+    in .run/pg-ha-fault-<pid> on two ports of their own."""
+
+    folder: Path
+    port: int
+
+    @classmethod
+    def start(cls) -> PostgresPair:
+        port = free_port_run(2, start=56100, stop=57000)
+        folder = ROOT / ".run" / f"pg-ha-fault-{os.getpid()}"
+        if not _postgres_may_use(ROOT):
+            folder = Path("/var/tmp") / f"logistics-pg-ha-fault-{os.getpid()}"
+        pair = cls(folder=folder, port=port)
+        pair.script("destroy")  # a folder left by an earlier run of the same pid
+        pair.script("start", timeout=300)
+        return pair
+
+    def script(self, *args: str, timeout: float = 120) -> str:
+        env = {**os.environ, "PG_HA_DIR": str(self.folder), "PG_HA_PORT": str(self.port)}
+        result = subprocess.run([str(PG_HA_SCRIPT), *args], env=env, capture_output=True, text=True,
+                                timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_ha.sh {' '.join(args)}: {result.stderr[-2000:]}")
+        return result.stdout.strip()
+
+    @property
+    def url(self) -> str:
+        """Both servers, in libpq's form (target_session_attrs=read-write)."""
+        return self.script("url")
+
+    def kill(self, node: str) -> int:
+        """kill -9 of ``node``'s postmaster and its backends, all at once; returns the postmaster's pid."""
+        return int(self.script("kill", node))
+
+    def promote(self) -> None:
+        self.script("promote")
+
+    def status(self) -> str:
+        return self.script("status")
+
+    def destroy(self) -> None:
+        self.script("destroy")
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL cluster of the tests' own, in .run/pg-fault-<pid> on a port of its own."""
@@ -127,8 +197,7 @@ class Postgres:
     def start(cls) -> Postgres:
         port = free_port_run(1, start=56000, stop=57000)
         data = ROOT / ".run" / f"pg-fault-{os.getpid()}"
-        if os.getuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(ROOT)],
-                                               capture_output=True, check=False).returncode != 0:
+        if not _postgres_may_use(ROOT):
             # PostgreSQL runs as the postgres user, who cannot reach a checkout under /root
             data = Path("/var/tmp") / f"logistics-pg-fault-{os.getpid()}"
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -140,19 +209,7 @@ class Postgres:
 
     def database_migrated(self) -> str:
         """The database of ``url`` created and migrated (``manage.py migrate``); returns ``url``."""
-        import dj_database_url
-        import psycopg
-
-        db = dj_database_url.parse(self.url)
-        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
-                             autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
-                conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
-        result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
-                                env={**os.environ, "DATABASE_URL": self.url}, cwd=ROOT, capture_output=True,
-                                text=True, timeout=300, check=False)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return self.url
+        return database_migrated(self.url)
 
     def pg_ctl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
         bin_dir = next(Path(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))

@@ -8,10 +8,8 @@ system runs on it as deployed: gunicorn, the relay, every queue's worker, qclust
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-import dj_database_url
 import pytest
 import requests
 from django.core.management import call_command
@@ -24,6 +22,7 @@ from tests.fault.servers import free_port_run
 from tests.fault.tools import (
     CONSUMERS,
     Supervisor,
+    database_at,
     duplicates_absorbed,
     effects,
     expected_stock,
@@ -42,22 +41,6 @@ pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 ORDERS_PER_PHASE = 20  # before the restart, between the restart and the kill, after the kill
 ITEMS = [("PRD002", 1), ("PRD004", 2)]
 DOWN_SECONDS = 5  # how long the database stays killed before it is started again
-
-
-@contextlib.contextmanager
-def database_at(url: str):
-    """This process's default database connection points at ``url`` meanwhile."""
-    conn = connections["default"]
-    saved = dict(conn.settings_dict)
-    parsed = dj_database_url.parse(url)
-    conn.close()
-    conn.settings_dict.update({key: parsed[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")})
-    try:
-        yield
-    finally:
-        conn.close()
-        conn.settings_dict.clear()
-        conn.settings_dict.update(saved)
 
 
 class Api:

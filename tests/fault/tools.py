@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
@@ -12,8 +13,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import pika
+from django.db import connections
 from django.utils import timezone
 
+from config.database_url import database_settings
 from messaging import broker as broker_mod
 from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.registry import route_for
@@ -30,6 +33,23 @@ LIFECYCLE = ("vehicle_assigned", "picked_up", "in_transit", "out_for_delivery", 
 CONSUMERS = ("new_orders", "order_confirmations", "payment_requests", "payment_results", "fulfilment_requests",
              "shipping_orders", "delivery_updates", "customer_notifications", "support_requests", "sim_actors")
 SKUS = ("PRD001", "PRD002", "PRD003", "PRD004")
+
+
+@contextlib.contextmanager
+def database_at(url: str):
+    """This process's default database connection points at ``url`` meanwhile."""
+    conn = connections["default"]
+    saved = dict(conn.settings_dict)
+    parsed = database_settings(url, conn_max_age=0, conn_health_checks=True)
+    conn.close()
+    conn.settings_dict.update({key: parsed[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")})
+    conn.settings_dict["OPTIONS"] = {**saved["OPTIONS"], **parsed["OPTIONS"]}  # target_session_attrs, ...
+    try:
+        yield
+    finally:
+        conn.close()
+        conn.settings_dict.clear()
+        conn.settings_dict.update(saved)
 
 
 # --- orders -----------------------------------------------------------------------------
