@@ -50,7 +50,7 @@ class TrackingRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(CustomerContact)
 class CustomerContactAdmin(ReadOnlyAdmin):
-    list_display = ["order_id", "name", "email", "received_at"]
+    list_display = ["order_id", "name", "email", "language", "received_at"]
     list_filter = [("received_at", admin.EmptyFieldListFilter)]
     search_fields = ["order_id", "name", "email"]
 

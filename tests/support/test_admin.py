@@ -59,3 +59,13 @@ def test_mail_again_gives_a_given_up_notification_a_fresh_set_of_attempts(staff,
     assert response.status_code == 302
     notification.refresh_from_db()
     assert (notification.send_attempts, notification.next_send_at, notification.last_send_error) == (0, None, "")
+
+
+def test_the_admin_follows_the_staffs_browser_language(client):
+    # when
+    estonian = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="et")
+    english = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="en")
+    # then: Django's own Estonian
+    assert estonian.status_code == english.status_code == 200
+    assert '<html lang="et"' in estonian.content.decode() and 'value="Sisene"' in estonian.content.decode()
+    assert '<html lang="en"' in english.content.decode() and 'value="Log in"' in english.content.decode()
