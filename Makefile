@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run tutorial test lint bench install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop
+.PHONY: demo run tutorial test lint bench install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 staticfiles:
 	mkdir -p $@
 
-install: $(VENV)/.installed .secret_key staticfiles
+# The translations (locale/<lang>/LC_MESSAGES/django.po) compiled to the .mo files Django reads,
+# with Babel (a pinned requirement): no gettext needed on the machine.
+messages: $(VENV)/.installed
+	$(VENV)/bin/pybabel -q compile -d locale -D django
+
+install: $(VENV)/.installed .secret_key staticfiles messages
 install-dev: $(VENV)/.installed-dev install
 
 broker: install

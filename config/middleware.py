@@ -7,9 +7,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -161,3 +163,17 @@ class RequestSizeLimitMiddleware:
         if length > limit:
             return _refuse(request, 413, f"Request body too large: {length} bytes, limit {limit}.")
         return self.get_response(request)
+
+
+class ApiUtcMiddleware:
+    """The JSON API answers in UTC (``...Z``/``+00:00``) whatever TIME_ZONE the pages are shown in:
+    DRF writes datetimes in the active time zone, so the API's requests activate UTC."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(settings.API_UTC_PATH_PREFIXES):
+            return self.get_response(request)
+        with timezone.override(UTC):
+            return self.get_response(request)

@@ -167,6 +167,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "config.middleware.ApiUtcMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -385,15 +387,38 @@ API_THROTTLE_MAX_HISTORIES = _env_int("API_THROTTLE_MAX_HISTORIES", 100_000, min
 
 # --- mail ---------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@logistics.example")
+# A mail server that does not answer is given up on after this many seconds (the mail is tried
+# again later): the worker that mails right after a commit is never held for long.
+EMAIL_TIMEOUT = _env_float("EMAIL_TIMEOUT", 10.0, minimum=1.0)
+# Whom the customer deals with: in every customer mail (sender, signature) and on the tracking page.
+SHOP_NAME = os.environ.get("SHOP_NAME", "Logistics Shop")
+SHOP_CONTACT_EMAIL = os.environ.get("SHOP_CONTACT_EMAIL", "help@logistics.example")
+SHOP_CONTACT_PHONE = os.environ.get("SHOP_CONTACT_PHONE", "")
+# The carrier that delivers the shop's parcels (the tracking page and the shipping mail name it).
+SHOP_CARRIER = os.environ.get("SHOP_CARRIER", f"{SHOP_NAME} courier")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f'"{SHOP_NAME}" <{SHOP_CONTACT_EMAIL}>')
 # The public address of the site, for links that leave it (the tracking link in mails).
 SITE_URL = _env_site_url("SITE_URL", "http://127.0.0.1:8000")
+# Days from the parcel leaving the warehouse to its delivery, at the earliest and the latest,
+# per shipping method: the expected delivery window in the shipping mail and on the tracking page.
+DELIVERY_DAYS = {"standard": (2, 4), "express": (1, 2)}
+# The language of a customer's mails: the shipping country's, where it is listed here (names and
+# ISO codes, any case), else the language the order was placed in, else this default.
+CUSTOMER_LANGUAGE_BY_COUNTRY = {"EE": "et", "EST": "et", "ESTONIA": "et", "EESTI": "et"}
+CUSTOMER_LANGUAGE_DEFAULT = os.environ.get("CUSTOMER_LANGUAGE_DEFAULT", "en")
 
 # --- misc ---------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Pages follow the browser's Accept-Language (LocaleMiddleware) among these; the message files
+# are locale/<lang>/LC_MESSAGES/django.po, compiled to .mo by `make install`.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("et", "Eesti")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
+# Pages, mails and the admin show times in the shop's zone; the database and JSON keep UTC.
+TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Tallinn")
 USE_TZ = True
+# Requests under these paths are answered in UTC (config.middleware.ApiUtcMiddleware).
+API_UTC_PATH_PREFIXES = ("/api/",)
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the admin's and Swagger UI's static files from any server, DEBUG or not,

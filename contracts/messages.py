@@ -52,12 +52,19 @@ class Shortage(Part):
 # --- shop -------------------------------------------------------------------------------------
 class OrderPlaced(Contract):
     """A customer placed an order: for the warehouse to reserve, and for customer service to
-    know whom to tell (its own copy of the contact)."""
+    know whom to tell (its own copy of the contact).
+
+    ``recipient`` and ``contact_email`` are the order's contact for the delivery, as the
+    customer typed them; customer service mails only ``account_email``, the address of the
+    account that placed the order, in ``language`` (the client's, when it said one).
+    """
 
     TYPE = "order.placed"
     order_id: UUID
     recipient: Name
     contact_email: Annotated[str, Field(max_length=254)] = ""
+    account_email: Annotated[str, Field(max_length=254)] = ""
+    language: Annotated[str, Field(max_length=16)] = ""
     shipping_address: dict[str, Any]
     shipping_method: Method
     items: Annotated[list[OrderedLine], Field(min_length=1, max_length=500)]

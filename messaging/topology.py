@@ -63,9 +63,10 @@ EVENTS_EXCHANGE = "logistics.events"
 EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # a new order: the warehouse reserves it, customer service keeps the customer's contact
     "order.placed": (NEW_ORDERS, SUPPORT_REQUESTS),
-    # the warehouse's answer, for the shop (which then asks payments to charge the order)
+    # the warehouse's answer, for the shop (which then asks payments to charge the order);
+    # a rejection is also told to the customer by customer service
     "order.confirmed": (ORDER_CONFIRMATIONS,),
-    "order.rejected": (ORDER_CONFIRMATIONS,),
+    "order.rejected": (ORDER_CONFIRMATIONS, SUPPORT_REQUESTS),
     # the shop's compensations: stock goes back, the payment is voided or refunded,
     # customer service tells the customer
     "order.cancelled": (FULFILMENT_REQUESTS, PAYMENT_REQUESTS, SUPPORT_REQUESTS),
@@ -73,9 +74,9 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # transport's stages: customer service keeps the tracking history (and a driver's app, or
     # the demo's simulated drivers, may follow them too)
     "shipment.status_changed": (DELIVERY_UPDATES,),
-    # the warehouse started picking an order: for whoever does the picking (no product queue
-    # needs it; an event no queue subscribes to is not written at all)
-    "picking.started": (),
+    # the warehouse started picking an order (it is paid): for whoever does the picking, and
+    # for customer service, which tells the customer that the order is paid and confirmed
+    "picking.started": (SUPPORT_REQUESTS,),
 }
 
 # Events no version publishes any more: their bindings go too.

@@ -31,7 +31,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.authtoken.models import Token
 
 from config.errors import Conflict, DomainError, TooManyAttempts, Unprocessable
@@ -224,6 +224,9 @@ def order_place(
             order_id=order.id,
             recipient=contact.name,
             contact_email=contact.email,
+            # mails go to the account's own address, never to one typed into the order
+            account_email=customer.user.email,
+            language=translation.get_language() or "",  # the request's (LocaleMiddleware), else the default
             shipping_address=shipping_address,
             shipping_method=shipping_method,
             items=[OrderedLine(product_id=line.sku, name=line.name, quantity=line.quantity) for line in lines],

@@ -50,7 +50,7 @@ class TrackingRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(CustomerContact)
 class CustomerContactAdmin(ReadOnlyAdmin):
-    list_display = ["order_id", "name", "email", "received_at"]
+    list_display = ["order_id", "name", "email", "language", "received_at"]
     list_filter = [("received_at", admin.EmptyFieldListFilter)]
     search_fields = ["order_id", "name", "email"]
 
@@ -65,4 +65,4 @@ class CustomerNotificationAdmin(ReadOnlyAdmin):
     @admin.action(description="Mail the selected unsent notifications again now")
     def mail_again(self, request: HttpRequest, queryset: QuerySet[CustomerNotification]) -> None:
         count = notifications_mail_again(notification_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"{count} notification(s) will be mailed on the next tick.", messages.SUCCESS)
+        self.message_user(request, f"{count} notification(s) are being mailed again now.", messages.SUCCESS)

@@ -15,5 +15,6 @@ class SupportConfig(AppConfig):
 def _housekeeping_ensure(sender, **kwargs) -> None:
     from messaging.schedules import Housekeeping, schedules_ensure
 
-    # The mail outbox: notifications are mailed outside the transactions that write them.
+    # The mail outbox's backstop: notifications are mailed on the commit that writes them; this
+    # mails what that missed (a crash, a mail server away) and the retries.
     schedules_ensure([Housekeeping("notifications-mail", "support.tasks.notifications_mail", minutes=1)])

@@ -7,6 +7,7 @@ the same one. A stage takes the record's lock, then the contact's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
@@ -26,12 +27,15 @@ def customer_contact_for_update(order_id: UUID) -> CustomerContact | None:
 
 
 def notifications_to_mail_for_update(
-    *, now: datetime, attempts_below: int, limit: int
+    *, now: datetime, attempts_below: int, limit: int, ids: Iterable[int] | None = None
 ) -> QuerySet[CustomerNotification]:
-    """The oldest notifications due for mailing, locked; ones another sender holds are skipped."""
+    """The oldest notifications due for mailing (of ``ids``, if given), locked; ones another
+    sender holds are skipped."""
+    due = CustomerNotification.objects.select_for_update(skip_locked=True)
+    if ids is not None:
+        due = due.filter(pk__in=list(ids))
     return (
-        CustomerNotification.objects.select_for_update(skip_locked=True)
-        .filter(sent_at__isnull=True, send_attempts__lt=attempts_below)
+        due.filter(sent_at__isnull=True, send_attempts__lt=attempts_below)
         .filter(Q(next_send_at__isnull=True) | Q(next_send_at__lte=now))
         .exclude(recipient="")
         .order_by("pk")[:limit]

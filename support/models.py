@@ -38,13 +38,17 @@ class TrackingEntry(models.Model):
 
 
 class CustomerNotification(models.Model):
-    """What customer service told (or is telling) the customer: one per order and stage.
+    """What customer service tells the customer: one per order and event (``status``: received,
+    paid, rejected, cancelled, payment_failed, or a shipment stage that is mailed).
 
-    Written in the transaction of the stage it tells about, and mailed afterwards by
-    ``support.services.notifications_send`` (qcluster, every half second): a mail outbox, so a slow
-    or failing mail server never holds up a delivery update, and a failed mail is tried again.
-    One written before the order's contact arrived has no recipient (and is not mailed) until
-    the contact fills it in (``support.services.customer_contact_record``).
+    Written in the transaction of the event it tells about and mailed right after that
+    transaction commits (``support.services.notifications_send_now``, on commit, in the worker
+    that wrote it); qcluster's schedule (``support.tasks``) is the backstop for what that missed
+    and for retries. A mail outbox: a slow or failing mail server never holds up the flow, a
+    failed mail is tried again, and a mailed row is marked so it is mailed once. One written
+    before the order's contact arrived has no recipient (and is not mailed) until the contact
+    fills it in (``support.services.customer_contact_record``). Subject and body are rendered
+    when it is mailed, in the customer's language, and kept as mailed.
     """
 
     order_id = models.UUIDField()  # the unique (order_id, status) below serves lookups by order
@@ -58,6 +62,8 @@ class CustomerNotification(models.Model):
     send_attempts = models.PositiveSmallIntegerField(default=0, help_text="failed attempts to mail it so far")
     next_send_at = models.DateTimeField(null=True, blank=True, help_text="after a failed attempt: not before then")
     last_send_error = models.TextField(blank=True, default="")
+    # what the mail tells beyond its kind: {"message", "timestamp", "unavailable": [...]}
+    details = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -81,11 +87,15 @@ class CustomerContact(models.Model):
     """
 
     order_id = models.UUIDField(unique=True)
-    name = models.CharField(max_length=200, blank=True)
-    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=200, blank=True)  # as the order gave it: greets, cleaned
+    email = models.EmailField(blank=True, help_text="the account's own address: the only one mailed")
     received_at = models.DateTimeField(null=True, blank=True, help_text="when the order's contact arrived")
     # what the order holds, for the mails: {"lines": [{"product_id", "name", "quantity"}], "total", "currency"}
     order_summary = models.JSONField(default=dict, blank=True)
+    # the language the customer's mails are written in (settings.LANGUAGES), and the order's
+    # shipping method (for the expected delivery window)
+    language = models.CharField(max_length=16, blank=True)
+    shipping_method = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-id"]

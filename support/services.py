@@ -3,23 +3,27 @@
 Each service owns its transaction (``transaction.atomic``). The ones called from a message
 handler join the handler's transaction without a savepoint of their own (``savepoint=False``):
 the handler never carries on after an error, the whole transaction rolls back.
+
+Telling the customer is a mail outbox: a ``CustomerNotification`` row written in the transaction
+of its cause, mailed right after that transaction commits (``notifications_send_now``, on
+commit) and at most once (the row is locked while it is mailed, and marked sent); the schedule
+in ``support.tasks`` is the backstop for what a crash or a mail server left unsent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
-from urllib.parse import quote
+from functools import partial
+from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from contracts.messages import CustomerNotified
@@ -27,33 +31,14 @@ from contracts.stages import stage_rank
 from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
 from support.locks import customer_contact_for_update, notifications_to_mail_for_update, tracking_record_for_update
+from support.mails import MAILED_STAGES, RenderedMail, mail_render, subject_render
+from support.mails import track_url as track_url  # noqa: PLC0414 - callers' name for it
 from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
 
 PRODUCER = "support"
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["cancelled", "payment_failed"]
-
-STAGE_SUBJECTS = {
-    "awaiting_vehicle": "Your order is packed and waiting for a vehicle",
-    "vehicle_assigned": "A vehicle has been assigned to your order",
-    "picked_up": "Your order has been picked up",
-    "in_transit": "Your order is on its way",
-    "out_for_delivery": "Your order is out for delivery",
-    "delivered": "Your order has been delivered",
-    "cancelled": "Your order has been cancelled",
-    "payment_failed": "We could not take payment for your order",
-}
-OUTCOME_TEXT = {
-    "cancelled": "Your order has been cancelled as you asked. Any payment taken is refunded in full.",
-    "payment_failed": "Your payment did not go through, so your order has been cancelled and nothing was charged.",
-}
-# Whom a notification greets while the order's contact has not arrived yet.
-UNKNOWN_NAME = "customer"
-
-
-def _greeting(name: str) -> str:
-    return f"Hello {name or UNKNOWN_NAME},\n\n"
 
 
 @dataclass(frozen=True)
@@ -75,27 +60,58 @@ class OrderSummary:
         return {"lines": [asdict(line) for line in self.lines], "total": str(self.total), "currency": self.currency}
 
 
+@dataclass(frozen=True)
+class Shortage:
+    product_id: str
+    requested: int
+    available: int
+
+
+def _notification_add(*, order_id: UUID, status: str, contact: CustomerContact, shipment_id: str = "",
+                      details: dict[str, Any] | None = None) -> CustomerNotification:
+    """The order's notification of ``status``, written once, mailed right after the caller's
+    transaction commits. Caller holds the order's contact lock (``_contact_locked``): none of
+    this status can appear meanwhile."""
+    notification = CustomerNotification.objects.filter(order_id=order_id, status=status).first()
+    if notification is not None:
+        return notification
+    notification = CustomerNotification.objects.create(
+        order_id=order_id, status=status, shipment_id=shipment_id, recipient=contact.email, details=details or {},
+        subject=subject_render(status=status, order_id=order_id,
+                               language=contact.language or settings.CUSTOMER_LANGUAGE_DEFAULT))
+    if notification.recipient:
+        transaction.on_commit(partial(notifications_send_now, notification_ids=[notification.pk]))
+    return notification
+
+
 @transaction.atomic(savepoint=False)
-def customer_contact_record(*, order_id: UUID, name: str, email: str,
-                            summary: OrderSummary | None = None) -> CustomerContact:
-    """Keep the contact of a new order (from ``order.placed``), and what the order holds for the
-    mails' summary. Once: a repeat changes nothing.
+def customer_contact_record(*, order_id: UUID, name: str, email: str, summary: OrderSummary | None = None,
+                            language: str = "", shipping_method: str = "") -> CustomerContact:
+    """Keep the contact of a new order (from ``order.placed``): ``email`` is the address of the
+    account that placed it (the only one mailed), ``name`` the order's (to greet with), and what
+    the order holds for the mails' summary; then tell the customer the order is received. Once:
+    a repeat changes nothing.
 
     Notifications written before the contact arrived and not mailed yet get their recipient
-    (and greeting) now, so they are mailed to the right address.
+    now, and are mailed after the commit too.
     """
     contact = _contact_locked(order_id)
     if contact.known:
         return contact
     contact.name, contact.email, contact.received_at = name, email, timezone.now()
     contact.order_summary = summary.as_json() if summary else {}
-    contact.save(update_fields=["name", "email", "received_at", "order_summary"])
+    contact.language = language or settings.CUSTOMER_LANGUAGE_DEFAULT
+    contact.shipping_method = shipping_method
+    contact.save(update_fields=["name", "email", "received_at", "order_summary", "language", "shipping_method"])
     unaddressed = list(CustomerNotification.objects.filter(order_id=order_id, sent_at__isnull=True, recipient=""))
     for notification in unaddressed:
         notification.recipient = email
-        if notification.body.startswith(_greeting("")):
-            notification.body = _greeting(name) + notification.body.removeprefix(_greeting(""))
-    CustomerNotification.objects.bulk_update(unaddressed, ["recipient", "body"])
+        notification.subject = subject_render(status=notification.status, order_id=order_id,
+                                              language=contact.language)
+    CustomerNotification.objects.bulk_update(unaddressed, ["recipient", "subject"])
+    if email and unaddressed:
+        transaction.on_commit(partial(notifications_send_now, notification_ids=[n.pk for n in unaddressed]))
+    _notification_add(order_id=order_id, status="received", contact=contact)
     return contact
 
 
@@ -103,8 +119,9 @@ def customer_contact_record(*, order_id: UUID, name: str, email: str,
 def tracking_record_stage(
     *, order_id: UUID, shipment_id: str, status: str, message: str, timestamp: datetime
 ) -> TrackingEntry | None:
-    """Record one stage of a shipment and tell the customer. A repeated stage changes nothing,
-    and the record's status only moves up (a late lower stage is recorded, not made current)."""
+    """Record one stage of a shipment and tell the shop (and, for the stages a customer hears
+    of, ``MAILED_STAGES``, the customer). A repeated stage changes nothing, and the record's
+    status only moves up (a late lower stage is recorded, not made current)."""
     record = tracking_record_for_update(shipment_id)
     if record is None:  # the shipment's first stage (or another worker is writing it: its insert is waited for)
         TrackingRecord.objects.bulk_create([TrackingRecord(shipment_id=shipment_id, order_id=order_id, status=status)],
@@ -120,16 +137,14 @@ def tracking_record_stage(
     if rank > current_rank:
         record.status = status
         record.save(update_fields=["status", "updated_at"])
-    contact = _contact_locked(order_id)
-    notification = CustomerNotification.objects.create(
-        order_id=order_id, shipment_id=shipment_id, status=status, recipient=contact.email,
-        subject=f"{STAGE_SUBJECTS[status]} ({shipment_id})",
-        body=f"{_greeting(contact.name)}{message}.\n\nFollow your shipment: {track_url(shipment_id)}\n",
-    )
+    notification = None
+    if status in MAILED_STAGES:
+        notification = _notification_add(order_id=order_id, status=status, contact=_contact_locked(order_id),
+                                          shipment_id=shipment_id, details={"timestamp": timestamp.isoformat()})
     outbox_emit(
         queue=CUSTOMER_NOTIFICATIONS, type=CustomerNotified.TYPE, correlation_id=order_id, producer=PRODUCER,
         payload=CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
-                                 timestamp=timestamp, notification_id=notification.pk),
+                                 timestamp=timestamp, notification_id=notification.pk if notification else None),
     )
     return entry
 
@@ -137,39 +152,40 @@ def tracking_record_stage(
 @transaction.atomic(savepoint=False)
 def customer_tell_order_outcome(*, order_id: UUID, outcome: Outcome, message: str) -> CustomerNotification:
     """Tell the customer their order ended without delivery (cancelled, payment failed). Once."""
-    contact = _contact_locked(order_id)
-    body = f"{_greeting(contact.name)}{OUTCOME_TEXT[outcome]}\n" + (f"\nDetails: {message}\n" if message else "")
-    # the contact's lock orders the order's notifications: none of this outcome can appear meanwhile
-    notification = CustomerNotification.objects.filter(order_id=order_id, status=outcome).first()
-    if notification is None:
-        notification = CustomerNotification.objects.create(
-            order_id=order_id, status=outcome, shipment_id="", recipient=contact.email, body=body,
-            subject=f"{STAGE_SUBJECTS[outcome]} ({str(order_id)[:8]})")
-    return notification
+    return _notification_add(order_id=order_id, status=outcome, contact=_contact_locked(order_id),
+                             details={"message": message})
 
 
-def track_url(shipment_id: str) -> str:
-    """The shipment's tracking page, as an absolute link (SITE_URL): mails leave the site."""
-    return f"{settings.SITE_URL}/track/{quote(shipment_id)}/"
+@transaction.atomic(savepoint=False)
+def customer_tell_order_paid(*, order_id: UUID) -> CustomerNotification:
+    """Tell the customer their order is paid and confirmed (the warehouse started picking it). Once."""
+    return _notification_add(order_id=order_id, status="paid", contact=_contact_locked(order_id))
+
+
+@transaction.atomic(savepoint=False)
+def customer_tell_order_rejected(*, order_id: UUID, message: str,
+                                 unavailable: Sequence[Shortage]) -> CustomerNotification:
+    """Tell the customer their order could not be accepted, naming what is short. Once."""
+    return _notification_add(order_id=order_id, status="rejected", contact=_contact_locked(order_id),
+                             details={"message": message, "unavailable": [asdict(s) for s in unavailable]})
 
 
 def mail_compose(notification: CustomerNotification, contact: CustomerContact | None) -> EmailMultiAlternatives:
-    """The mail for a notification: its text, then the order's lines and total (when its
-    contact brought them), as plain text and as HTML."""
-    summary = (contact.order_summary if contact else None) or {}
-    lines = summary.get("lines", [])
-    text = notification.body
-    if lines:
-        text += "\nYour order:\n" + "".join(
-            f"  {line['quantity']} x {line['name'] or line['product_id']} ({line['product_id']})\n" for line in lines)
-        text += f"Total: {summary['total']} {summary['currency']}\n"
-    html = render_to_string("support/mail.html", {
-        "notification": notification, "lines": lines, "summary": summary,
-        "track_url": track_url(notification.shipment_id) if notification.shipment_id else None,
-    })
-    mail = EmailMultiAlternatives(notification.subject, text, settings.DEFAULT_FROM_EMAIL, [notification.recipient])
-    mail.attach_alternative(html, "text/html")
+    """The mail for a notification, in the customer's language: its subject, plain text and HTML."""
+    rendered = _mail_rendered(notification, contact)
+    mail = EmailMultiAlternatives(rendered.subject, rendered.text, settings.DEFAULT_FROM_EMAIL,
+                                  [notification.recipient])
+    mail.attach_alternative(rendered.html, "text/html")
     return mail
+
+
+def _mail_rendered(notification: CustomerNotification, contact: CustomerContact | None) -> RenderedMail:
+    return mail_render(
+        status=notification.status, order_id=notification.order_id, shipment_id=notification.shipment_id,
+        details=notification.details or {}, name=contact.name if contact else "",
+        language=(contact.language if contact else "") or settings.CUSTOMER_LANGUAGE_DEFAULT,
+        summary=(contact.order_summary if contact else None) or {},
+        shipping_method=contact.shipping_method if contact else "")
 
 
 def _contact_locked(order_id: UUID) -> CustomerContact:
@@ -186,9 +202,12 @@ def _contact_locked(order_id: UUID) -> CustomerContact:
 @transaction.atomic
 def notifications_mail_again(*, notification_ids: Iterable[int]) -> int:
     """Give notifications not mailed yet (given up, or waiting out a back-off) a fresh set of
-    attempts, due now. Returns how many."""
-    return CustomerNotification.objects.filter(pk__in=list(notification_ids), sent_at__isnull=True).update(
+    attempts, due now, and mail them after the commit. Returns how many."""
+    ids = list(notification_ids)
+    count = CustomerNotification.objects.filter(pk__in=ids, sent_at__isnull=True).update(
         send_attempts=0, next_send_at=None, last_send_error="")
+    transaction.on_commit(partial(notifications_send_now, notification_ids=ids))
+    return count
 
 
 # A failed mail is tried again after 10 s, 20 s, 40 s, ... and given up after this many tries
@@ -197,20 +216,34 @@ NOTIFICATION_SEND_ATTEMPTS = 6
 NOTIFICATION_RETRY_SECONDS = 10
 
 
-@transaction.atomic
-def notifications_send(*, limit: int = 100) -> int:
-    """Mail the notifications not sent yet, oldest first, over one mail connection (qcluster
-    calls it every half second). Returns how many were sent.
+def notifications_send_now(*, notification_ids: list[int]) -> int:
+    """Mail these notifications now: called on the commit of the transaction that wrote them,
+    in the worker that wrote them, so a mail leaves within moments of its cause. Never raises
+    (the commit is done; what is left unsent, the schedule mails). Returns how many were sent."""
+    try:
+        return notifications_send(notification_ids=notification_ids)
+    except Exception:  # noqa: BLE001 - e.g. the database away for a moment: the schedule's backstop mails it
+        logger.warning("notifications %s not mailed on commit; the schedule will", notification_ids, exc_info=True)
+        return 0
 
-    The rows are locked (``SKIP LOCKED``) while they are mailed, so two schedulers never
-    mail the same one; a mail that fails is tried again later, with back-off. A crash
-    between the mail and the commit mails that one again on the next tick: at least once.
+
+@transaction.atomic
+def notifications_send(*, limit: int = 100, notification_ids: list[int] | None = None) -> int:
+    """Mail the notifications not sent yet (``notification_ids`` only, if given), oldest first,
+    over one mail connection. Returns how many were sent.
+
+    The rows are locked (``SKIP LOCKED``) while they are mailed, so two senders (the worker on
+    commit, the schedule) never mail the same one, and a sent one is marked in the same
+    transaction; a mail that fails is tried again later, with back-off. A crash between the
+    mail and the commit mails that one again later: the only case of a mail sent twice.
     """
     now = timezone.now()
-    pending = list(notifications_to_mail_for_update(now=now, attempts_below=NOTIFICATION_SEND_ATTEMPTS, limit=limit))
+    pending = list(notifications_to_mail_for_update(now=now, attempts_below=NOTIFICATION_SEND_ATTEMPTS, limit=limit,
+                                                    ids=notification_ids))
     if not pending:
         return 0
-    sent, failed = [], []
+    sent: list[CustomerNotification] = []
+    failed: list[CustomerNotification] = []
 
     def attempt_failed(notification: CustomerNotification, exc: Exception) -> None:
         logger.warning("notification %s not mailed (attempt %d): %r",
@@ -238,10 +271,13 @@ def notifications_send(*, limit: int = 100) -> int:
                 except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
                     attempt_failed(notification, exc)
                 else:
-                    sent.append(notification.pk)
+                    notification.subject, notification.body = message.subject, message.body  # as mailed
+                    notification.sent_at = timezone.now()
+                    sent.append(notification)
         finally:
             mail.close()
-    CustomerNotification.objects.filter(pk__in=sent).update(sent_at=timezone.now())
+    if sent:
+        CustomerNotification.objects.bulk_update(sent, ["subject", "body", "sent_at"])
     if failed:
         CustomerNotification.objects.bulk_update(failed, ["send_attempts", "next_send_at", "last_send_error"])
     return len(sent)

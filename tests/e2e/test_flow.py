@@ -71,7 +71,7 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
         ("logistics", "payment_requests", "payment.charge_due"): 1,  # the provider's answer (a timer)
         ("logistics", "payment_results", "payment.captured"): 1,
         ("logistics", "fulfilment_requests", "order.paid"): 1,
-        ("logistics.events", "picking.started", "picking.started"): 1,  # to the simulated picker
+        ("logistics.events", "picking.started", "picking.started"): 1,  # to the simulated picker and support
         ("logistics", "sim_actors", "sim.picking_done"): 1,  # its timer
         ("logistics", "shipping_orders", "shipment.requested"): 1,
         # each stage to customer service and to the simulated driver, who sets a timer for the next
@@ -81,11 +81,11 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     }
     # the payment deadline timer was cancelled when the payment was captured: never sent
     assert not OutboxMessage.objects.filter(correlation_id=order_id, type="payment.deadline_due").exists()
-    wait_until(lambda: ProcessedMessage.objects.count() == 29, timeout=10, what="last acks")
+    wait_until(lambda: ProcessedMessage.objects.count() == 30, timeout=10, what="last acks")
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
     handled = Counter(ProcessedMessage.objects.values_list("consumer", flat=True))
     assert handled == {
-        "warehouse.new_orders": 1, "support.support_requests": 1, "shop.order_confirmations": 1,
+        "warehouse.new_orders": 1, "support.support_requests": 2, "shop.order_confirmations": 1,
         "payments.payment_requests": 2, "shop.payment_results": 1, "warehouse.fulfilment_requests": 1,
         "transport.shipping_orders": 1, "support.delivery_updates": 5, "shop.customer_notifications": 5,
         "simulation.actors": 1 + 1 + 5 + 4,  # picking.started, picking done, 5 stages, 4 stage timers
@@ -94,7 +94,11 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     timers = OutboxMessage.objects.filter(correlation_id=order_id, due_at__isnull=False)
     assert timers.count() == 6
     assert all(t.published_at >= t.due_at for t in timers)
-    assert CustomerNotification.objects.filter(order_id=order_id).count() == 5
+    # received, paid, on its way, out for delivery, delivered: each mailed once, right after its commit
+    told = CustomerNotification.objects.filter(order_id=order_id)
+    assert sorted(told.values_list("status", flat=True)) == [
+        "delivered", "out_for_delivery", "paid", "picked_up", "received"]
+    assert all(n.sent_at is not None and (n.sent_at - n.created_at).total_seconds() < 5 for n in told)
     assert DeadLetter.objects.count() == 0
 
 

@@ -24,6 +24,7 @@ from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, work_queues
 from payments.models import Payment
 from shop.models import Order, OrderStatusChange
 from simulation.demo_data import SEED_ORDER
+from support.mails import MAILED_STAGES
 from support.models import CustomerNotification, TrackingEntry
 from tests.harness import System
 from transport.models import Shipment, TrackingEvent, Vehicle
@@ -202,8 +203,10 @@ def effects(order_ids: list[str]) -> Effects:
 
     delivered order: one reservation (picked), one shipment (delivered), each of the five
     lifecycle tracking events once (plus awaiting_vehicle once if it waited), the same stages
-    once each in support's tracking entries and customer notifications, each order status once.
-    rejected order: one rejected reservation and nothing else downstream.
+    once each in support's tracking entries, each customer notification (received, paid and the
+    mailed stages) once, each order status once.
+    rejected order: one rejected reservation, the notifications received and rejected, and
+    nothing else downstream.
     """
     ids = [uuid.UUID(str(i)) for i in order_ids]
     missing: list[str] = []
@@ -262,9 +265,10 @@ def effects(order_ids: list[str]) -> Effects:
             if reservation_status.get(oid) != Reservation.Status.REJECTED:
                 missing.append(f"rejected reservation of {oid} (is {reservation_status.get(oid)})")
             for what, found in (("shipment", shipments[oid]), ("tracking entry", list(entries[oid])),
-                                ("notification", list(notes[oid])), ("payment", payments[oid])):
+                                ("payment", payments[oid])):
                 if found:
                     doubled.append(f"{what} of rejected order {oid}: {found}")
+            once(notes[oid], {"received", "rejected"}, f"customer notifications of {oid}")
             continue
         if payments[oid] != [Payment.Status.CAPTURED]:
             (doubled if len(payments[oid]) > 1 else missing).append(f"captured payment of {oid}: {payments[oid]}")
@@ -279,7 +283,8 @@ def effects(order_ids: list[str]) -> Effects:
             waited += 1
         once(events[shipments[oid][0]], stages, f"tracking events of {shipments[oid][0]}")
         once(entries[oid], stages, f"support tracking entries of {oid}")
-        once(notes[oid], stages, f"customer notifications of {oid}")
+        # the customer is mailed of the order's steps that matter to them, each once
+        once(notes[oid], {"received", "paid", *MAILED_STAGES}, f"customer notifications of {oid}")
     return Effects(orders=len(ids), statuses=statuses(order_ids), missing=missing, doubled=doubled,
                    waited_for_vehicle=waited)
 

@@ -10,6 +10,7 @@ def order_placed_payload(order_id: str, quantity: int = 1, product_id: str = "PR
         "order_id": order_id,
         "recipient": "Jaan Tamm",
         "contact_email": "jaan.tamm@example.com",
+        "account_email": "jaan.tamm@example.com",
         "shipping_address": {"street": "Narva mnt 5", "city": "Tallinn"},
         "shipping_method": "express",
         "items": [{"product_id": product_id, "quantity": quantity}],

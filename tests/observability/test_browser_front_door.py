@@ -73,7 +73,7 @@ def test_front_page_docs_admin_dashboard_and_tracking_work_offline_under_the_csp
         page.fill("input[name=shipment_id]", shipment_id)
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/track/{shipment_id}/")
-        assert page.inner_text("#current-stage") == "In transit"
+        assert page.inner_text("#current-stage") == "On its way"
 
         page.goto(f"{base}/dashboard/")
         page.fill("#id_username", "door-staff")

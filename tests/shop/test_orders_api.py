@@ -48,6 +48,8 @@ def test_placing_an_order_publishes_order_placed_with_the_contact_and_the_catalo
         "order_id": str(order.id),
         "recipient": "Jaan Tamm",
         "contact_email": "jaan.tamm@example.com",
+        "account_email": "jaan.tamm@example.com",  # the account's own: the only address mailed
+        "language": "en",  # the request's (no Accept-Language: the default)
         "shipping_address": {"street": "Narva mnt 5", "city": "Tallinn", "postal_code": "10117",
                              "country": "Estonia"},
         "shipping_method": "express",

@@ -13,6 +13,7 @@ from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone
 
+from support.mails import order_number
 from support.models import CustomerContact, CustomerNotification
 from support.services import (
     customer_contact_record,
@@ -37,11 +38,14 @@ def test_a_stage_before_the_contact_is_mailed_to_the_contact_once_it_arrives():
     # when
     customer_contact_record(order_id=order_id, name="Jaan Tamm", email="jaan.tamm@example.com")
     after = notifications_send()
-    # then: nothing was mailed without an address; then once, to the contact, by name
-    assert (before, after) == (0, 1)
-    assert [m.to for m in mail.outbox] == [["jaan.tamm@example.com"]]
-    assert mail.outbox[0].body.startswith("Hello Jaan Tamm,\n\nPicked up.")
-    notification = CustomerNotification.objects.get(order_id=order_id)
+    # then: nothing was mailed without an address; then once, to the contact, by name (with
+    # the order's "received", which the contact brings)
+    assert (before, after) == (0, 2)
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        (["jaan.tamm@example.com"], f"Order {order_number(order_id)} is on its way"),
+        (["jaan.tamm@example.com"], f"Order {order_number(order_id)} received")]
+    assert mail.outbox[0].body.startswith("Hello Jaan Tamm,\n\nGood news: your order has left our warehouse")
+    notification = CustomerNotification.objects.get(order_id=order_id, status="picked_up")
     assert (notification.recipient, notification.sent_at is not None) == ("jaan.tamm@example.com", True)
 
 
@@ -53,9 +57,9 @@ def test_an_outcome_before_the_contact_is_mailed_to_the_contact_once_it_arrives(
     customer_contact_record(order_id=order_id, name="Mari Maasikas", email="mari@example.com")
     sent = notifications_send()
     # then
-    assert sent == 1
-    assert [m.to for m in mail.outbox] == [["mari@example.com"]]
-    assert mail.outbox[0].body.startswith("Hello Mari Maasikas,\n\nYour order has been cancelled")
+    assert sent == 2
+    assert [m.to for m in mail.outbox] == [["mari@example.com"]] * 2
+    assert mail.outbox[0].body.startswith("Hello Mari Maasikas,\n\nYour order has been cancelled as you asked.")
 
 
 def test_a_stage_after_the_contact_is_addressed_at_once():
@@ -65,9 +69,9 @@ def test_a_stage_after_the_contact_is_addressed_at_once():
     # when
     stage(order_id)
     # then
-    notification = CustomerNotification.objects.get(order_id=order_id)
+    notification = CustomerNotification.objects.get(order_id=order_id, status="picked_up")
     assert notification.recipient == "jaan.tamm@example.com"
-    assert notification.body.startswith("Hello Jaan Tamm,\n\n")
+    assert notification.subject == f"Order {order_number(order_id)} is on its way"
 
 
 def test_the_contact_arriving_twice_changes_nothing():
@@ -76,7 +80,7 @@ def test_the_contact_arriving_twice_changes_nothing():
     first = customer_contact_record(order_id=order_id, name="Jaan Tamm", email="jaan.tamm@example.com")
     stage(order_id)
     notifications_send()
-    stage(order_id, status="in_transit")
+    stage(order_id, status="out_for_delivery")
     # when: the contact again (a re-driven message), even with other data
     again = customer_contact_record(order_id=order_id, name="Someone Else", email="else@example.com")
     notifications_send()
@@ -86,7 +90,7 @@ def test_the_contact_arriving_twice_changes_nothing():
     assert (contact.name, contact.email, contact.received_at) == ("Jaan Tamm", "jaan.tamm@example.com",
                                                                    first.received_at)
     assert again.pk == first.pk
-    assert [m.to for m in mail.outbox] == [["jaan.tamm@example.com"]] * 2
+    assert [m.to for m in mail.outbox] == [["jaan.tamm@example.com"]] * 3  # received, picked up, out for delivery
     assert set(CustomerNotification.objects.values_list("recipient", flat=True)) == {"jaan.tamm@example.com"}
 
 
@@ -98,7 +102,8 @@ def test_a_contact_without_an_email_leaves_its_notifications_unmailed():
     customer_contact_record(order_id=order_id, name="Jaan Tamm", email="")
     # then
     assert notifications_send() == 0
-    assert CustomerNotification.objects.get().body.startswith("Hello Jaan Tamm,")
+    assert list(CustomerNotification.objects.order_by("pk").values_list("status", "recipient")) == [
+        ("picked_up", ""), ("received", "")]
 
 
 def test_an_outcome_is_told_once():
@@ -106,12 +111,15 @@ def test_an_outcome_is_told_once():
     order_id = uuid.uuid4()
     customer_contact_record(order_id=order_id, name="Jaan Tamm", email="jaan.tamm@example.com")
     # when
-    first = customer_tell_order_outcome(order_id=order_id, outcome="payment_failed", message="card declined")
-    second = customer_tell_order_outcome(order_id=order_id, outcome="payment_failed", message="card declined")
+    first = customer_tell_order_outcome(order_id=order_id, outcome="payment_failed",
+                                        message="payment declined: insufficient funds")
+    second = customer_tell_order_outcome(order_id=order_id, outcome="payment_failed",
+                                         message="payment declined: insufficient funds")
     # then
     assert first.pk == second.pk
-    assert notifications_send() == 1
-    assert "Details: card declined" in mail.outbox[0].body
+    assert notifications_send() == 2  # received, payment failed
+    assert mail.outbox[1].subject == f"Payment for order {order_number(order_id)} did not go through"
+    assert "Your card was declined, so we could not take payment for your order." in mail.outbox[1].body
 
 
 @pytest.mark.django_db(transaction=True)
@@ -119,14 +127,14 @@ def test_a_contact_arriving_while_a_stage_is_being_written_still_addresses_it():
     # given: a first stage told before the contact came, then a worker that writes the next
     # stage (no address yet either) and holds its transaction open while the contact arrives
     order_id = uuid.uuid4()
-    stage(order_id, status="vehicle_assigned")
+    stage(order_id, status="picked_up")
     written, contact_started = threading.Event(), threading.Event()
     errors = []
 
     def stage_worker():
         try:
             with transaction.atomic():
-                stage(order_id)
+                stage(order_id, status="out_for_delivery")
                 written.set()
                 contact_started.wait(5)
                 time.sleep(0.3)  # the contact now waits for this transaction
@@ -154,8 +162,8 @@ def test_a_contact_arriving_while_a_stage_is_being_written_still_addresses_it():
     second.join(10)
     # then
     assert errors == []
-    addressed = [(n.status, n.recipient, n.body.startswith("Hello Jaan Tamm,"))
-                 for n in CustomerNotification.objects.filter(order_id=order_id).order_by("pk")]
-    assert addressed == [("vehicle_assigned", "jaan.tamm@example.com", True),
-                         ("picked_up", "jaan.tamm@example.com", True)]
+    addressed = list(CustomerNotification.objects.filter(order_id=order_id).order_by("pk")
+                     .values_list("status", "recipient"))
+    assert addressed == [("picked_up", "jaan.tamm@example.com"), ("out_for_delivery", "jaan.tamm@example.com"),
+                         ("received", "jaan.tamm@example.com")]
     assert CustomerContact.objects.filter(order_id=order_id).count() == 1

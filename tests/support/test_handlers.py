@@ -22,8 +22,9 @@ def message(queue: str, message_type: str, payload: dict) -> Message:
 
 def order_placed(order_id, **changes) -> dict:
     payload = {
-        "order_id": str(order_id), "recipient": "Jaan Tamm", "contact_email": "jaan.tamm@example.com",
-        "shipping_address": {"city": "Tallinn"}, "shipping_method": "standard",
+        "order_id": str(order_id), "recipient": "Jaan Tamm", "contact_email": "delivery@example.com",
+        "account_email": "jaan.tamm@example.com", "language": "en",
+        "shipping_address": {"city": "Tallinn", "country": "Estonia"}, "shipping_method": "standard",
         "items": [{"product_id": "PRD001", "quantity": 1}], "total": "1299.99", "currency": "EUR",
         "placed_at": timezone.now().isoformat(),
     }
@@ -45,7 +46,54 @@ def test_a_placed_order_gives_customer_service_its_contact_once():
     # then
     assert outcomes == [HANDLED, DUPLICATE]
     contact = CustomerContact.objects.get(order_id=order_id)
-    assert (contact.name, contact.email) == ("Jaan Tamm", "jaan.tamm@example.com")
+    # mailed at the account's address, in the shipping country's language
+    assert (contact.name, contact.email, contact.language, contact.shipping_method) == (
+        "Jaan Tamm", "jaan.tamm@example.com", "et", "standard")
+    assert list(CustomerNotification.objects.values_list("status", "recipient")) == [
+        ("received", "jaan.tamm@example.com")]
+
+
+@pytest.mark.parametrize(("country", "language", "expected"), [
+    ("Estonia", "en", "et"), ("EE", "", "et"), ("eesti", "en-us", "et"),
+    ("Finland", "et", "et"), ("Finland", "en-gb", "en"), ("Latvia", "lv", "en"), ("", "", "en"),
+])
+def test_the_customers_language_is_the_shipping_countrys_else_the_orders_else_the_default(country, language,
+                                                                                         expected):
+    # given
+    order_id = uuid.uuid4()
+    payload = order_placed(order_id, language=language, shipping_address={"city": "X", "country": country})
+    # when
+    deliver(route_for(SUPPORT_REQUESTS), message(SUPPORT_REQUESTS, "order.placed", payload))
+    # then
+    assert CustomerContact.objects.get(order_id=order_id).language == expected
+
+
+def test_a_placed_order_without_the_accounts_address_mails_nobody():
+    # given: an order.placed of an earlier version (no account_email): its contact_email is the order's
+    order_id = uuid.uuid4()
+    payload = order_placed(order_id, account_email=None, language=None)
+    # when
+    deliver(route_for(SUPPORT_REQUESTS), message(SUPPORT_REQUESTS, "order.placed", payload))
+    # then
+    assert CustomerContact.objects.get(order_id=order_id).email == ""
+    assert list(CustomerNotification.objects.values_list("status", "recipient")) == [("received", "")]
+
+
+def test_a_rejection_and_the_start_of_picking_are_told_to_the_customer():
+    # given
+    rejected, paid = uuid.uuid4(), uuid.uuid4()
+    # when
+    deliver(route_for(SUPPORT_REQUESTS), message(SUPPORT_REQUESTS, "order.rejected", {
+        "order_id": str(rejected), "message": "insufficient stock",
+        "unavailable": [{"product_id": "PRD001", "requested": 3, "available": 1}]}))
+    deliver(route_for(SUPPORT_REQUESTS), message(SUPPORT_REQUESTS, "picking.started", {"order_id": str(paid)}))
+    # then
+    told = {(n.order_id, n.status): n.details for n in CustomerNotification.objects.all()}
+    assert told == {
+        (rejected, "rejected"): {"message": "insufficient stock",
+                                 "unavailable": [{"product_id": "PRD001", "requested": 3, "available": 1}]},
+        (paid, "paid"): {},
+    }
 
 
 def test_a_stage_is_recorded_told_and_announced_from_its_payload():

@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
+from support.mails import order_number
 from support.models import CustomerNotification, TrackingRecord
 from support.services import (
     NOTIFICATION_SEND_ATTEMPTS,
@@ -46,13 +47,13 @@ def test_each_stage_is_recorded_and_told_once(order):
     sent = [notifications_send(), notifications_send()]
     # then
     assert first is not None and second is None
-    assert CustomerNotification.objects.filter(order_id=order.id).count() == 1
+    assert CustomerNotification.objects.filter(order_id=order.id, status="picked_up").count() == 1
     assert OutboxMessage.objects.filter(queue="customer_notifications").count() == 1
-    assert sent == [1, 0]
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["jaan.tamm@example.com"]
-    assert "picked up" in mail.outbox[0].subject.lower()
-    assert CustomerNotification.objects.get().sent_at is not None
+    assert sent == [2, 0]  # the order received, and the stage
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        (["jaan.tamm@example.com"], f"Order {order_number(order.id)} received"),
+        (["jaan.tamm@example.com"], f"Order {order_number(order.id)} is on its way")]
+    assert CustomerNotification.objects.get(status="picked_up").sent_at is not None
 
 
 def test_stages_out_of_order_are_each_recorded_once_and_the_status_never_goes_back(order):
@@ -68,7 +69,10 @@ def test_stages_out_of_order_are_each_recorded_once_and_the_status_never_goes_ba
     assert record.status == "delivered"
     assert sorted(record.entries.values_list("status", flat=True)) == sorted(
         ["vehicle_assigned", "in_transit", "picked_up", "delivered"])
-    assert CustomerNotification.objects.filter(order_id=order.id).count() == 4
+    # the customer hears of the stages that matter to them, once each
+    assert set(CustomerNotification.objects.filter(order_id=order.id).values_list("status", flat=True)) == {
+        "received", "picked_up", "delivered"}
+    assert OutboxMessage.objects.filter(type="customer.notified", correlation_id=order.id).count() == 4
 
 
 def test_the_status_stays_at_the_highest_stage_when_a_lower_one_arrives_late(order):
@@ -97,27 +101,30 @@ class FlakyMailBackend(BaseEmailBackend):
 
 def test_a_mail_that_fails_is_tried_again_after_its_back_off_and_others_are_not_held_up(order, settings):
     # given: two notifications, and a mail server that refuses the first mail
+    notifications_send()  # the order's "received"
     settings.EMAIL_BACKEND = f"{__name__}.FlakyMailBackend"
     FlakyMailBackend.failures = 1
     when = timezone.now()
-    for stage in ("vehicle_assigned", "picked_up"):
+    for stage in ("picked_up", "out_for_delivery"):
         tracking_record_stage(order_id=order.id, shipment_id="SHP-4", status=stage, message=stage, timestamp=when)
     # when
     first_tick = notifications_send()
     right_after = notifications_send()
-    failed = CustomerNotification.objects.get(status="vehicle_assigned")
+    failed = CustomerNotification.objects.get(status="picked_up")
     CustomerNotification.objects.filter(pk=failed.pk).update(next_send_at=timezone.now())  # its back-off is over
     after_back_off = notifications_send()
     # then
     assert (first_tick, right_after, after_back_off) == (1, 0, 1)
     assert (failed.send_attempts, "refused" in failed.last_send_error) == (1, True)
-    assert [m.subject.split(" (")[0] for m in mail.outbox] == [
-        "Your order has been picked up", "A vehicle has been assigned to your order"]
+    assert [m.subject for m in mail.outbox[1:]] == [
+        f"Order {order_number(order.id)} is out for delivery today", f"Order {order_number(order.id)} is on its way"]
     assert not CustomerNotification.objects.filter(sent_at__isnull=True).exists()
 
 
 def test_a_mail_server_that_is_away_loses_nothing(order, settings):
     # given
+    notifications_send()  # the order's "received"
+    mail.outbox.clear()
     settings.EMAIL_BACKEND = f"{__name__}.FlakyMailBackend"
     FlakyMailBackend.failures = 10 ** 6
     tracking_record_stage(order_id=order.id, shipment_id="SHP-5", status="picked_up", message="m",
@@ -127,7 +134,7 @@ def test_a_mail_server_that_is_away_loses_nothing(order, settings):
         CustomerNotification.objects.update(next_send_at=None)
         notifications_send()
     # then: still there, unsent, with why
-    notification = CustomerNotification.objects.get()
+    notification = CustomerNotification.objects.get(status="picked_up")
     assert (notification.sent_at, notification.send_attempts) == (None, NOTIFICATION_SEND_ATTEMPTS)
     assert "refused" in notification.last_send_error
     assert mail.outbox == []
@@ -151,7 +158,7 @@ def test_public_tracking_shows_events_oldest_first_and_no_personal_data(order):
     text = response.content.decode() + page.content.decode()
     for personal in ("Jaan", "Tamm", "jaan.tamm", str(order.id)):
         assert personal not in text
-    assert page.status_code == 200 and "In transit" in page.content.decode()
+    assert page.status_code == 200 and "On its way" in page.content.decode()
 
 
 def test_unknown_shipment_is_404():
@@ -192,4 +199,5 @@ def test_two_first_stages_of_one_shipment_at_once_make_one_record_with_both(orde
     record_ = TrackingRecord.objects.get(shipment_id="SHP-RACE")
     assert record_.status == "picked_up"
     assert sorted(record_.entries.values_list("status", flat=True)) == ["picked_up", "vehicle_assigned"]
-    assert CustomerNotification.objects.filter(order_id=order.id).count() == 2
+    assert set(CustomerNotification.objects.filter(order_id=order.id).values_list("status", flat=True)) == {
+        "received", "picked_up"}
