@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -415,10 +416,16 @@ LANGUAGES = [("en", "English"), ("et", "Eesti")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 # Pages, mails and the admin show times in the shop's zone; the database and JSON keep UTC.
-TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Tallinn")
+TIME_ZONE = (os.environ.get("TIME_ZONE") or "").strip() or "Europe/Tallinn"
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone such as Europe/Tallinn, got {TIME_ZONE!r}") from None
 USE_TZ = True
-# Requests under these paths are answered in UTC (config.middleware.ApiUtcMiddleware).
-API_UTC_PATH_PREFIXES = ("/api/",)
+# Requests under these paths are answered in UTC (config.middleware.ApiUtcMiddleware); every
+# path of the course's API (TUTORIAL_API) is an endpoint.
+API_UTC_PATH_PREFIXES = ("/",) if TUTORIAL_API else ("/api/",)
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the admin's and Swagger UI's static files from any server, DEBUG or not,

@@ -35,6 +35,7 @@ BAD = [
     ("RABBITMQ_URL", "amqp://u:secret@rabbit:99999/%2F", f"{AMQP} 'amqp://u:***@rabbit:99999/%2F' is not one"),
     ("RABBITMQ_URL", "amqp://rabbit-1/v,amqp://", f"{AMQP} 'amqp://' is not one"),
     ("TUTORIAL_API", "1", "TUTORIAL_API must be one of shop, tracking (or unset), got '1'"),
+    ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE must be an IANA time zone such as Europe/Tallinn, got 'Mars/Olympus'"),
     ("DATABASE_URL", "postgres://u:s3cret@db1:5432,db2:x/logistics",
      f"{PG} 'postgres://u:***@db1:5432,db2:x/logistics': port 'x' is not a number from 1 to 65535"),
     ("DATABASE_URL", "postgres://u:s3cret@db1,db2/logistics?target_session_attr=read-write",

@@ -44,6 +44,12 @@ def client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def _course_paths_answer_in_utc(settings):
+    """What config/settings.py sets in a process with TUTORIAL_API: every path is an endpoint."""
+    settings.API_UTC_PATH_PREFIXES = ("/",)
+
+
 def place(client: APIClient, body=COURSE_ORDER, **extra):
     return client.post("/orders", body, format="json", **extra)
 
