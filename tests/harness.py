@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from simulation.processes import procfile_commands
+
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".run" / "test-logs"
 
@@ -34,6 +36,8 @@ WORKERS = {
     "support_requests": ["consume", "support_requests"],
     "sim_actors": ["consume", "sim_actors"],
     "scheduler": ["qcluster"],
+    # the Procfile's worker line: one process consuming every product queue, as deployed
+    "worker": procfile_commands(Path(__file__).resolve().parent.parent / "Procfile")["worker"].split()[2:],
 }
 # Started as they are deployed (Procfile), not through manage.py; WEB_PORT chooses the port.
 PROGRAMS = {

@@ -11,6 +11,7 @@ import pytest
 from tests.config.test_ground_floor import checkout_copy, clean_environment, settings_import
 
 AMQP = "RABBITMQ_URL must be amqp:// or amqps:// URLs with a host, separated by commas;"
+REDIS = "REDIS_URL must be a redis://host:port/db, rediss://... or unix:///path URL;"
 BAD = [
     ("SIM_TIME_SCALE", "abc", "SIM_TIME_SCALE must be a number, got 'abc'"),
     ("SIM_TIME_SCALE", "-1", "SIM_TIME_SCALE must be a finite number >= 0.0, got '-1'"),
@@ -32,6 +33,11 @@ BAD = [
     ("RABBITMQ_URL", "http://rabbit", f"{AMQP} 'http://rabbit' is not one"),
     ("RABBITMQ_URL", "amqp://u:secret@rabbit:99999/%2F", f"{AMQP} 'amqp://u:***@rabbit:99999/%2F' is not one"),
     ("RABBITMQ_URL", "amqp://rabbit-1/v,amqp://", f"{AMQP} 'amqp://' is not one"),
+    ("REDIS_URL", "redis-1:6379", f"{REDIS} 'redis-1:6379' is not one"),
+    ("REDIS_URL", "http://redis-1", f"{REDIS} 'http://redis-1' is not one"),
+    ("REDIS_URL", "redis://:s3cr/t@redis-1:99999/0", f"{REDIS} 'redis://:***@redis-1:99999/0' is not one"),
+    ("REDIS_URL", "redis://app:pw@redis-1/x", f"{REDIS} 'redis://app:***@redis-1/x' is not one"),
+    ("REDIS_URL", "redis://", f"{REDIS} 'redis://' is not one"),
 ]
 
 
@@ -44,7 +50,7 @@ def checkout(tmp_path):
 
 def environment(**values: str) -> dict[str, str]:
     base = {k: v for k, v in clean_environment().items()
-            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_"))}
+            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_", "REDIS_"))}
     return {**base, **values}
 
 
@@ -58,11 +64,21 @@ def test_a_setting_that_cannot_work_stops_the_start_naming_it(checkout, name, va
 def test_good_values_are_taken_as_given(checkout):
     script_env = environment(API_THROTTLE_USER="5/second", API_THROTTLE_ANON="0/day", API_THROTTLE_ORDERS="10/h",
                              API_THROTTLE_LOGIN="", SITE_URL="https://shop.example/", SIM_TIME_SCALE="0",
-                             RABBITMQ_URL="amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
+                             RABBITMQ_URL="amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v",
+                             REDIS_URL="rediss://:p@redis-1:6380/2")
     result = settings_import(checkout, script_env)
     assert result.returncode == 0, result.stderr
     shown = subprocess.run(
-        [sys.executable, "-c", "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL, s.RABBITMQ_URL)"],
+        [sys.executable, "-c",
+         "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL, s.RABBITMQ_URL, s.REDIS_URL)"],
         cwd=checkout, env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
     assert shown.stdout.strip() == ("{'user': '5/second', 'anon': '0/day', 'orders': '10/h', 'login': '20/minute'} "
-                                    "https://shop.example amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
+                                    "https://shop.example amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v "
+                                    "rediss://:p@redis-1:6380/2")
+
+
+def test_without_redis_url_there_is_no_redis(checkout):
+    script_env = environment()
+    shown = subprocess.run([sys.executable, "-c", "import config.settings as s; print(s.REDIS_URL)"], cwd=checkout,
+                           env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
+    assert shown.stdout.strip() == "None", shown.stderr
