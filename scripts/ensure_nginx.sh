@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Print the path of Debian's nginx binary, installing the package first when it is missing and we
+# Print the path of Debian's nginx binary, installing the package (and openssl) first when missing and we
 # are root (without letting the package start a server of its own: the tests start theirs, on
 # ports of their own). Exits 1 with the reason on stderr when neither is possible.
 set -euo pipefail
@@ -22,4 +22,9 @@ if [ -z "$found" ]; then
   found=$(find_nginx)
   [ -n "$found" ] || { echo "nginx: installing Debian's package failed" >&2; exit 1; }
 fi
+# the tests make a self-signed certificate for the site with openssl
+if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null 2>&1 || true
+fi
+command -v openssl >/dev/null 2>&1 || { echo "openssl is not installed: sudo apt-get install openssl" >&2; exit 1; }
 echo "$found"
