@@ -36,12 +36,13 @@ WORKERS = {
     "support_requests": ["consume", "support_requests"],
     "sim_actors": ["consume", "sim_actors"],
     "scheduler": ["qcluster"],
-    # the Procfile's worker line: one process consuming every product queue, as deployed
-    "worker": procfile_commands(Path(__file__).resolve().parent.parent / "Procfile")["worker"].split()[2:],
 }
 # Started as they are deployed (Procfile), not through manage.py; WEB_PORT chooses the port.
 PROGRAMS = {
     "web": ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "config.wsgi:application"],
+    # the Procfile's worker line: one process consuming every product queue, as deployed (not
+    # among start_all()'s, which starts a worker per queue)
+    "worker": [str(ROOT / "manage.py"), *procfile_commands(ROOT / "Procfile")["worker"].split()[2:]],
 }
 
 
