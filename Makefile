@@ -83,12 +83,13 @@ pg-ha:
 pg-ha-stop:
 	scripts/pg_ha.sh stop
 
-## make test: RabbitMQ and PostgreSQL made reachable, then the whole pytest suite against them
+## make test: RabbitMQ, PostgreSQL and a Redis of its own made reachable, then the whole pytest suite against them
 test: install-dev
 	scripts/ensure_rabbitmq.sh
 	scripts/ensure_chromium.sh
 	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
 	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
+	  REDIS_URL=$$(scripts/ensure_redis.sh) && export REDIS_URL && \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make lint: ruff (its rules are in pyproject.toml)

@@ -105,6 +105,34 @@ def _env_choice(name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _redis_url_shown(url: str) -> str:
+    """``url`` with its password replaced by ***, for messages (a password may hold / or @)."""
+    scheme, sep, rest = url.rpartition("://")
+    user, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    return f"{scheme}{sep}{user.partition(':')[0]}:***@{host}" if ":" in user else f"{scheme}{sep}***@{host}"
+
+
+def _env_redis_url(name: str) -> str | None:
+    """A Redis URL (redis://[[user]:password@]host[:port][/db], rediss://..., unix:///path), or None."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError:
+        parts = None
+    db = parts.path.strip("/") if parts is not None else ""
+    if parts is None or not (
+            (parts.scheme in ("redis", "rediss") and parts.hostname and (db == "" or db.isdigit()))
+            or (parts.scheme == "unix" and parts.path)):
+        raise ImproperlyConfigured(f"{name} must be a redis://host:port/db, rediss://... or unix:///path URL; "
+                                   f"{_redis_url_shown(raw)!r} is not one")
+    return raw
+
+
 def _env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated list."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
@@ -376,11 +404,24 @@ SPECTACULAR_SETTINGS = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
+# Every request budget above is counted where all web nodes see it (config/throttling.py):
+# with REDIS_URL, in that Redis (one atomic script per request; every node shares it); without
+# it, in files on this machine, shared by its web processes (API_THROTTLE_DIR). Keys start
+# with API_THROTTLE_REDIS_PREFIX (several deployments may share one Redis).
+REDIS_URL = _env_redis_url("REDIS_URL")
+API_THROTTLE_REDIS_PREFIX = "logistics:limits"
+# Redis that does not answer within this many seconds is taken to be down: requests go on
+# unlimited (counted in /metrics) and it is tried again REDIS_RETRY_SECONDS later.
+REDIS_TIMEOUT_SECONDS = _env_float("REDIS_TIMEOUT_SECONDS", 0.25, minimum=0.01)
+REDIS_RETRY_SECONDS = _env_float("REDIS_RETRY_SECONDS", 5.0, minimum=0.0)
+# Called with scope=... for each request let through unchecked (/metrics counts them).
+REQUEST_LIMITS_UNCHECKED_CALLABLE = "observability.metrics.request_limits_unchecked"
+
 # Shared by every web worker process.
 CACHE_DIR = os.environ.get("DJANGO_CACHE_DIR") or str(BASE_DIR / ".run" / "cache")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": CACHE_DIR}}
-# The throttles' request histories (config/throttling.py), shared by every web worker process
-# and thread: throttling counts per user across all of them.
+# The throttles' request histories without REDIS_URL (config/throttling.py), shared by every
+# web worker process and thread of this machine.
 API_THROTTLE_DIR = str(Path(CACHE_DIR) / "throttle")
 # At most this many histories are kept (the least recently used go first): a bound on the
 # folder whatever clients send.

@@ -1,13 +1,19 @@
-"""Per-user throttles whose rates are read from settings when used (so tests and benchmarks can set them).
+"""The API's request budgets (DRF throttles), counted where every web process sees them.
 
-The request history of each throttle key is shared by every web worker process and thread.
-DRF keeps it in Django's cache, and the file-based cache that production uses made every
-allowed request pay for a pickled, compressed history written to a temporary file and
-renamed, plus a listing of the whole cache folder (its cull check), with no lock between the
-read and the write (concurrent requests lost each other's counts). Here each key's history is
-one small file of timestamps, read and rewritten under an exclusive ``flock`` -- one open,
-lock, read, write and close, and counts are never lost. The files live in
-``settings.API_THROTTLE_DIR`` (beside the web workers' file cache; a folder per test run).
+With ``settings.REDIS_URL`` every budget is counted in Redis by the ``limits`` library: its
+moving window is one Lua script per request (drop what left the window, count, record),
+which Redis runs atomically, so every web node of a deployment shares one count and
+concurrent requests on several nodes never let more through than the limit. DRF's own cache
+throttles read and then write, and overshoot under concurrency (DRF #5181).
+
+When Redis does not answer, requests go on unlimited rather than failing: each such request is
+counted (``logistics_request_limits_unchecked_total`` on /metrics), the first one logged, and
+Redis is not asked again for ``REDIS_RETRY_SECONDS`` (no request waits for a dead Redis).
+
+Without ``REDIS_URL`` (one machine: ``make run``, ``make demo``) each key's history is one
+small file of timestamps in ``settings.API_THROTTLE_DIR``, read and rewritten under an
+exclusive ``flock``: shared by every web process and thread of the machine, no count lost.
+(The file-based Django cache that this replaced had no lock between its read and its write.)
 """
 
 from __future__ import annotations
@@ -15,16 +21,29 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import itertools
+import logging
 import os
+import threading
 import time
 from array import array
+from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.module_loading import import_string
+from limits import RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from config.client_address import client_key
 
+logger = logging.getLogger("config.throttling")
+
+# --- without Redis: one machine's files -----------------------------------------------------------
 # Histories untouched for longer than the longest period DRF knows (a day) are empty: a
 # process removes them after every PRUNE_EVERY writes, as the file cache culled its entries.
 LONGEST_PERIOD_SECONDS = 86400
@@ -127,9 +146,52 @@ def _history_remove(path: str, *, before: float) -> int:
         os.close(fd)
 
 
+# --- Redis: every web node's counts in one place ------------------------------------------------
+class SharedWindow:
+    """The moving windows of one Redis (``limits``' storage and strategy), and whether it answers."""
+
+    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
+        # One try per request, bounded: a Redis that is away costs a request at most ``timeout``.
+        self.storage = RedisStorage(url, key_prefix=prefix, wrap_exceptions=True, socket_timeout=timeout,
+                                    socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.away_until = 0.0  # time.monotonic() before which Redis is not asked
+        self._lock = threading.Lock()
+
+    def count(self, key: str, *, limit: int, duration: int) -> tuple[bool, float | None]:
+        """Count a request for ``key`` unless ``limit`` were counted in the last ``duration``
+        seconds. Returns (counted, the oldest request in the window when refused); raises
+        StorageError when Redis does not answer."""
+        item = RateLimitItemPerSecond(limit, duration)
+        if self.limiter.hit(item, key):
+            return True, None
+        oldest, _ = self.storage.get_moving_window(item.key_for(key), limit, duration)
+        return False, oldest or None
+
+    def away(self, exc: Exception, *, retry_in: float) -> None:
+        with self._lock:
+            first = time.monotonic() >= self.away_until
+            self.away_until = time.monotonic() + retry_in
+        if first:
+            logger.warning("request limits unchecked: Redis does not answer (%s); asking again in %.0fs",
+                           exc, retry_in)
+
+
+@lru_cache(maxsize=4)
+def shared_window(url: str, prefix: str) -> SharedWindow:
+    """One per process and Redis (its connections are pooled and thread-safe)."""
+    return SharedWindow(url, prefix=prefix, timeout=settings.REDIS_TIMEOUT_SECONDS)
+
+
+def _unchecked(scope: str) -> None:
+    """Tell the metrics (settings.REQUEST_LIMITS_UNCHECKED_CALLABLE: config imports no app)."""
+    import_string(settings.REQUEST_LIMITS_UNCHECKED_CALLABLE)(scope=scope)
+
+
+# --- the throttles -----------------------------------------------------------------------------
 class _SharedHistoryThrottle(SimpleRateThrottle):
-    """DRF's sliding window with rates from settings and histories from ``history_count``;
-    anonymous clients are counted by ``config.client_address.client_key``."""
+    """DRF's sliding window with rates from settings, counted in Redis (REDIS_URL) or in this
+    machine's history files; anonymous clients are counted by ``config.client_address.client_key``."""
 
     def get_ident(self, request):
         return client_key(request)
@@ -144,8 +206,32 @@ class _SharedHistoryThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
-        counted, self.history = history_count(self.key, now=self.now, duration=self.duration, limit=self.num_requests)
+        self.oldest = None
+        if settings.REDIS_URL:
+            return self._count_shared(settings.REDIS_URL)
+        counted, history = history_count(self.key, now=self.now, duration=self.duration, limit=self.num_requests)
+        if not counted and history:
+            self.oldest = history[-1]
         return counted
+
+    def _count_shared(self, url: str) -> bool:
+        window = shared_window(url, settings.API_THROTTLE_REDIS_PREFIX)
+        if time.monotonic() < window.away_until:
+            _unchecked(self.scope)
+            return True
+        try:
+            counted, self.oldest = window.count(self.key, limit=self.num_requests, duration=self.duration)
+        except StorageError as exc:  # the shop does not go down with its limiter
+            window.away(exc.storage_error, retry_in=settings.REDIS_RETRY_SECONDS)
+            _unchecked(self.scope)
+            return True
+        return counted
+
+    def wait(self):
+        """Seconds until the oldest request in the window leaves it (Retry-After)."""
+        if self.oldest is None:
+            return self.duration
+        return max(0.0, self.duration - (self.now - self.oldest))
 
 
 class UserThrottle(_SharedHistoryThrottle, UserRateThrottle):

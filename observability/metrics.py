@@ -56,6 +56,21 @@ HANDLER_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=None,
 )
+# Requests let through without their request budget checked because the shared store (Redis)
+# did not answer (config/throttling.py): the limits fail open, and this says how often.
+REQUEST_LIMITS_UNCHECKED = Counter(
+    "logistics_request_limits_unchecked_total",
+    "Requests let through unlimited because the store of the request limits (Redis) did not answer",
+    ["scope"],
+    registry=None,
+)
+
+
+
+def request_limits_unchecked(*, scope: str) -> None:
+    """One request let through without its budget checked (settings.REQUEST_LIMITS_UNCHECKED_CALLABLE)."""
+    REQUEST_LIMITS_UNCHECKED.labels(scope=scope).inc()
+
 
 _warned = False
 

@@ -22,6 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     processes inherit through the environment (tests/settings.py reads it back)."""
     (settings.BASE_DIR / ".run").mkdir(exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.PROMETHEUS_MULTIPROC_DIR
+    os.environ["API_THROTTLE_REDIS_PREFIX"] = settings.API_THROTTLE_REDIS_PREFIX
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +30,14 @@ def _throttle_histories():
     """This run's throttle histories (tests/settings.py) go when the run ends."""
     yield
     shutil.rmtree(settings.API_THROTTLE_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _request_budgets_of_its_own(monkeypatch):
+    """Every test counts its requests afresh in Redis (when REDIS_URL is set): keys of its own.
+    (Set on the settings themselves: pytest-django's ``settings`` would hide SETTINGS_MODULE.)"""
+    monkeypatch.setattr(settings, "API_THROTTLE_REDIS_PREFIX",
+                        f"{settings.API_THROTTLE_REDIS_PREFIX}:{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session", autouse=True)

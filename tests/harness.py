@@ -21,6 +21,8 @@ from urllib.parse import quote, urlencode
 from django.db import connection
 from honcho.environ import parse_procfile
 
+from simulation.processes import procfile_commands
+
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".run" / "test-logs"
 
@@ -43,6 +45,9 @@ LIBPQ_URL_OPTIONS = ("target_session_attrs", "connect_timeout", "sslmode", "appl
 # Started as they are deployed (Procfile), not through manage.py; WEB_PORT chooses the port.
 PROGRAMS = {
     "web": ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "config.wsgi:application"],
+    # the Procfile's worker line: one process consuming every product queue, as deployed (not
+    # among start_all()'s, which starts a worker per queue)
+    "worker": [str(ROOT / "manage.py"), *procfile_commands(ROOT / "Procfile")["worker"].split()[2:]],
 }
 
 

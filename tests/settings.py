@@ -36,3 +36,7 @@ DATABASES = {
         "TEST": {"NAME": str(RUN_DIR / f"test-sqlite-{os.getpid()}.sqlite3")},
     },
 }
+
+# Request limits counted in Redis (when make test gives a REDIS_URL) carry a prefix of this run's
+# own, shared with the web processes the tests start (tests/conftest.py hands it to them).
+API_THROTTLE_REDIS_PREFIX = os.environ.get("API_THROTTLE_REDIS_PREFIX") or f"logistics-test-{os.getpid()}:limits"

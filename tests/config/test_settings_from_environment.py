@@ -13,6 +13,7 @@ from tests.config.test_ground_floor import checkout_copy, clean_environment, set
 AMQP = "RABBITMQ_URL must be amqp:// or amqps:// URLs with a host, separated by commas;"
 PG = ("DATABASE_URL must be a PostgreSQL URL as libpq reads it "
       "(postgres://user:password@host:port,host:port/database?option=value);")
+REDIS = "REDIS_URL must be a redis://host:port/db, rediss://... or unix:///path URL;"
 BAD = [
     ("SIM_TIME_SCALE", "abc", "SIM_TIME_SCALE must be a number, got 'abc'"),
     ("SIM_TIME_SCALE", "-1", "SIM_TIME_SCALE must be a finite number >= 0.0, got '-1'"),
@@ -55,6 +56,11 @@ BAD = [
     # libpq quotes the token it cannot read; the password is not shown there either
     ("DATABASE_URL", "postgres://u:s3%zzcret@db1,db2/logistics",
      f"{PG} 'postgres://u:***@db1,db2/logistics': invalid percent-encoded token: \"***\""),
+    ("REDIS_URL", "redis-1:6379", f"{REDIS} 'redis-1:6379' is not one"),
+    ("REDIS_URL", "http://redis-1", f"{REDIS} 'http://redis-1' is not one"),
+    ("REDIS_URL", "redis://:s3cr/t@redis-1:99999/0", f"{REDIS} 'redis://:***@redis-1:99999/0' is not one"),
+    ("REDIS_URL", "redis://app:pw@redis-1/x", f"{REDIS} 'redis://app:***@redis-1/x' is not one"),
+    ("REDIS_URL", "redis://", f"{REDIS} 'redis://' is not one"),
 ]
 
 
@@ -67,7 +73,7 @@ def checkout(tmp_path):
 
 def environment(**values: str) -> dict[str, str]:
     base = {k: v for k, v in clean_environment().items()
-            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_", "DB_"))}
+            if not k.startswith(("API_", "SITE_URL", "CONSUMER_", "SIM_", "DB_", "REDIS_"))}
     return {**base, **values}
 
 
@@ -81,14 +87,17 @@ def test_a_setting_that_cannot_work_stops_the_start_naming_it(checkout, name, va
 def test_good_values_are_taken_as_given(checkout):
     script_env = environment(API_THROTTLE_USER="5/second", API_THROTTLE_ANON="0/day", API_THROTTLE_ORDERS="10/h",
                              API_THROTTLE_LOGIN="", SITE_URL="https://shop.example/", SIM_TIME_SCALE="0",
-                             RABBITMQ_URL="amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
+                             RABBITMQ_URL="amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v",
+                             REDIS_URL="rediss://:p@redis-1:6380/2")
     result = settings_import(checkout, script_env)
     assert result.returncode == 0, result.stderr
     shown = subprocess.run(
-        [sys.executable, "-c", "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL, s.RABBITMQ_URL)"],
+        [sys.executable, "-c",
+         "import config.settings as s; print(s.API_THROTTLE_RATES, s.SITE_URL, s.RABBITMQ_URL, s.REDIS_URL)"],
         cwd=checkout, env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
     assert shown.stdout.strip() == ("{'user': '5/second', 'anon': '0/day', 'orders': '10/h', 'login': '20/minute'} "
-                                    "https://shop.example amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v")
+                                    "https://shop.example amqp://u:p@rabbit-1:5672/v, amqps://u:p@rabbit-2/v "
+                                    "rediss://:p@redis-1:6380/2")
 
 
 def database_settings_shown(checkout, url: str) -> str:
@@ -120,3 +129,10 @@ def test_a_socket_folder_is_a_database_host(checkout):
     # then
     assert shown == ("/srv/app/.pgdata/run 55432 logistics postgres  [('connect_timeout', 5), "
                      "('prepare_threshold', 2), ('server_side_binding', True)]")
+
+
+def test_without_redis_url_there_is_no_redis(checkout):
+    script_env = environment()
+    shown = subprocess.run([sys.executable, "-c", "import config.settings as s; print(s.REDIS_URL)"], cwd=checkout,
+                           env={**script_env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60)
+    assert shown.stdout.strip() == "None", shown.stderr

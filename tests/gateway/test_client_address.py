@@ -50,6 +50,8 @@ def test_ipv6_clients_are_counted_by_their_64():
 
 @pytest.fixture
 def throttle_dir(settings, tmp_path):
+    """The histories of one machine without Redis (REDIS_URL unset), in a folder of this test's own."""
+    settings.REDIS_URL = None
     settings.API_THROTTLE_DIR = str(tmp_path / "throttle")
     return tmp_path / "throttle"
 

@@ -22,6 +22,7 @@ PASSWORD = "long-enough-and-odd-42"
 
 @pytest.fixture
 def throttle_dir(settings, tmp_path):
+    settings.REDIS_URL = None
     settings.API_THROTTLE_DIR = str(tmp_path / "throttle")
 
 
