@@ -15,33 +15,48 @@ from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
 from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
 from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, PaymentMethod, ShippingMethod
 from shop import selectors, services
+from shop.addresses import country_code, postal_code_problem
 from shop.models import Order, OrderLine, OrderStatus
 
 
 # --- input ----------------------------------------------------------------------------
 class CustomerIn(serializers.Serializer):
-    """The customer as the seed sends it: an object (or just the name as a string)."""
+    """Who the order is for, and where to tell them about it: name and e-mail are required."""
 
-    name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
-    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=200, help_text="The recipient's name, as on the parcel.")
+    email = serializers.EmailField(max_length=254, help_text="Where the order's news is sent.")
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="",
+                                  help_text="For the courier; optional.")
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
+        if isinstance(data, str):  # a bare name: the missing e-mail is then named as such
             data = {"name": data}
         return super().to_internal_value(data)
 
 
 class AddressIn(serializers.Serializer):
-    street = serializers.CharField(max_length=200)
-    city = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    country = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    """A deliverable address: street, city, postal code and country are required; the postal code
+    is checked against the country's format where the shop knows it (Estonia: five digits)."""
+
+    street = serializers.CharField(max_length=200, help_text="Street, house and flat.")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20, help_text="In the country's format (Estonia: five digits).")
+    country = serializers.CharField(max_length=100, help_text='A name ("Estonia") or an ISO 3166 code ("EE").')
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
+        if isinstance(data, str):  # a bare street: the missing fields are then named as such
             data = {"street": data}
         return super().to_internal_value(data)
+
+    def validate(self, attrs: dict) -> dict:
+        code = country_code(attrs["country"])
+        if code is None:
+            raise serializers.ValidationError(
+                {"country": ['not a country the shop knows: its name in English ("Estonia") or its ISO code ("EE")']})
+        problem = postal_code_problem(country=code, postal_code=attrs["postal_code"])
+        if problem:
+            raise serializers.ValidationError({"postal_code": [problem]})
+        return attrs
 
 
 class OrderItemIn(serializers.Serializer):
