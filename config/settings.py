@@ -375,6 +375,8 @@ SITE_URL = _env_site_url("SITE_URL", "http://127.0.0.1:8000")
 
 # --- misc ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# times to the second, with their zone (config/formats/)
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

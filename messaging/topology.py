@@ -76,6 +76,9 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # the warehouse started picking an order: for whoever does the picking (no product queue
     # needs it; an event no queue subscribes to is not written at all)
     "picking.started": (),
+    # a person changed a product's stock (its history is the warehouse's StockAdjustment): for
+    # whoever follows the stock (no product queue yet)
+    "stock.adjusted": (),
 }
 
 # Events no version publishes any more: their bindings go too.
