@@ -54,6 +54,7 @@ class StockFilter(django_filters.FilterSet):
 @extend_schema_view(get=extend_schema(summary="The stock, by product (warehouse staff)",
                                       responses={200: StockItemOut(many=True), **COMMON_ERRORS}))
 class StockListApi(generics.ListAPIView):
+    name = "Stock"
     permission_classes = [CanViewStock]
     serializer_class = StockItemOut
     filterset_class = StockFilter
@@ -65,6 +66,7 @@ class StockListApi(generics.ListAPIView):
 @extend_schema_view(get=extend_schema(summary="One product's stock (warehouse staff)",
                                       responses={200: StockItemOut, 404: NOT_FOUND, **COMMON_ERRORS}))
 class StockDetailApi(generics.RetrieveAPIView):
+    name = "Stock of one product"
     permission_classes = [CanViewStock]
     serializer_class = StockItemOut
     lookup_field = "sku"
