@@ -59,11 +59,14 @@ class StockAdjustmentInline(admin.TabularInline):
 
 @admin.register(StockItem)
 class StockItemAdmin(admin.ModelAdmin):
-    list_display = ["sku", "name", "bin", "on_hand", "held", "available", "updated_at", "adjust"]
+    list_display = ["sku", "name", "bin", "on_hand", "held", "available", "adjust"]
     list_filter = ["location"]
     search_fields = ["sku", "name", "location"]
     inlines = [StockAdjustmentInline]
     actions = ["adjust_selected"]
+
+    class Media:
+        css = {"all": ["warehouse/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StockItem]:
         return stock_with_holds()
@@ -194,6 +197,10 @@ class ReservationAdmin(admin.ModelAdmin):
     list_filter = ["status", "shipping_method"]
     search_fields = ["order_id", "recipient"]
     inlines = [ReservationLineInline]
+
+    class Media:
+        css = {"all": ["warehouse/admin.css"]}
+
     fields = readonly_fields = ["order_full", "status", "reason", "recipient", "address", "shipping_method",
                                 "created_at", "picked_at", "released_at", "elsewhere"]
     actions = ["mark_picking_done"]

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from messaging.models import DeadLetter, WorkerHeartbeat
 from observability.models import AuditRun
+from observability.selectors import trouble
 from shop.models import Order
 from shop.services import Contact, OrderItem, order_place
 
@@ -104,3 +105,20 @@ def test_the_chart_counts_every_final_state(broker, staff_client, catalogue, mak
     # then
     assert flow["final"] == ["delivered", "rejected", "payment_failed", "cancelled"]
     assert [sum(flow[s]) for s in ("placed", *flow["final"])] == [4, 1, 1, 1, 1]
+
+
+def test_a_consumer_rabbitmq_still_feeds_without_a_live_worker_is_named(db):
+    # given: RabbitMQ counts two consumers of delivery_updates and one of new_orders; one worker
+    # of each is live (the other delivery_updates worker is frozen: the broker drops its
+    # connection only after two missed AMQP heartbeats, a minute)
+    queues = [{"queue": "new_orders", "consumers": 1}, {"queue": "delivery_updates", "consumers": 2}]
+    workers = [{"kind": "consumer", "queue": "new_orders", "state": "live"},
+               {"kind": "consumer", "queue": "delivery_updates", "state": "live"},
+               {"kind": "relay", "queue": "", "state": "live"}]
+    data = {"dead_letters": {}, "workers": workers, "broker": {"reachable": True, "queues": queues}, "audit": None}
+    # when
+    found = trouble(now=timezone.now(), data=data)
+    # then
+    assert found == [{"kind": "stuck_deliveries", "count": 1, "url": "#h-queues",
+                      "text": "delivery_updates: RabbitMQ hands messages to 1 consumer that is not live; what it is "
+                              "handed waits unacknowledged until its process ends"}]
