@@ -13,6 +13,7 @@ import uuid
 import pika
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from messaging import broker as broker_mod
 from messaging.models import DeadLetter, WorkerHeartbeat
@@ -47,6 +48,8 @@ def test_the_banner_names_a_parked_message_and_a_frozen_worker_first(
     # given: workers of new_orders and delivery_updates beating every half second; the dashboard
     # calls a worker silent after 3 s without a beat (30 s by default)
     settings.WORKER_SILENT_SECONDS = SILENT_SECONDS
+    settings.TIME_ZONE = "Europe/Tallinn"  # the shop's clock: the page shows no other
+    zone = timezone.localtime().strftime("%Z")  # EET, or EEST in summer
     if "localhost" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
     base = live_server.url.replace("127.0.0.1", "localhost")  # secure cookies need a secure context
@@ -82,7 +85,7 @@ def test_the_banner_names_a_parked_message_and_a_frozen_worker_first(
             silent = page.inner_text("#trouble li[data-kind=silent_workers]")
             assert silent.startswith(f"1 worker silent for over {SILENT_SECONDS} s: consumer delivery_updates "
                                      f"(pid {frozen.pid}, last heard ")
-            assert silent.endswith(" UTC)")
+            assert silent.endswith(f" {zone})")
             # at the top: seen without scrolling, above the stage tiles
             banner = page.locator("#trouble").bounding_box()
             assert banner["y"] < page.locator("#stages").bounding_box()["y"]
@@ -92,7 +95,10 @@ def test_the_banner_names_a_parked_message_and_a_frozen_worker_first(
             running = page.eval_on_selector_all("#workers tbody tr", "trs => trs.map(tr => tr.className)")
             assert sorted(running) == ["live", "silent"] and running[0] == "silent"
             assert page.inner_text("#workers-stopped-count") == "0"
-            assert page.inner_text("#time-zone") == "times in UTC"
+            assert page.inner_text("#time-zone") == "times in Europe/Tallinn"
+            # the browser's own clock (UTC here) is not used: the page's times are Tallinn's
+            beat = page.inner_text("#workers tbody tr.silent td:nth-child(5)")
+            assert beat == silent.rsplit("last heard ", 1)[1].split(" ")[0]
             shot(page, "dashboard-trouble.png")
             # each item leads to what needs doing: the parked message in the admin
             page.click("#trouble li[data-kind=dead_letters] a")

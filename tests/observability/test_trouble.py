@@ -43,7 +43,9 @@ def troubled(catalogue, make_customer):
     return {"order": order, "silent": silent, "audit_at": finished}
 
 
-def test_the_banner_names_each_trouble_with_a_link_most_urgent_first(broker, staff_client, troubled):
+def test_the_banner_names_each_trouble_with_a_link_most_urgent_first(broker, staff_client, troubled, settings):
+    # given: the shop's clock
+    settings.TIME_ZONE = "Europe/Tallinn"
     # when
     data = staff_client.get("/dashboard/data.json").json()
     # then
@@ -65,10 +67,11 @@ def test_the_banner_names_each_trouble_with_a_link_most_urgent_first(broker, sta
     # each link leads to the rows in question
     assert "m-parked" in staff_client.get(urls["dead_letters"]).content.decode()
     assert order_id in staff_client.get(urls["stalled_orders"]).content.decode()
-    assert data["time_zone"] == "UTC"
+    assert data["time_zone"] == "Europe/Tallinn"
+    assert beat_at.endswith((" EET", " EEST"))
 
 
-def test_the_page_shows_the_banner_above_everything_else(broker, staff_client, troubled):
+def test_the_page_shows_the_banner_above_everything_else(broker, staff_client, troubled, settings):
     # when
     html = staff_client.get("/dashboard/").content.decode()
     # then: the banner is the first section, one item per trouble, each a link
@@ -77,7 +80,7 @@ def test_the_page_shows_the_banner_above_everything_else(broker, staff_client, t
     assert ('<li data-kind="dead_letters"><a href="/admin/messaging/deadletter/?redriven_at__isempty=1">'
             '1 dead letter waiting for a person (new_orders 1)</a></li>') in html
     assert html.count("<li data-kind=") == 4
-    assert "times in UTC" in html
+    assert f"times in {settings.TIME_ZONE}" in html
 
 
 def test_a_quiet_system_says_nothing_needs_a_person(broker, staff_client):
