@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run tutorial test lint bench install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
+.PHONY: demo run tutorial test lint bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,14 @@ test: install-dev
 	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
 	  REDIS_URL=$$(scripts/ensure_redis.sh) && export REDIS_URL && \
 	  $(PY) -m pytest $(PYTEST_ARGS)
+
+## make screenshots: docs/img/stock.png and docs/img/dashboard.png, from the browser tests (Chromium)
+screenshots: install-dev
+	scripts/ensure_rabbitmq.sh
+	scripts/ensure_chromium.sh
+	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
+	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
+	  $(PY) scripts/screenshots.py
 
 ## make lint: ruff (its rules are in pyproject.toml)
 lint: install-dev

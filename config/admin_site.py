@@ -10,6 +10,10 @@ admin registered on the site, the project's and those of django-q2, django-axes 
 
 django-axes's "Clean up expired attempts" action failed on every call; its admin is replaced by
 one whose action works (``LogisticsAdminConfig.ready``).
+
+The site is titled as the product, lists its apps in the order the work goes through them
+(the shop first, the libraries' bookkeeping last), and a page on which nothing can be changed
+offers no Save.
 """
 
 from __future__ import annotations
@@ -39,11 +43,46 @@ class SelectionChecked:
         return super().response_action(request, queryset)
 
 
+class ReadOnlyPagesWithoutSave:
+    """A change page whose form has no field left to edit (every field read-only, no inline
+    that takes input) shows no Save buttons: there is nothing to save."""
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if change and not _takes_input(context):
+            context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False,
+                           show_save_as_new=False)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+def _takes_input(context: dict) -> bool:
+    form = context.get("adminform")
+    if form is not None and any(not field.is_hidden for field in form.form):
+        return True
+    for inline in context.get("inline_admin_formsets", []):
+        if inline.has_add_permission or any(not field.is_hidden for f in inline.formset.forms for field in f):
+            return True
+    return False
+
+
+# The apps in the order the work goes through them; the libraries' own last.
+APP_ORDER = ("shop", "warehouse", "transport", "support", "payments", "messaging", "observability", "auth",
+             "authtoken", "axes", "django_q")
+
+
 class AdminSite(admin.AdminSite):
+    site_header = "Logistics platform: operations"
+    site_title = "Logistics platform"
+    index_title = "Orders, stock, shipments and messages"
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict]:
+        apps = super().get_app_list(request, app_label)
+        rank = {label: i for i, label in enumerate(APP_ORDER)}
+        return sorted(apps, key=lambda app: (rank.get(app["app_label"], len(rank)), app["name"]))
+
     def register(self, model_or_iterable, admin_class=None, **options) -> None:
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, SelectionChecked):
-            admin_class = type(admin_class.__name__, (SelectionChecked, admin_class),
+            admin_class = type(admin_class.__name__, (SelectionChecked, ReadOnlyPagesWithoutSave, admin_class),
                                {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
         super().register(model_or_iterable, admin_class, **options)
 

@@ -24,3 +24,12 @@ TOO_LARGE = OpenApiResponse(DETAIL, description="Request body too large.")
 THROTTLED = OpenApiResponse(DETAIL, description="Too many requests; see Retry-After.")
 
 COMMON_ERRORS = {400: VALIDATION_ERROR, 401: UNAUTHORIZED, 403: FORBIDDEN, 413: TOO_LARGE, 429: THROTTLED}
+
+
+V1_PREFIX = "/api/v1/"
+
+
+def one_copy_of_each_endpoint(endpoints: list, **kwargs) -> list:
+    """drf-spectacular's preprocessing hook: ``/api/v1/`` is an alias of ``/api/`` (the same views),
+    so the schema lists each endpoint once, under ``/api/``."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].startswith(V1_PREFIX)]

@@ -390,7 +390,17 @@ API_JSON_MAX_DEPTH = _env_int("API_JSON_MAX_DEPTH", 20, minimum=4)
 API_JSON_MAX_VALUES = _env_int("API_JSON_MAX_VALUES", 5000, minimum=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Logistics integration platform API",
-    "DESCRIPTION": "E-shop orders, warehouse, transport and tracking, integrated through RabbitMQ.",
+    "DESCRIPTION": (
+        "Place orders and follow them: the e-shop's orders, the catalogue, public shipment tracking, and "
+        "for staff the stock and payments.\n\n"
+        "**An order is answered at once and moves on by itself.** `POST /api/orders/` answers `201` with "
+        "`status: \"new\"`; the warehouse, payments and transport then carry it forward through messages, "
+        "seconds to days later. Follow it with `GET /api/orders/{order_id}/`, or with the public "
+        "`GET /api/tracking/{shipment_id}/` once it has a shipment.\n\n"
+        "Authenticate with `Authorization: Token <token>` (`POST /api/auth/token/` gives it). Every path "
+        "also answers under `/api/v1/` (this version), listed here once. Errors are JSON: `400` names "
+        "each bad field."),
+    "PREPROCESSING_HOOKS": ["config.openapi.one_copy_of_each_endpoint"],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -398,8 +408,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
-        "ShippingMethodEnum": "contracts.methods.SHIPPING_METHODS",
-        "PaymentMethodEnum": "contracts.methods.PAYMENT_METHODS",
+        "ShippingMethodEnum": "contracts.methods.SHIPPING_METHOD_CHOICES",
+        "PaymentMethodEnum": "contracts.methods.PAYMENT_METHOD_CHOICES",
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
@@ -455,6 +465,8 @@ CUSTOMER_LANGUAGE_DEFAULT = os.environ.get("CUSTOMER_LANGUAGE_DEFAULT", "en")
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("et", "Eesti")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# times to the second, with their zone (config/formats/)
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 # Pages, mails and the admin show times in the shop's zone; the database and JSON keep UTC.
 TIME_ZONE = (os.environ.get("TIME_ZONE") or "").strip() or "Europe/Tallinn"

@@ -24,6 +24,7 @@ def home(request):
 class ApiRootApi(APIView):
     """Every endpoint of the API, as links."""
 
+    name = "Logistics API"
     permission_classes = [AllowAny]
 
     @extend_schema(exclude=True)

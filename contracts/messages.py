@@ -143,6 +143,20 @@ class PickingStarted(Contract):
     order_id: UUID
 
 
+class StockAdjusted(Contract):
+    """A person changed a product's stock (a shelf count, goods received, damage written off)."""
+
+    TYPE = "stock.adjusted"
+    adjustment_id: UUID
+    product_id: Sku
+    reason: Literal["counted", "received", "damaged"]
+    change: int
+    on_hand: Annotated[int, Field(ge=0)]
+    held: Annotated[int, Field(ge=0)]
+    available: Annotated[int, Field(ge=0)]
+    adjusted_at: datetime
+
+
 class ShipmentRequested(Contract):
     """Picked: transport ships it."""
 

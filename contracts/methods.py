@@ -22,3 +22,16 @@ class PaymentMethod(StrEnum):
 
 SHIPPING_METHODS: tuple[str, ...] = tuple(ShippingMethod)
 PAYMENT_METHODS: tuple[str, ...] = tuple(PaymentMethod)
+# Values for trying the API out, never a way to pay: the catalogue lists them apart.
+TEST_PAYMENT_METHODS: tuple[str, ...] = (PaymentMethod.CARD_DECLINED.value,)
+
+# What each value means, as the API's documentation says it.
+SHIPPING_METHOD_CHOICES: tuple[tuple[str, str], ...] = (
+    (ShippingMethod.STANDARD.value, "standard delivery"),
+    (ShippingMethod.EXPRESS.value, "express delivery"),
+)
+PAYMENT_METHOD_CHOICES: tuple[tuple[str, str], ...] = (
+    (PaymentMethod.CREDIT_CARD.value, "credit card"),
+    (PaymentMethod.CARD_DECLINED.value,
+     "TEST VALUE, not a way to pay: the simulated payment provider always declines it (to try a failed payment)"),
+)

@@ -77,6 +77,9 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # the warehouse started picking an order (it is paid): for whoever does the picking, and
     # for customer service, which tells the customer that the order is paid and confirmed
     "picking.started": (SUPPORT_REQUESTS,),
+    # a person changed a product's stock (its history is the warehouse's StockAdjustment): for
+    # whoever follows the stock (no product queue yet)
+    "stock.adjusted": (),
 }
 
 # Events no version publishes any more: their bindings go too.

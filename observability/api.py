@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from config.openapi import COMMON_ERRORS
 from config.pagination import PageNumbers
-from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS
+from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, TEST_PAYMENT_METHODS
 from shop.models import Product
 from shop.selectors import product_list
 from warehouse.selectors import skus_in_stock, stock_on_hand
@@ -58,25 +58,39 @@ class ProductFilter(filters.FilterSet):
         return queryset.filter(sku__in=in_stock) if value == "true" else queryset.exclude(sku__in=in_stock)
 
 
+# The ways to pay; a test value (card_declined) is listed apart, never offered as a way to pay.
+PAYING_METHODS = [method for method in PAYMENT_METHODS if method not in TEST_PAYMENT_METHODS]
+
+
 class CataloguePages(PageNumbers):
     """Pages of products, with the shipping and payment methods an order may name."""
 
     def get_paginated_response(self, data) -> Response:
         response = super().get_paginated_response(data)
-        response.data.update(shipping_methods=list(SHIPPING_METHODS), payment_methods=list(PAYMENT_METHODS))
+        response.data.update(shipping_methods=list(SHIPPING_METHODS), payment_methods=PAYING_METHODS,
+                             test_payment_methods=list(TEST_PAYMENT_METHODS))
         return response
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         paginated = super().get_paginated_response_schema(schema)
         paginated["properties"].update(
-            shipping_methods={"type": "array", "items": {"type": "string", "enum": list(SHIPPING_METHODS)}},
-            payment_methods={"type": "array", "items": {"type": "string", "enum": list(PAYMENT_METHODS)}},
+            shipping_methods={"type": "array", "items": {"type": "string", "enum": list(SHIPPING_METHODS)},
+                              "example": list(SHIPPING_METHODS)},
+            payment_methods={"type": "array", "items": {"type": "string", "enum": PAYING_METHODS},
+                             "example": PAYING_METHODS, "description": "the ways to pay"},
+            test_payment_methods={
+                "type": "array", "items": {"type": "string", "enum": list(TEST_PAYMENT_METHODS)},
+                "example": list(TEST_PAYMENT_METHODS),
+                "description": "TEST values, not ways to pay: an order may name them to try the API out "
+                               "(card_declined is always declined)"},
         )
-        paginated["required"] = [*paginated.get("required", []), "shipping_methods", "payment_methods"]
+        paginated["required"] = [*paginated.get("required", []), "shipping_methods", "payment_methods",
+                                 "test_payment_methods"]
         return paginated
 
 
 class ProductListApi(ListAPIView):
+    name = "Products"
     permission_classes = [AllowAny]
     serializer_class = ProductOut
     filterset_class = ProductFilter
@@ -96,6 +110,16 @@ class ProductListApi(ListAPIView):
         return self._page
 
     @extend_schema(summary="The catalogue: products, prices, availability, and the methods an order may name",
-                   responses={200: ProductOut(many=True), **COMMON_ERRORS}, auth=[])
+                   responses={200: ProductOut(many=True), **COMMON_ERRORS}, auth=[], examples=[OpenApiExample(
+                       "The seed's catalogue", response_only=True, status_codes=["200"], value={
+                           "count": 4, "next": None, "previous": None,
+                           "results": [
+                               {"product_id": "PRD001", "name": "Laptop", "price": "1299.99", "currency": "EUR",
+                                "available": True, "quantity_available": 10},
+                               {"product_id": "PRD002", "name": "Monitor 27\"", "price": "329.99", "currency": "EUR",
+                                "available": True, "quantity_available": 15},
+                           ],
+                           "shipping_methods": list(SHIPPING_METHODS), "payment_methods": PAYING_METHODS,
+                           "test_payment_methods": list(TEST_PAYMENT_METHODS)})])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

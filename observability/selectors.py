@@ -16,6 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Min
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 
 from messaging import broker, topology
 from messaging.heartbeats import heartbeats_recent, is_silent
@@ -24,7 +27,7 @@ from messaging.tracing import trace_id_of
 from observability.models import AuditRun
 from observability.tracing import trace_url
 from shop.models import FINAL_STATUSES, OrderStatus
-from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest
+from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest, orders_stalled
 from transport.models import Vehicle
 from transport.selectors import vehicle_counts
 
@@ -43,6 +46,8 @@ STAGES: list[str] = [
 ]
 # The stages an order is still moving through (the flow chart stacks these).
 IN_FLIGHT_STAGES: list[str] = [s for s in STAGES if s not in FINAL_STATUSES]
+# Where an order ends (the throughput chart draws each).
+FINAL_STAGES: list[str] = [s for s in STAGES if s in FINAL_STATUSES]
 STAGE_LABELS: dict[str, str] = {str(value): str(label) for value, label in OrderStatus.choices}
 
 FLOW_SAMPLES = 60
@@ -88,8 +93,9 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
 
     * ``in_flight[stage][i]``: orders in each not-yet-final stage at ``times[i]`` (the
       ``samples`` instants ending at ``now``), replayed from ``OrderStatusChange`` rows;
-    * ``placed[i]``, ``delivered[i]``, ``rejected[i]``: orders that reached that status in the
-      interval ending at ``times[i]``.
+    * ``placed[i]`` and, for every final status, ``delivered[i]``, ``rejected[i]``,
+      ``payment_failed[i]``, ``cancelled[i]``: orders that reached that status in the interval
+      ending at ``times[i]``.
 
     Only orders still moving at the window's start are read: one that was final before it
     cannot be in flight inside it.
@@ -99,7 +105,7 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
     times = [start + step * (i + 1) for i in range(samples)]
     changes = order_status_changes(since=start, until=now)
     in_flight = {stage: [0] * samples for stage in IN_FLIGHT_STAGES}
-    arrivals = {status: [0] * samples for status in (OrderStatus.NEW, OrderStatus.DELIVERED, OrderStatus.REJECTED)}
+    arrivals = {status: [0] * samples for status in (OrderStatus.NEW, *FINAL_STAGES)}
     current: dict[Any, str] = {}
     stage_counts: Counter[str] = Counter()
     sample = 0
@@ -130,8 +136,8 @@ def flow_series(*, now: datetime, minutes: int, samples: int = FLOW_SAMPLES) -> 
         "stages": IN_FLIGHT_STAGES,
         "in_flight": in_flight,
         "placed": arrivals[OrderStatus.NEW],
-        "delivered": arrivals[OrderStatus.DELIVERED],
-        "rejected": arrivals[OrderStatus.REJECTED],
+        "final": FINAL_STAGES,
+        **{str(status): arrivals[status] for status in FINAL_STAGES},
     }
 
 
@@ -206,9 +212,10 @@ def vehicles_busy_free() -> dict[str, int]:
 
 
 def dashboard_data(*, now: datetime, minutes: int) -> dict[str, Any]:
-    """Everything /dashboard/ shows, as one JSON-ready dict."""
-    return {
+    """Everything /dashboard/ shows, as one JSON-ready dict; ``trouble`` first."""
+    data = {
         "generated_at": _iso(now),
+        "time_zone": settings.TIME_ZONE,
         "stages": [{"status": s, "label": STAGE_LABELS[s], "count": n} for s, n in orders_per_stage().items()],
         "flow": flow_series(now=now, minutes=minutes),
         "broker": queue_depths(),
@@ -219,6 +226,88 @@ def dashboard_data(*, now: datetime, minutes: int) -> dict[str, Any]:
         "audit": audit_latest(),
         "workers": workers_seen(now=now),
     }
+    return {"trouble": trouble(now=now, data=data), **data}
+
+
+# --- what needs a person now ------------------------------------------------------------------
+def _url(name: str, *args: Any, query: dict[str, Any] | None = None) -> str:
+    try:
+        url = reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def _clock(iso: str | None) -> str:
+    """An ISO time as the site's clock shows it (TIME_ZONE), to the second, with the zone."""
+    if not iso:
+        return "never"
+    return timezone.localtime(datetime.fromisoformat(iso)).strftime("%H:%M:%S %Z")
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def trouble(*, now: datetime, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """What needs a person now, most urgent first, each ``{kind, count, text, url}``:
+
+    * ``dead_letters``: messages parked and not re-driven (a person decides: fix and re-drive);
+    * ``silent_workers``: relays or workers that stopped beating without a clean stop (killed,
+      hung, frozen);
+    * ``stuck_deliveries``: queues where RabbitMQ counts more consumers than there are live
+      workers of that queue: a silent consumer still takes messages and holds them
+      unacknowledged until its process ends;
+    * ``stalled_orders``: orders in a non-final stage that nothing moved for
+      AUDIT_ORDER_STALLED_MINUTES;
+    * ``audit_gaps``: deliveries the last audit found nobody accounts for.
+    """
+    found: list[dict[str, Any]] = []
+    dead = {queue: n for queue, n in data["dead_letters"].items() if n}
+    if dead:
+        total = sum(dead.values())
+        found.append({
+            "kind": "dead_letters", "count": total,
+            "text": f"{_plural(total, 'dead letter', 'dead letters')} waiting for a person ("
+                    + ", ".join(f"{queue} {n}" for queue, n in dead.items()) + ")",
+            "url": _url("admin:messaging_deadletter_changelist", query={"redriven_at__isempty": "1"})})
+    silent = [w for w in data["workers"] if w["state"] == "silent"]
+    if silent:
+        names = ", ".join(f"{w['kind']}{' ' + w['queue'] if w['queue'] else ''} (pid {w['pid']}, last heard "
+                          f"{_clock(w['beat_at'])})" for w in silent[:5])
+        found.append({"kind": "silent_workers", "count": len(silent),
+                      "text": f"{_plural(len(silent), 'worker', 'workers')} silent for over "
+                              f"{settings.WORKER_SILENT_SECONDS:g} s: {names}", "url": "#h-workers"})
+    if data["broker"]["reachable"]:
+        live = Counter(w["queue"] for w in data["workers"] if w["state"] == "live" and w["kind"] == "consumer")
+        held = [(q["queue"], q["consumers"] - live[q["queue"]]) for q in data["broker"]["queues"]
+                if q["consumers"] > live[q["queue"]]]
+        if held:
+            found.append({
+                "kind": "stuck_deliveries", "count": sum(n for _, n in held),
+                "text": "; ".join(f"{queue}: RabbitMQ hands messages to {_plural(n, 'consumer', 'consumers')} "
+                                  f"that {'is' if n == 1 else 'are'} not live" for queue, n in held)
+                        + "; what it is handed waits unacknowledged until its process ends",
+                "url": "#h-queues"})
+    stalled_minutes = settings.AUDIT_ORDER_STALLED_MINUTES
+    before = now - timedelta(minutes=stalled_minutes)
+    count, oldest = orders_stalled(before=before)
+    if count:
+        found.append({
+            "kind": "stalled_orders", "count": count,
+            "text": f"{_plural(count, 'order', 'orders')} not moved for over {stalled_minutes:g} min ("
+                    + ", ".join(f"{str(o['id'])[:8]} at {o['status']}" for o in oldest) + ")",
+            "url": _url("admin:shop_order_changelist", query={
+                "status__in": ",".join(IN_FLIGHT_STAGES), "updated_at__lt": before.isoformat()})})
+    audit = data["audit"]
+    if audit and audit["gap_count"]:
+        found.append({
+            "kind": "audit_gaps", "count": audit["gap_count"],
+            "text": f"the last audit ({_clock(audit['finished_at'])}) found "
+                    f"{_plural(audit['gap_count'], 'delivery', 'deliveries')} nobody accounts for: "
+                    "manage.py audit --repair sends them again",
+            "url": _url("admin:observability_auditrun_changelist")})
+    return found
 
 
 # --- one order's journey ---------------------------------------------------------------------
@@ -228,7 +317,9 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
     ``hops``: every outbox message correlated with the order, oldest first, each with who
     handled it and when, and how long each step took:
 
-    * ``write_to_publish_ms``: written to the outbox -> confirmed by the broker (relay);
+    * ``timer_wait_ms``: a timer's wait, written -> due (None for a message sent at once);
+    * ``write_to_publish_ms``: written (a timer: due) -> confirmed by the broker: the relay's
+      own time, a timer's wait left out;
     * ``publish_to_handle_ms``: published -> handled by its consumer (queue + worker);
     * ``cause_to_write_ms``: the message that caused it handled -> this one written (the
       handler, or a timed step in between). None when the cause was an HTTP request.
@@ -267,9 +358,12 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
             "caused_by": "message" if caused_by_message else ("request" if message.causation_id else None),
             "handled_by": [{"consumer": c, "processed_at": _iso(at)} for c, at in consumers],
             "created_at": _iso(message.created_at),
+            "due_at": _iso(message.due_at),
             "published_at": _iso(message.published_at),
             "handled_at": _iso(first_handled),
-            "write_to_publish_ms": _ms(message.published_at, message.created_at),
+            "timer_wait_ms": _ms(message.due_at, message.created_at) if message.due_at else None,
+            "write_to_publish_ms": _ms(message.published_at, max(message.created_at, message.due_at or
+                                                                 message.created_at)),
             "publish_to_handle_ms": _ms(first_handled, message.published_at),
             "cause_to_write_ms": (
                 _ms(message.created_at, handled_at.get(message.causation_id)) if caused_by_message else None),

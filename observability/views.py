@@ -62,6 +62,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
             "minutes": minutes,
             "journeyUrl": reverse("observability:journey", args=["__id__"]),
             "trackUrl": reverse("track", args=["__id__"]),
+            "timeZone": settings.TIME_ZONE,
         },
     })
 
@@ -82,9 +83,27 @@ def journey_page(request: HttpRequest, order_id: str) -> HttpResponse:
     if journey is None:
         raise Http404("no such order")
     _add_timeline_bars(journey["hops"])
+    _add_local_clock(journey)
     total_ms = journey["total_ms"]
     return render(request, "observability/journey.html", {
-        "journey": journey, "total_seconds": total_ms / 1000 if total_ms is not None else None})
+        "journey": journey, "total_seconds": total_ms / 1000 if total_ms is not None else None,
+        "time_zone": settings.TIME_ZONE})
+
+
+def _clock(iso: str | None) -> str:
+    """An ISO time on the site's clock (TIME_ZONE, as the dashboard and the admin), to the ms."""
+    if not iso:
+        return ""
+    return timezone.localtime(datetime.fromisoformat(iso)).strftime("%H:%M:%S.%f")[:12]
+
+
+def _add_local_clock(journey: dict) -> None:
+    for hop in journey["hops"]:
+        hop["clock"] = _clock(hop["created_at"])
+    for change in journey["status_history"]:
+        change["clock"] = _clock(change["at"])
+    for dead in journey["dead_letters"]:
+        dead["clock"], dead["redriven_clock"] = _clock(dead["created_at"]), _clock(dead["redriven_at"])
 
 
 def _add_timeline_bars(hops: list[dict]) -> None:
@@ -92,7 +111,7 @@ def _add_timeline_bars(hops: list[dict]) -> None:
     def t(iso):
         return datetime.fromisoformat(iso).timestamp() if iso else None
 
-    moments = [t(h[k]) for h in hops for k in ("created_at", "published_at", "handled_at") if h[k]]
+    moments = [t(h[k]) for h in hops for k in ("created_at", "due_at", "published_at", "handled_at") if h.get(k)]
     if not moments:
         return
     first, span = min(moments), (max(moments) - min(moments)) or 1.0
@@ -102,10 +121,14 @@ def _add_timeline_bars(hops: list[dict]) -> None:
 
     for hop in hops:
         created, published, handled = t(hop["created_at"]), t(hop["published_at"]), t(hop["handled_at"])
+        # a timer waits from written to due (drawn as waiting); the relay's time starts when it is due
+        due = max(created, t(hop.get("due_at")) or created)
         hop["bar"] = {
             "start": pct(created),
+            "due": pct(due),
+            "wait": round(pct(due) - pct(created), 2) if due > created else None,
             "published": pct(published) if published else None,
-            "relay": round(pct(published) - pct(created), 2) if published else None,
+            "relay": max(0.0, round(pct(published) - pct(due), 2)) if published else None,
             "queue": max(0.0, round(pct(handled) - pct(published), 2)) if published and handled else None,
         }
 

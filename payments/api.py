@@ -56,6 +56,7 @@ class PaymentFilter(django_filters.FilterSet):
 @extend_schema_view(get=extend_schema(summary="Payments, the latest first (staff)",
                                       responses={200: PaymentRecordOut(many=True), **COMMON_ERRORS}))
 class PaymentListApi(generics.ListAPIView):
+    name = "Payments"
     permission_classes = [CanViewPayments]
     serializer_class = PaymentRecordOut
     filterset_class = PaymentFilter
@@ -67,6 +68,7 @@ class PaymentListApi(generics.ListAPIView):
 @extend_schema_view(get=extend_schema(summary="One payment (staff)",
                                       responses={200: PaymentRecordOut, 404: NOT_FOUND, **COMMON_ERRORS}))
 class PaymentDetailApi(generics.RetrieveAPIView):
+    name = "Payment"
     permission_classes = [CanViewPayments]
     serializer_class = PaymentRecordOut
     lookup_url_kwarg = "payment_id"

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.admin_display import address_text, id_link, order_links, short_code
 from config.errors import DomainError
 from shop.models import Customer, IdempotentRequest, Order, OrderLine, OrderStatusChange, Product
 from shop.services import order_cancel
@@ -51,13 +52,35 @@ class OrderStatusChangeInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["id", "contact_name", "status", "total", "currency", "payment_status", "shipment_id",
+    list_display = ["order", "contact_name", "status", "total", "currency", "payment_status", "shipment",
                     "delivery_status", "created_at"]
+    list_display_links = ["order"]
     list_filter = ["status", "payment_status", "shipping_method", "created_at"]
     search_fields = ["id", "contact_name", "contact_email", "shipment_id"]
     inlines = [OrderLineInline, OrderStatusChangeInline]
-    readonly_fields = ["payment"] + [f.name for f in Order._meta.fields]
+    readonly_fields = ["payment", "address", "see_also"] + [f.name for f in Order._meta.fields]
+    fields = ["id", "status", "customer", "contact_name", "contact_email", "contact_phone", "address",
+              "shipping_method", "payment_method", "total", "currency", "payment", "payment_status",
+              "payment_message", "payment_reference", "payment_requests", "payment_due_at", "warehouse_status",
+              "warehouse_message", "shipment_id", "delivery_status", "delivery_message", "delivery_updated_at",
+              "created_at", "updated_at", "see_also"]
     actions = ["cancel_orders"]
+
+    @admin.display(description="order", ordering="id")
+    def order(self, order: Order) -> str:
+        return short_code(order.id)
+
+    @admin.display(description="shipment", ordering="shipment_id")
+    def shipment(self, order: Order) -> str:
+        return id_link("transport_shipment_change", order.shipment_id)
+
+    @admin.display(description="shipping address")
+    def address(self, order: Order) -> str:
+        return address_text(order.shipping_address)
+
+    @admin.display(description="see also")
+    def see_also(self, order: Order) -> str:
+        return order_links(order.id, shipment_id=order.shipment_id, leave_out="order")
 
     # Orders come through the API (prices from the catalogue) and move on through messages:
     # staff change them only through the action below (a service), never by hand.

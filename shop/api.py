@@ -13,35 +13,51 @@ from rest_framework.response import Response
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
 from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
-from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, PaymentMethod, ShippingMethod
+from contracts.methods import PAYMENT_METHOD_CHOICES, SHIPPING_METHOD_CHOICES, PaymentMethod, ShippingMethod
 from shop import selectors, services
+from shop.addresses import country_code, postal_code_problem
+from shop.api_docs import ORDER_EXAMPLES, PLACE_ORDER_DESCRIPTION, PLACE_ORDER_EXAMPLES
 from shop.models import Order, OrderLine, OrderStatus
 
 
 # --- input ----------------------------------------------------------------------------
 class CustomerIn(serializers.Serializer):
-    """The customer as the seed sends it: an object (or just the name as a string)."""
+    """Who the order is for, and where to tell them about it: name and e-mail are required."""
 
-    name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
-    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=200, help_text="The recipient's name, as on the parcel.")
+    email = serializers.EmailField(max_length=254, help_text="Where the order's news is sent.")
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="",
+                                  help_text="For the courier; optional.")
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
+        if isinstance(data, str):  # a bare name: the missing e-mail is then named as such
             data = {"name": data}
         return super().to_internal_value(data)
 
 
 class AddressIn(serializers.Serializer):
-    street = serializers.CharField(max_length=200)
-    city = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    country = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    """A deliverable address: street, city, postal code and country are required; the postal code
+    is checked against the country's format where the shop knows it (Estonia: five digits)."""
+
+    street = serializers.CharField(max_length=200, help_text="Street, house and flat.")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20, help_text="In the country's format (Estonia: five digits).")
+    country = serializers.CharField(max_length=100, help_text='A name ("Estonia") or an ISO 3166 code ("EE").')
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
+        if isinstance(data, str):  # a bare street: the missing fields are then named as such
             data = {"street": data}
         return super().to_internal_value(data)
+
+    def validate(self, attrs: dict) -> dict:
+        code = country_code(attrs["country"])
+        if code is None:
+            raise serializers.ValidationError(
+                {"country": ['not a country the shop knows: its name in English ("Estonia") or its ISO code ("EE")']})
+        problem = postal_code_problem(country=code, postal_code=attrs["postal_code"])
+        if problem:
+            raise serializers.ValidationError({"postal_code": [problem]})
+        return attrs
 
 
 class OrderItemIn(serializers.Serializer):
@@ -55,10 +71,11 @@ class OrderIn(serializers.Serializer):
     customer = CustomerIn()
     shipping_address = AddressIn()
     items = OrderItemIn(many=True, allow_empty=False, max_length=50)
-    shipping_method = serializers.ChoiceField(SHIPPING_METHODS, required=False,
+    shipping_method = serializers.ChoiceField(SHIPPING_METHOD_CHOICES, required=False,
                                               default=ShippingMethod.STANDARD.value)
-    payment_method = serializers.ChoiceField(PAYMENT_METHODS, required=False, default=PaymentMethod.CREDIT_CARD.value,
-                                             help_text='"card_declined": the test value the provider declines.')
+    payment_method = serializers.ChoiceField(PAYMENT_METHOD_CHOICES, required=False,
+                                             default=PaymentMethod.CREDIT_CARD.value,
+                                             help_text='"card_declined" is a TEST value: always declined.')
 
     def get_initial(self) -> dict:
         """An empty order with one empty line: the browsable API's form shows the whole shape."""
@@ -153,6 +170,7 @@ class OrderFilter(filters.FilterSet):
 
 
 class OrderListCreateApi(GenericAPIView):
+    name = "Orders"
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle, AnonThrottle, OrderPlacementThrottle]
     serializer_class = OrderOut
@@ -173,7 +191,9 @@ class OrderListCreateApi(GenericAPIView):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(OrderOut(page, many=True).data)
 
-    @extend_schema(summary="Place an order", request=OrderIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+    @extend_schema(summary="Place an order (answered at once; it then moves on by itself)", request=OrderIn,
+                   description=PLACE_ORDER_DESCRIPTION, examples=PLACE_ORDER_EXAMPLES,
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER],
                    responses={201: OrderOut, 422: UNPROCESSABLE, **COMMON_ERRORS})
     def post(self, request: Request) -> Response:
         def place() -> services.Answer:
@@ -197,10 +217,13 @@ class OrderListCreateApi(GenericAPIView):
 
 
 class OrderDetailApi(GenericAPIView):
+    name = "Order"
     permission_classes = [IsAuthenticated]
     serializer_class = OrderDetailOut
 
-    @extend_schema(summary="One order (yours; staff: any)",
+    @extend_schema(summary="One order (yours; staff: any)", examples=ORDER_EXAMPLES,
+                   description="Where the order is now: `status`, the warehouse's answer, the payment, the "
+                               "shipment and its latest stage, and the order's `history`, oldest first.",
                    responses={200: OrderDetailOut, 404: NOT_FOUND, **COMMON_ERRORS})
     def get(self, request: Request, order_id: str) -> Response:
         order = selectors.order_get(user=request.user, order_id=order_id)
@@ -208,6 +231,7 @@ class OrderDetailApi(GenericAPIView):
 
 
 class OrderCancelApi(GenericAPIView):
+    name = "Cancel an order"
     permission_classes = [IsAuthenticated]
     serializer_class = OrderDetailOut
 
@@ -245,6 +269,7 @@ class TokenOut(serializers.Serializer):
 class TokenObtainApi(GenericAPIView):
     """Exchange a customer's username and password for their API token."""
 
+    name = "Your API token"
     permission_classes = [AllowAny]
     authentication_classes = []  # a password login, never a session's (no CSRF needed)
     throttle_classes = [LoginThrottle]
@@ -262,6 +287,7 @@ class TokenObtainApi(GenericAPIView):
 class TokenRotateApi(GenericAPIView):
     """Replace your API token: the old one stops working at once."""
 
+    name = "Replace your API token"
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle, LoginThrottle]
     serializer_class = TokenOut

@@ -43,6 +43,13 @@ def order_counts_by_status() -> dict[str, int]:
     return dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
 
 
+def orders_stalled(*, before: datetime, limit: int = 5) -> tuple[int, list[dict]]:
+    """Orders in a non-final status that nothing moved since ``before``: how many, and the
+    ``limit`` oldest as plain rows (id, status, updated_at)."""
+    stalled = Order.objects.exclude(status__in=FINAL_STATUSES).filter(updated_at__lt=before)
+    return stalled.count(), list(stalled.order_by("updated_at").values("id", "status", "updated_at")[:limit])
+
+
 def orders_newest(*, limit: int) -> list[dict]:
     """The newest orders as plain rows: id, status, shipment_id, created_at, updated_at (no personal data)."""
     return list(Order.objects.order_by("-created_at", "-id").values(

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from config.admin_display import id_link, order_links, short_code
 from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
 from support.services import notifications_mail_again
 
@@ -42,7 +43,24 @@ class TrackingEntryInline(admin.TabularInline):
 
 @admin.register(TrackingRecord)
 class TrackingRecordAdmin(ReadOnlyAdmin):
-    list_display = ["shipment_id", "order_id", "status", "updated_at"]
+    list_display = ["shipment", "order", "status", "updated_at"]
+    list_display_links = ["shipment"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "see_also"]
+
+    @admin.display(description="shipment", ordering="shipment_id")
+    def shipment(self, record: TrackingRecord) -> str:
+        return short_code(record.shipment_id)
+
+    @admin.display(description="order", ordering="order_id")
+    def order(self, record: TrackingRecord) -> str:
+        return id_link("shop_order_change", record.order_id)
+
+    @admin.display(description="see also")
+    def see_also(self, record: TrackingRecord) -> str:
+        return order_links(record.order_id, shipment_id=record.shipment_id, leave_out="tracking")
+
     list_filter = ["status"]
     search_fields = ["shipment_id", "order_id"]
     inlines = [TrackingEntryInline]

@@ -30,6 +30,7 @@ class TrackingOut(serializers.ModelSerializer):
 
 
 class TrackingApi(APIView):
+    name = "Tracking"
     permission_classes = [AllowAny]
 
     @extend_schema(summary="Track a shipment by its id", responses={200: TrackingOut, 404: NOT_FOUND, **COMMON_ERRORS},

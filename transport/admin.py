@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.admin_display import address_text, id_link, order_links, short_code
 from transport.models import NEXT_STAGE, Shipment, TrackingEvent, Vehicle
 from transport.selectors import shipments_waiting_count, vehicle_counts
 from transport.services import shipment_advance, vehicles_dispatch
@@ -48,12 +49,45 @@ class TrackingEventInline(admin.TabularInline):
 
 @admin.register(Shipment)
 class ShipmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "order_id", "status", "vehicle", "created_at", "delivered_at"]
+    list_display = ["shipment", "order", "status", "carried_by", "city", "created_at", "delivered_at"]
+    list_display_links = ["shipment"]
     list_filter = ["status", "vehicle"]
     search_fields = ["id", "order_id"]
+    list_select_related = ["vehicle"]
     inlines = [TrackingEventInline]
-    readonly_fields = [f.name for f in Shipment._meta.fields]
+    readonly_fields = ["order_full", "carried_by", "address", "see_also"] + [f.name for f in Shipment._meta.fields]
+    fields = ["id", "order_full", "status", "recipient", "address", "shipping_method", "carried_by", "created_at",
+              "updated_at", "delivered_at", "see_also"]
     actions = ["record_next_stage"]
+
+    @admin.display(description="shipment", ordering="id")
+    def shipment(self, shipment: Shipment) -> str:
+        return short_code(shipment.id)
+
+    @admin.display(description="order", ordering="order_id")
+    def order(self, shipment: Shipment) -> str:
+        return id_link("shop_order_change", shipment.order_id)
+
+    @admin.display(description="order")
+    def order_full(self, shipment: Shipment) -> str:
+        return id_link("shop_order_change", shipment.order_id, short=False)
+
+    # the vehicle that carries it, not the vehicle's present state (busy with another load, say)
+    @admin.display(description="vehicle", ordering="vehicle__code")
+    def carried_by(self, shipment: Shipment) -> str:
+        return f"{shipment.vehicle.code} ({shipment.vehicle.type})" if shipment.vehicle else "— (waiting for one)"
+
+    @admin.display(description="to")
+    def city(self, shipment: Shipment) -> str:
+        return (shipment.shipping_address or {}).get("city") or "—"
+
+    @admin.display(description="address")
+    def address(self, shipment: Shipment) -> str:
+        return address_text(shipment.shipping_address)
+
+    @admin.display(description="see also")
+    def see_also(self, shipment: Shipment) -> str:
+        return order_links(shipment.order_id, shipment_id=shipment.id, leave_out="shipment")
 
     # Shipments are made by messages and moved on by the action below (a service); deleting one
     # would strand its vehicle.
@@ -70,7 +104,7 @@ class ShipmentAdmin(admin.ModelAdmin):
     def record_next_stage(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
         """A dispatcher records, for each selected shipment, the stage that follows its current one.
         The status read here picks the stage; shipment_advance checks it again under the row lock."""
-        advanced, skipped = 0, []
+        advanced, skipped = [], []
         for shipment_id, status in queryset.order_by("pk").values_list("id", "status"):
             to_status = NEXT_STAGE.get(status)
             if to_status is None:  # waiting for a vehicle, or delivered
@@ -78,11 +112,12 @@ class ShipmentAdmin(admin.ModelAdmin):
                 continue
             shipment = shipment_advance(shipment_id=shipment_id, to_status=to_status)
             if shipment is not None and shipment.status == to_status:
-                advanced += 1
+                advanced.append(to_status)
             else:
                 skipped.append(status)
         if advanced:
-            self.message_user(request, f"{_count(advanced, 'shipment')} moved to the next stage.",
+            stages = ", ".join(f"{advanced.count(s)} to {s}" for s in sorted(set(advanced)))
+            self.message_user(request, f"{_count(len(advanced), 'shipment')} moved to the next stage ({stages}).",
                               messages.SUCCESS)
         if skipped:
             by_status = ", ".join(f"{skipped.count(s)} {s}" for s in sorted(set(skipped)))
@@ -95,9 +130,13 @@ class TrackingEventAdmin(admin.ModelAdmin):
     """What the stages wrote, for inspection: no tracking event is added, edited or deleted by
     hand (a stage is recorded through the shipments' action, or by a driver)."""
 
-    list_display = ["shipment", "status", "message", "vehicle_code", "timestamp"]
+    list_display = ["shipment_link", "status", "message", "vehicle_code", "timestamp"]
     list_filter = ["status"]
     search_fields = ["shipment__id"]
+
+    @admin.display(description="shipment", ordering="shipment_id")
+    def shipment_link(self, event: TrackingEvent) -> str:
+        return id_link("transport_shipment_change", event.shipment_id)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -92,6 +92,7 @@ def _stage_refused(current: str, to_status: str) -> Conflict:
 
 # --- views ----------------------------------------------------------------------------
 class ShipmentStageApi(APIView):
+    name = "Record a shipment's stage"
     permission_classes = [CanRecordShipmentStage]
 
     @extend_schema(

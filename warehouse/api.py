@@ -1,6 +1,7 @@
 """Stock API for warehouse staff: what is on the shelves and what is set aside for orders.
 
-Read-only: stock changes through reservations (messages) and the admin's actions. Staff, or a
+Read-only: stock changes through reservations (messages) and adjustments (the admin's
+"Adjust stock" page, ``services.stock_adjust``). Staff, or a
 user given ``warehouse.view_stockitem`` (warehouse staff without the admin), may read it.
 """
 
@@ -29,10 +30,12 @@ class StockItemOut(serializers.ModelSerializer):
     product_id = serializers.CharField(source="sku", help_text="The product's id (the warehouse's sku).")
     available = serializers.IntegerField(source="quantity_on_hand", help_text="Units left to sell.")
     held = serializers.IntegerField(help_text="Units reserved for orders and not yet picked.")
+    on_hand = serializers.IntegerField(help_text="Units on the shelf: available and held together.")
+    location = serializers.CharField(help_text="The bin location, e.g. A-01-01.")
 
     class Meta:
         model = StockItem
-        fields = ["product_id", "name", "location", "available", "held", "updated_at"]
+        fields = ["product_id", "name", "location", "on_hand", "held", "available", "updated_at"]
 
 
 class StockFilter(django_filters.FilterSet):
@@ -51,6 +54,7 @@ class StockFilter(django_filters.FilterSet):
 @extend_schema_view(get=extend_schema(summary="The stock, by product (warehouse staff)",
                                       responses={200: StockItemOut(many=True), **COMMON_ERRORS}))
 class StockListApi(generics.ListAPIView):
+    name = "Stock"
     permission_classes = [CanViewStock]
     serializer_class = StockItemOut
     filterset_class = StockFilter
@@ -62,6 +66,7 @@ class StockListApi(generics.ListAPIView):
 @extend_schema_view(get=extend_schema(summary="One product's stock (warehouse staff)",
                                       responses={200: StockItemOut, 404: NOT_FOUND, **COMMON_ERRORS}))
 class StockDetailApi(generics.RetrieveAPIView):
+    name = "Stock of one product"
     permission_classes = [CanViewStock]
     serializer_class = StockItemOut
     lookup_field = "sku"

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.errors import DomainError, NotFound
 from contracts.messages import (
     OrderConfirmed,
     OrderRejected,
@@ -28,11 +29,13 @@ from contracts.messages import (
     ReservedLine,
     ShipmentRequested,
     Shortage,
+    StockAdjusted,
 )
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.topology import SHIPPING_ORDERS
 from warehouse.locks import reservation_for_update, stock_for_update
-from warehouse.models import Reservation, ReservationLine, StockItem
+from warehouse.models import Reservation, ReservationLine, StockAdjustment, StockItem
+from warehouse.selectors import stock_held
 
 PRODUCER = "warehouse"
 logger = logging.getLogger(__name__)
@@ -176,6 +179,59 @@ def picking_complete(*, order_id: UUID) -> Reservation | None:
         ),
     )
     return reservation
+
+
+MAX_ADJUSTMENT = 1_000_000
+
+
+@transaction.atomic
+def stock_adjust(*, sku: str, reason: str, quantity: int, note: str = "", made_by: str = "") -> StockAdjustment:
+    """A person's change of one product's stock, with its reason; written to the stock's history
+    and announced (``stock.adjusted``).
+
+    ``counted``: ``quantity`` is what stands on the shelf, the units held for orders included
+    (the worker types what they see; what is left to sell follows). ``received``: units added.
+    ``damaged``: units written off, out of what is left to sell.
+
+    Units held for orders are never taken: a count below them, or damage beyond what is left to
+    sell, is refused (``DomainError`` naming ``quantity``), so no order loses stock it was promised.
+    """
+    if reason not in StockAdjustment.Reason.values:
+        raise DomainError(f"must be one of {', '.join(StockAdjustment.Reason.values)}", field="reason")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_ADJUSTMENT:
+        raise DomainError(f"must be a whole number from 0 to {MAX_ADJUSTMENT}", field="quantity")
+    if reason != StockAdjustment.Reason.COUNTED and quantity == 0:
+        raise DomainError(f"{reason}: at least one unit", field="quantity")
+    item = stock_for_update([sku]).first()
+    if item is None:
+        raise NotFound(f"no stock item {sku!r}", field="sku")
+    held = stock_held(stock_item_id=item.pk)
+    on_hand = item.quantity_on_hand + held
+    if reason == StockAdjustment.Reason.COUNTED:
+        if quantity < held:
+            raise DomainError(f"counted {quantity}, but {held} are held for orders: count again, or release "
+                              f"those orders first", field="quantity")
+        change = quantity - on_hand
+    elif reason == StockAdjustment.Reason.RECEIVED:
+        change = quantity
+    else:
+        if quantity > item.quantity_on_hand:
+            raise DomainError(f"only {item.quantity_on_hand} left to sell ({held} held for orders): at most "
+                              f"{item.quantity_on_hand} can be written off", field="quantity")
+        change = -quantity
+    if change:
+        StockItem.objects.filter(pk=item.pk).update(quantity_on_hand=F("quantity_on_hand") + change,
+                                                    updated_at=timezone.now())
+    adjustment = StockAdjustment.objects.create(
+        stock_item=item, reason=reason, quantity=quantity, change=change, on_hand_after=on_hand + change,
+        held=held, available_after=item.quantity_on_hand + change, note=note[:500], made_by=made_by[:150])
+    outbox_publish(type=StockAdjusted.TYPE, correlation_id=adjustment.id, producer=PRODUCER,
+                   payload=StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku, reason=reason,
+                                         change=change, on_hand=adjustment.on_hand_after, held=held,
+                                         available=adjustment.available_after, adjusted_at=adjustment.made_at))
+    logger.info("stock of %s %s by %s: %+d (on hand %d, held %d)", item.sku, reason, made_by or "?", change,
+                adjustment.on_hand_after, held)
+    return adjustment
 
 
 def stock_item_upsert(*, sku: str, name: str, quantity_on_hand: int, location: str) -> StockItem:

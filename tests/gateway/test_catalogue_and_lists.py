@@ -27,7 +27,8 @@ def test_the_catalogue_is_public_with_prices_availability_and_methods(catalogue)
     assert [(p["product_id"], p["available"]) for p in body["results"]] == [
         ("PRD001", True), ("PRD002", False), ("PRD003", True), ("PRD004", True)]
     assert body["shipping_methods"] == ["standard", "express"]
-    assert body["payment_methods"] == ["credit_card", "card_declined"]
+    assert body["payment_methods"] == ["credit_card"]
+    assert body["test_payment_methods"] == ["card_declined"]  # a test value, never offered as a way to pay
 
 
 @pytest.mark.parametrize(("query", "expected"), [

@@ -9,6 +9,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from messaging import broker as broker_mod
+from messaging import topology
+from tests.harness import topology_ready
+
 STAFF_PASSWORD = "observe-the-flow-1"
 
 
@@ -61,3 +65,17 @@ def socket_closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def empty_queues(transactional_db):
+    """The topology declared and every queue empty; the connection is not held during the test
+    (the browser tests' live server and workers use the broker meanwhile)."""
+    connection = broker_mod.connect()
+    try:
+        topology_ready(connection)
+        channel = connection.channel()
+        for name in topology.all_queue_names():
+            channel.queue_purge(name)
+    finally:
+        connection.close()

@@ -17,11 +17,9 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 
-from messaging import broker as broker_mod
-from messaging import topology
 from shop.services import customer_create
 from simulation.demo_data import SEED_ORDER
-from tests.harness import LOG_DIR, ROOT, System, topology_ready
+from tests.harness import LOG_DIR, ROOT, System
 from tests.observability.conftest import STAFF_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -33,19 +31,6 @@ ARTIFACTS = ROOT / ".run" / "artifacts"
 ORDERS = 5
 STAGES = ["new", "confirmed", "paid", "picked_up", "in_transit", "out_for_delivery", "delivered", "rejected",
           "payment_failed", "cancelled"]
-
-
-@pytest.fixture
-def empty_queues(transactional_db):
-    """The topology declared and every queue empty; the connection is not held during the test."""
-    connection = broker_mod.connect()
-    try:
-        topology_ready(connection)
-        channel = connection.channel()
-        for name in topology.all_queue_names():
-            channel.queue_purge(name)
-    finally:
-        connection.close()
 
 
 def stage_counts(page) -> dict[str, int]:

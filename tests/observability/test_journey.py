@@ -93,8 +93,10 @@ def test_journey_json_lists_every_hop_with_its_times(staff_client, journey):
         "caused_by": "request",
         "handled_by": [{"consumer": "warehouse", "processed_at": "2026-01-05T10:00:00.080000+00:00"}],
         "created_at": "2026-01-05T10:00:00+00:00",
+        "due_at": None,
         "published_at": "2026-01-05T10:00:00.050000+00:00",
         "handled_at": "2026-01-05T10:00:00.080000+00:00",
+        "timer_wait_ms": None,
         "write_to_publish_ms": 50.0,
         "publish_to_handle_ms": 30.0,
         "cause_to_write_ms": None,
@@ -142,3 +144,28 @@ def test_the_order_admin_page_links_to_the_journey(staff_client, journey):
     assert response.status_code == 200
     assert (f'<a href="/dashboard/orders/{order.id}/journey/" id="order-journey-link">Journey across systems</a>'
             in response.content.decode())
+
+
+def test_a_timers_wait_is_drawn_as_waiting_not_as_relay_time(staff_client, journey, settings):
+    # given: a timer written at 3 s, due 2 s later, published 40 ms after it was due; the shop's clock
+    settings.TIME_ZONE = "Europe/Tallinn"
+    order = journey["order"]
+    timer = message(order.id, "payment_requests", "payment.charge_due", "payments", "", at(3000), at(5040))
+    OutboxMessage.objects.filter(pk=timer.pk).update(due_at=at(5000))
+    # when
+    data = staff_client.get(f"/dashboard/orders/{order.id}/journey.json").json()
+    page = staff_client.get(f"/dashboard/orders/{order.id}/journey/").content.decode()
+    # then: the wait is the timer's, the relay's time only what came after it was due
+    [hop] = [h for h in data["hops"] if h["type"] == "payment.charge_due"]
+    assert (hop["due_at"], hop["timer_wait_ms"], hop["write_to_publish_ms"]) == (
+        "2026-01-05T10:00:05+00:00", 2000.0, 40.0)
+    row = page[page.index(f'<tr data-message-id="{timer.message_id}">'):]
+    row = row[:row.index("</tr>")]
+    assert '<span title="a timer: due 2026-01-05T10:00:05+00:00">2000.0 ms</span>' in row
+    assert '<td class="num relay-time">40.0 ms</td>' in row
+    # the bar: waiting from written (3 s of 5.04 s) to due, the relay from due to published
+    assert '<span class="wait" style="left:59.52%;width:39.69%"></span>' in row
+    assert '<span class="relay" style="left:99.21%;width:0.79%"></span>' in row
+    # and one clock, named: the site's time zone (Tallinn, UTC+2 in January), to the millisecond
+    assert '<span id="time-zone">times in Europe/Tallinn</span>' in page
+    assert '<time datetime="2026-01-05T10:00:03+00:00">12:00:03.000</time>' in row

@@ -105,11 +105,67 @@ MALFORMED = [
     ("no customer", without(SEED_ORDER, "customer"), "customer"),
     ("customer without name", with_customer({"email": "a@b.ee"}), "customer"),
     ("bad email", with_customer({"name": "Jaan", "email": "not-an-email"}), "customer"),
+    ("no email", with_customer({"name": "Jaan Tamm"}), "customer"),
     ("no address", without(SEED_ORDER, "shipping_address"), "shipping_address"),
     ("address not an object", {**SEED_ORDER, "shipping_address": 42}, "shipping_address"),
     ("NUL in name", with_customer({"name": "Ja\x00an"}), "customer"),
     ("oversized name", with_customer({"name": "x" * 5000}), "customer"),
 ]
+
+
+def with_address(**changes) -> dict:
+    body = copy.deepcopy(SEED_ORDER)
+    body["shipping_address"].update(changes)
+    return body
+
+
+def test_an_order_that_cannot_be_delivered_is_400_naming_each_missing_field(catalogue, customer_client):
+    # given: the body the issue saw accepted: no e-mail, no city, no postal code, no country
+    body = {**SEED_ORDER, "customer": "J", "shipping_address": {"street": "x"}}
+    # when
+    response = customer_client.post("/api/orders/", body, format="json")
+    # then
+    assert response.status_code == 400
+    assert response.json() == {
+        "customer": {"email": ["This field is required."]},
+        "shipping_address": {"city": ["This field is required."], "postal_code": ["This field is required."],
+                             "country": ["This field is required."]},
+    }
+    assert Order.objects.count() == 0 and OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize(("changes", "errors"), [
+    ({"postal_code": "1011"}, {"postal_code": ["not a postal code of Estonia: five digits, e.g. 10117"]}),
+    ({"postal_code": "10117a"}, {"postal_code": ["not a postal code of Estonia: five digits, e.g. 10117"]}),
+    ({"country": "EE", "postal_code": "ABCDE"}, {"postal_code": ["not a postal code of Estonia: five digits, "
+                                                                 "e.g. 10117"]}),
+    ({"country": "Narnia"}, {"country": ['not a country the shop knows: its name in English ("Estonia") or its '
+                                         'ISO code ("EE")']}),
+    ({"city": "  "}, {"city": ["This field may not be blank."]}),
+    ({"street": ""}, {"street": ["This field may not be blank."]}),
+    ({"country": "Latvia", "postal_code": "10117"}, {"postal_code": ["not a postal code of Latvia: four digits, "
+                                                                     "e.g. LV-1050"]}),
+    ({"country": "Japan", "postal_code": "!"}, {"postal_code": ["not a postal code: 2 to 10 letters, digits, "
+                                                                "spaces or dashes"]}),
+])
+def test_an_address_is_checked_against_its_country(catalogue, customer_client, changes, errors):
+    response = customer_client.post("/api/orders/", with_address(**changes), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"shipping_address": errors}
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("changes", [
+    {"country": "Estonia"}, {"country": "EE"}, {"country": "ee"}, {"country": "Eesti"}, {"country": " estonia "},
+    {"country": "LV", "postal_code": "LV-1050"}, {"country": "Finland", "postal_code": "00100"},
+    {"country": "Japan", "postal_code": "100-0001"},
+])
+def test_a_deliverable_address_is_taken_with_the_country_as_sent(catalogue, customer_client, changes):
+    body = with_address(**changes)
+    response = customer_client.post("/api/orders/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert Order.objects.get().shipping_address == {**body["shipping_address"],
+                                                    "country": body["shipping_address"]["country"].strip()}
 
 
 @pytest.mark.parametrize("label,body,field", MALFORMED, ids=[m[0] for m in MALFORMED])

@@ -85,7 +85,7 @@ def test_admin_records_the_next_stage_of_each_selected_shipment(catalogue, admin
     assert announced(assigned) == ["vehicle_assigned", "picked_up"]
     assert announced(waiting) == ["awaiting_vehicle"]
     assert admin_messages(response) == [
-        "2 shipments moved to the next stage.",
+        "2 shipments moved to the next stage (1 to out_for_delivery, 1 to picked_up).",
         "1 shipment without a next stage to record, left as they were (1 awaiting_vehicle).",
     ]
 
@@ -103,7 +103,7 @@ def test_admin_next_stage_delivers_and_frees_the_vehicle_then_changes_nothing(ca
     assert Vehicle.objects.get(pk=shipment.vehicle_id).status == "available"
     assert stages_of(shipment) == ["vehicle_assigned", *LIFECYCLE]
     assert announced(shipment) == ["vehicle_assigned", *LIFECYCLE]
-    assert admin_messages(first) == ["1 shipment moved to the next stage."]
+    assert admin_messages(first) == ["1 shipment moved to the next stage (1 to delivered)."]
     assert admin_messages(second) == [
         "1 shipment without a next stage to record, left as they were (1 delivered)."]
 
@@ -129,7 +129,7 @@ def test_admin_next_stage_needs_the_stage_permission(catalogue, client, django_u
     client.force_login(dispatcher)
     recorded = run_action(client, SHIPMENTS_ADMIN, "record_next_stage", [shipment.pk])
     # then
-    assert admin_messages(recorded) == ["1 shipment moved to the next stage."]
+    assert admin_messages(recorded) == ["1 shipment moved to the next stage (1 to picked_up)."]
     assert status_of(shipment) == "picked_up"
 
 

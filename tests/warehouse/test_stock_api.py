@@ -38,9 +38,10 @@ def test_staff_see_each_product_with_what_is_left_and_what_is_held_for_orders(ca
     assert response.status_code == 200
     items = {item["product_id"]: item for item in response.json()["results"]}
     assert items.keys() == set(StockItem.objects.values_list("sku", flat=True))
-    assert (items["PRD001"]["available"], items["PRD001"]["held"]) == (on_hand - 3, 2)
+    assert (items["PRD001"]["on_hand"], items["PRD001"]["held"], items["PRD001"]["available"]) == (
+        on_hand - 1, 2, on_hand - 3)
     assert items["PRD003"]["held"] == 0
-    assert set(items["PRD001"]) == {"product_id", "name", "location", "available", "held", "updated_at"}
+    assert set(items["PRD001"]) == {"product_id", "name", "location", "on_hand", "held", "available", "updated_at"}
     # one product, and the filters
     one = staff_client.get("/api/stock/PRD001/")
     assert one.status_code == 200 and one.json() == items["PRD001"]
