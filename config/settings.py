@@ -152,6 +152,7 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.InputHygieneMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.LoginFormBudgetMiddleware",
     "config.middleware.PrivacyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -397,7 +398,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=_env_float("LOGIN_COOLOFF_MINUTES", 15.0, 
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "config.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+# A success clears the failures of the account that logged in, never the address's others
+# (config.lockout.AccountOnlyResetHandler; axes' own handler cleared the whole address).
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "config.lockout.AccountOnlyResetHandler"
 AXES_DISABLE_ACCESS_LOG = True  # the access log (config/middleware.py) has every request already
 AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -130,6 +130,9 @@ def customer_token_obtain(*, request: HttpRequest, username: str, password: str)
         if getattr(request, "axes_locked_out", False):  # this failure reached the limit
             raise TooManyAttempts(LOGIN_LOCKED, retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
         raise DomainError("unable to log in with these credentials", field="non_field_errors")
+    # a login like the forms' (no session): django-axes clears this account's failures, and
+    # last_login is set
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
     return Token.objects.get_or_create(user=user)[0].key
 
 

@@ -187,3 +187,74 @@ def test_a_locked_api_login_answers_json_and_the_login_page_text(customer_with_p
         429, "application/json", {"detail": "too many failed logins; try again later"})
     assert (page.status_code, page["Retry-After"]) == (429, "900")
     assert page.content.startswith(b"Too many failed logins")
+
+
+def test_an_own_login_never_clears_the_failures_for_another_account(customer_with_password):
+    """The attack of issue 28: four wrong passwords for the admin, then the attacker's own
+    correct login from the same address, over and over."""
+    # given: the admin, and the attacker's own account (mari)
+    get_user_model().objects.create_user("admin", password=PASSWORD + "-admin", is_staff=True, is_superuser=True)
+    browser = Client()
+    # when: two rounds of four guesses, each followed by mari's own login through a login form
+    rounds = []
+    for round_number in range(2):
+        guesses = [browser.post("/admin/login/", {"username": "admin", "password": f"guess-{round_number}-{i}"}
+                                ).status_code for i in range(4)]
+        own = Client().post("/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code
+        rounds.append((guesses, own))
+    # then: mari's first login clears nothing of the admin's; the fifth guess locks the address
+    # and the admin account, and mari's second login (from the locked address) is refused
+    assert rounds == [([200, 200, 200, 200], 302), ([429, 429, 429, 429], 429)]
+    assert AccessAttempt.objects.filter(username="admin").get().failures_since_start == 8  # locked ones count too
+    right = Client().post("/admin/login/", {"username": "admin", "password": PASSWORD + "-admin"})
+    assert right.status_code == 429
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7").post("/admin/login/",
+                                                       {"username": "admin", "password": PASSWORD + "-admin"})
+    assert elsewhere.status_code == 429  # the account is locked wherever the login comes from
+    assert token_post("mari", PASSWORD, REMOTE_ADDR="198.51.100.7").status_code == 200
+
+
+def test_a_success_clears_the_failures_of_its_own_account(customer_with_password):
+    # given: mari mistypes twice, and someone else fails twice, from the same address
+    for password in ("typo-1", "typo-2"):
+        token_post("mari", password)
+    for i in range(2):
+        token_post("someone", f"wrong-{i}")
+    # when: mari gets it right
+    assert token_post("mari", PASSWORD).status_code == 200
+    # then: mari's failures are gone, the other account's stay
+    assert list(AccessAttempt.objects.values_list("username", "failures_since_start")) == [("someone", 2)]
+
+
+def test_every_login_surface_shares_one_lock_out(customer_with_password):
+    # given: mari's password guessed wrong on each surface in turn
+    codes = [
+        token_post("mari", "wrong-1").status_code,
+        Client().post("/admin/login/", {"username": "mari", "password": "wrong-2"}).status_code,
+        Client().post("/api-auth/login/", {"username": "mari", "password": "wrong-3"}).status_code,
+        token_post("mari", "wrong-4").status_code,
+        Client().post("/api-auth/login/", {"username": "mari", "password": "wrong-5"}).status_code,
+    ]
+    # then: the fifth failure, wherever it came, locks mari out of all of them
+    assert codes == [400, 200, 200, 400, 429]
+    assert token_post("mari", PASSWORD, REMOTE_ADDR="198.51.100.8").status_code == 429
+    assert Client(REMOTE_ADDR="198.51.100.8").post(
+        "/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code == 429
+
+
+def test_the_login_forms_spend_the_token_endpoints_request_budget(customer_with_password, settings):
+    # given: a budget of three login attempts a minute per address
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "login": "3/minute"}
+    # when: one attempt on each surface, then a fourth on a form
+    codes = [token_post("mari", PASSWORD).status_code,
+             Client().post("/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code,
+             Client().post("/admin/login/", {"username": "mari", "password": PASSWORD}).status_code]
+    fourth = Client().post("/admin/login/", {"username": "mari", "password": PASSWORD})
+    # then: the fourth is refused before any password is checked; elsewhere the budget is whole
+    assert codes == [200, 302, 200]  # mari is no staff: the admin shows its form again
+    assert fourth.status_code == 429
+    assert 1 <= int(fourth["Retry-After"]) <= 60
+    assert fourth.content.startswith(b"Too many login attempts from this address")
+    assert token_post("mari", PASSWORD).status_code == 429
+    assert Client(REMOTE_ADDR="198.51.100.9").post(
+        "/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code == 302
