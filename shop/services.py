@@ -34,7 +34,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from config.errors import Conflict, DomainError, TooManyAttempts, Unprocessable
+from config.accounts import account_username_check, api_token_issue
+from config.errors import Conflict, DomainError, Forbidden, TooManyAttempts, Unprocessable
 from contracts.messages import (
     OrderCancelled,
     OrderedLine,
@@ -61,7 +62,7 @@ from shop.models import (
     OrderStatusChange,
     Product,
 )
-from shop.selectors import order_get
+from shop.selectors import CANCEL_ORDERS_PERMISSION, order_get
 
 PRODUCER = "shop"
 PAYMENT_DEADLINE_DUE = PaymentDeadlineDue.TYPE
@@ -90,13 +91,7 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
     get the token with ``customer_token_obtain`` and log in to the browsable API.
     """
     User = get_user_model()
-    username = User.normalize_username(username)
-    try:  # what the admin's user form would accept: letters, digits and @.+-_, at most 150
-        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
-    except ValidationError as exc:
-        raise DomainError(" ".join(exc.messages), field="username") from None
-    if User.objects.filter(username=username).exists():
-        raise DomainError(f"a user named {username!r} already exists", field="username")
+    username = account_username_check(username)
     user = User(username=username, email=User.objects.normalize_email(email))
     if password is None:
         user.set_unusable_password()
@@ -108,8 +103,7 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
         user.set_password(password)
     user.save()
     customer = Customer.objects.create(user=user, name=name or username, email=email)
-    token = Token.objects.create(user=user)
-    return customer, token.key
+    return customer, api_token_issue(user=user)
 
 
 LOGIN_LOCKED = "too many failed logins; try again later"
@@ -419,10 +413,15 @@ def order_payment_result_apply(
 
 @transaction.atomic
 def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
-    """The customer (or staff) cancels before picking starts: stock goes back, a payment is
-    voided or refunded. NotFound unless the order is the user's (staff: any); Conflict once
-    picking has started or the order ended otherwise. Cancelling twice changes nothing."""
-    order_get(user=user, order_id=order_id)
+    """The customer, or staff for the customer, cancels before picking starts: stock goes back,
+    a payment is voided or refunded. NotFound unless the user may see the order (their own, or
+    any with ``shop.view_order``); Forbidden for another's order without ``shop.cancel_order``;
+    Conflict once picking has started or the order ended otherwise. Cancelling twice changes
+    nothing. Staff cancelling a customer's order is recorded with their username."""
+    seen = order_get(user=user, order_id=order_id)
+    own = seen.customer.user_id == user.pk
+    if not own and not user.has_perm(CANCEL_ORDERS_PERMISSION):
+        raise Forbidden(f"cancelling another customer's order needs the permission {CANCEL_ORDERS_PERMISSION}")
     order = order_for_update(order_id)
     if order.status == OrderStatus.CANCELLED:
         return order
@@ -430,12 +429,14 @@ def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
         if order.is_final:
             raise Conflict(f"the order is already {order.status} and cannot be cancelled")
         raise Conflict(f"picking has started (order is {order.status}); the order can no longer be cancelled")
-    note = "cancelled by the customer"
+    # the history names the staff member; the message (which reaches the customer) does not
+    message = "cancelled by the customer" if own else "cancelled by customer service"
+    note = message if own else f"cancelled for the customer by staff member {user.get_username()}"
     _order_advance(order, OrderStatus.CANCELLED, note)
     _payment_clock_stop(order)
     order.save(update_fields=["status", "payment_due_at", "updated_at"])
     outbox_publish(type=OrderCancelled.TYPE, correlation_id=order.id, producer=PRODUCER,
-                   payload=OrderCancelled(order_id=order.id, message=note))
+                   payload=OrderCancelled(order_id=order.id, message=message))
     return order
 
 

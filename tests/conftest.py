@@ -86,6 +86,25 @@ def token_client_for(db):
 
 
 @pytest.fixture
+def staff_client_with(db):
+    """An API client signed in through the session (as staff use the API) as a new staff user
+    given ``permissions`` ("app_label.codename" each)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    def make(username: str, *permissions: str) -> APIClient:
+        user = get_user_model().objects.create_user(username, is_staff=True)
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        client = APIClient()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
 def customer_client(make_customer):
     return make_customer("jaan", "jaan.tamm@example.com")[1]
 
