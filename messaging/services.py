@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import DomainError
+from messaging.bounded_json import JSONTooDeep, json_loads_bounded
 from messaging.locks import dead_letters_for_update
 from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
 from messaging.payloads import payload_json
@@ -35,7 +36,10 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int], by: str = "") -> tup
             problems.append(f"#{letter.pk} has no known queue/type to go back to")
             continue
         try:
-            payload = json.loads(letter.body)
+            payload = json_loads_bounded(letter.body)
+        except JSONTooDeep as exc:
+            problems.append(f"#{letter.pk} body is JSON {exc}; edit it before re-driving")
+            continue
         except json.JSONDecodeError:
             problems.append(f"#{letter.pk} body is not JSON; fix the producer, it cannot be re-driven")
             continue
@@ -70,7 +74,9 @@ def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
     if letter.redriven_at is not None:
         raise DomainError("this message was re-driven already; its payload stays as it was sent", field="body")
     try:
-        payload = json.loads(body)
+        payload = json_loads_bounded(body)
+    except JSONTooDeep as exc:
+        raise DomainError(f"the payload is {exc}", field="body") from None
     except json.JSONDecodeError as exc:
         raise DomainError(f"not JSON: {exc}", field="body") from None
     if not isinstance(payload, dict):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.test import Client
 
 from config.errors import DomainError
+from messaging.envelope import InvalidMessage, decode
 from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage
 from messaging.services import dead_letter_edit, dead_letters_redrive
 
@@ -126,3 +128,36 @@ def test_someone_without_the_change_permission_cannot_edit(django_user_model):
     # then
     assert response.status_code == 403
     assert not DeadLetterChange.objects.exists()
+
+
+DEEP = '{"order_id": "' + ORDER + '", "extra": ' + "[" * 5000 + "]" * 5000 + "}"
+
+
+def test_a_letter_5000_levels_deep_is_shown_refused_and_not_redriven_without_a_500(django_user_model):
+    # given: a body 5,000 levels deep, parked from the broker
+    letter = parked(DEEP)
+    client = staff_client(django_user_model)
+    url = f"/admin/messaging/deadletter/{letter.pk}/payload/"
+    # when
+    page = client.get(url)
+    change = client.get(f"/admin/messaging/deadletter/{letter.pk}/change/")
+    edit = client.post(url, {"body": DEEP})
+    redrive = client.post("/admin/messaging/deadletter/", {"action": "redrive", "_selected_action": [letter.pk]},
+                          follow=True)
+    # then: shown as it came, the edit refused naming the depth, the re-drive left it parked
+    assert (page.status_code, change.status_code, edit.status_code) == (200, 200, 200)
+    assert "[[[[[[" in page.content.decode()
+    assert "the payload is nested deeper than 32 levels" in edit.content.decode()
+    assert redrive.status_code == 200
+    assert f"#{letter.pk} body is JSON nested deeper than 32 levels; edit it before re-driving" in [
+        str(m) for m in redrive.context["messages"]]
+    assert DeadLetter.objects.get(pk=letter.pk).redriven_at is None
+    assert not OutboxMessage.objects.exists() and not DeadLetterChange.objects.exists()
+
+
+def test_a_message_5000_levels_deep_from_the_broker_is_invalid_at_once():
+    # given / when
+    properties = SimpleNamespace(message_id="m-1", type="customer.notified", correlation_id=ORDER, headers={})
+    # then: parked as invalid on the first delivery, not retried as if it were a passing failure
+    with pytest.raises(InvalidMessage, match="nested deeper than 32 levels"):
+        decode("customer_notifications", properties, DEEP.encode())
