@@ -22,3 +22,6 @@ class PaymentMethod(StrEnum):
 
 SHIPPING_METHODS: tuple[str, ...] = tuple(ShippingMethod)
 PAYMENT_METHODS: tuple[str, ...] = tuple(PaymentMethod)
+
+# The currencies prices are kept in (the catalogue's); messages name no other.
+CURRENCIES: tuple[str, ...] = ("EUR",)

@@ -81,6 +81,7 @@ def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
         raise DomainError(f"not JSON: {exc}", field="body") from None
     if not isinstance(payload, dict):
         raise DomainError("the payload must be a JSON object", field="body")
+    _subject_kept(letter, payload)
     try:
         checked = payload_json(letter.type, payload)
     except pydantic.ValidationError as exc:
@@ -94,6 +95,27 @@ def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
         DeadLetterChange.objects.create(dead_letter=letter, action=DeadLetterChange.Action.EDITED, by=by,
                                         body_before=before, body_after=letter.body)
     return letter
+
+
+# What a message is about: an edit may mend how it says it, never whom it concerns.
+SUBJECT_FIELDS = ("order_id", "payment_id", "shipment_id")
+
+
+def _subject_kept(letter: DeadLetter, payload: dict) -> None:
+    """DomainError when the edited ``payload`` names another order, payment or shipment than the
+    parked message did (its order is also its correlation id): a cancellation re-aimed at a
+    delivered order refunded that order's payment."""
+    try:
+        before = json_loads_bounded(letter.body)
+    except ValueError:
+        before = {}
+    before = before if isinstance(before, dict) else {}
+    if letter.correlation_id:
+        before = {**before, "order_id": letter.correlation_id}
+    for name in SUBJECT_FIELDS:
+        if name in before and str(payload.get(name)) != str(before[name]):
+            raise DomainError(f"{name} may not change (the message is about {name} {before[name]}); park a "
+                              f"new message instead", field="body")
 
 
 def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int, int]:
