@@ -9,9 +9,11 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from rest_framework.authtoken.models import Token
+from django.db import transaction
+from knox.models import AuthToken
 
-from config.errors import DomainError
+from config.authentication import STAFF_REFUSED
+from config.errors import DomainError, Forbidden
 
 
 def account_username_check(username: str) -> str:
@@ -29,6 +31,12 @@ def account_username_check(username: str) -> str:
 
 
 def api_token_issue(*, user: AbstractUser) -> str:
-    """A new API token for ``user``; any earlier one stops working."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user).key
+    """A new API token for ``user`` (a customer or a driver), returned this once: only its hash
+    is kept. Any earlier token of the user stops working; this one expires after
+    ``API_TOKEN_TTL_DAYS``. DomainError for staff, who use the admin and the session."""
+    if user.is_staff or user.is_superuser:
+        raise Forbidden(STAFF_REFUSED)
+    with transaction.atomic():
+        AuthToken.objects.filter(user=user).delete()
+        _instance, key = AuthToken.objects.create(user=user)
+    return key

@@ -131,7 +131,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens, hashed, with an expiry (config/authentication.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: the docs work offline
     "django_filters",
@@ -316,9 +316,13 @@ Q_CLUSTER = {
 }
 
 # --- API ----------------------------------------------------------------------
+# API tokens (django-rest-knox): only a SHA-512 hash is stored; a token works for
+# API_TOKEN_TTL_DAYS after it was issued, then the customer signs in (or rotates) again.
+API_TOKEN_TTL_DAYS = _env_float("API_TOKEN_TTL_DAYS", 30.0, minimum=0.01)
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -32,7 +32,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from config.accounts import account_username_check, api_token_issue
 from config.errors import Conflict, DomainError, Forbidden, TooManyAttempts, Unprocessable
@@ -110,7 +109,9 @@ LOGIN_LOCKED = "too many failed logins; try again later"
 
 
 def customer_token_obtain(*, request: HttpRequest, username: str, password: str) -> str:
-    """The API token of the account with this username and password (made if it has none).
+    """A new API token for the account with this username and password, shown this once (its
+    earlier token stops working). Customers and drivers only: staff are refused (Forbidden)
+    and use the admin and the session.
 
     The login goes through django-axes (settings "sign-in"): a locked-out account or client
     address is refused with TooManyAttempts before the password is even checked, and every
@@ -127,14 +128,12 @@ def customer_token_obtain(*, request: HttpRequest, username: str, password: str)
     # a login like the forms' (no session): django-axes clears this account's failures, and
     # last_login is set
     user_logged_in.send(sender=user.__class__, request=request, user=user)
-    return Token.objects.get_or_create(user=user)[0].key
+    return api_token_issue(user=user)
 
 
-@transaction.atomic
 def customer_token_rotate(*, user: AbstractUser) -> str:
     """Replace the user's API token with a new one: the old key stops working at once."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user).key
+    return api_token_issue(user=user)
 
 
 def customer_for_user(*, user: AbstractUser) -> Customer:

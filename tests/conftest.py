@@ -75,11 +75,11 @@ def make_customer(db):
 @pytest.fixture
 def token_client_for(db):
     """An API client that authenticates as ``user`` with a token of its own."""
-    from rest_framework.authtoken.models import Token
+    from config.accounts import api_token_issue
 
     def make(user) -> APIClient:
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
         return client
 
     return make
