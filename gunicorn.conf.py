@@ -17,7 +17,7 @@ def post_worker_init(worker) -> None:
     lazily on the first requests: concurrent first requests in a threaded worker raced on it
     (valid tokens answered 401 right after boot)."""
     from django.urls import get_resolver
-    from rest_framework.authtoken.models import Token  # noqa: F401 - TokenAuthentication's lazy import
+    from knox.models import AuthToken  # noqa: F401 - the token authentication's lazy import
 
     from shop.api import OrderDetailOut, OrderIn, OrderOut
 

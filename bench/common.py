@@ -91,7 +91,7 @@ def database_reset() -> None:
     from django.db import connection
 
     tables = [m._meta.db_table for m in apps.get_models() if m._meta.app_label in {
-        "messaging", "shop", "warehouse", "transport", "support", "django_q", "authtoken"}]
+        "messaging", "shop", "warehouse", "transport", "support", "django_q", "knox"}]
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
         cursor.execute("DELETE FROM auth_user")

@@ -27,6 +27,15 @@ class NotFound(DomainError):
         super().__init__(message, field=field, code="not_found")
 
 
+class Forbidden(DomainError):
+    """The user may see the object but lacks the permission for what they asked."""
+
+    status_code = 403
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, code="permission_denied")
+
+
 class Conflict(DomainError):
     status_code = 409
 

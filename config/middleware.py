@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from config.client_address import client_address
 from config.request_context import current_request_id
+from config.throttling import login_budget_spend
 
 access_log = logging.getLogger("access")
 
@@ -177,3 +178,27 @@ class ApiUtcMiddleware:
             return self.get_response(request)
         with timezone.override(UTC):
             return self.get_response(request)
+
+
+class LoginFormBudgetMiddleware:
+    """The session login forms (the admin's, the browsable API's) spend the same request
+    budget per client address as ``POST /api/auth/token/`` (429 with Retry-After once spent).
+
+    django-axes counts failed logins; this counts attempts at all, so no login surface lets one
+    address ask faster than the others (the forms answered about 63 attempts a minute before).
+    """
+
+    LOGIN_FORM_PATHS = frozenset({"/admin/login/", "/api-auth/login/"})
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path in self.LOGIN_FORM_PATHS:
+            retry_after = login_budget_spend(request)
+            if retry_after is not None:
+                response = _refuse(request, 429, f"Too many login attempts from this address; try again in "
+                                                 f"{retry_after} seconds.")
+                response["Retry-After"] = str(retry_after)
+                return response
+        return self.get_response(request)

@@ -169,7 +169,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens, hashed, with an expiry (config/authentication.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: the docs work offline
     "django_filters",
@@ -191,6 +191,7 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.InputHygieneMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.LoginFormBudgetMiddleware",
     "config.middleware.PrivacyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -362,9 +363,13 @@ Q_CLUSTER = {
 }
 
 # --- API ----------------------------------------------------------------------
+# API tokens (django-rest-knox): only a SHA-512 hash is stored; a token works for
+# API_TOKEN_TTL_DAYS after it was issued, then the customer signs in (or rotates) again.
+API_TOKEN_TTL_DAYS = _env_float("API_TOKEN_TTL_DAYS", 30.0, minimum=0.01)
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -498,7 +503,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=_env_float("LOGIN_COOLOFF_MINUTES", 15.0, 
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "config.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+# A success clears the failures of the account that logged in, never the address's others
+# (config.lockout.AccountOnlyResetHandler; axes' own handler cleared the whole address).
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "config.lockout.AccountOnlyResetHandler"
 AXES_DISABLE_ACCESS_LOG = True  # the access log (config/middleware.py) has every request already
 AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [

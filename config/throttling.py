@@ -260,3 +260,14 @@ class LoginThrottle(_SharedHistoryThrottle, AnonRateThrottle):
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def login_budget_spend(request) -> int | None:
+    """Count one password login attempt from the request's client address against the login
+    budget (``API_THROTTLE_RATES["login"]``) that ``POST /api/auth/token/`` spends too. Returns
+    None when the attempt may go ahead, else the seconds until the budget has room again."""
+    throttle = LoginThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    wait = throttle.wait()
+    return max(1, round(wait)) if wait is not None else 1

@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Contract
+from contracts.methods import CURRENCIES, PAYMENT_METHODS, SHIPPING_METHODS
 from contracts.stages import ShipmentStage
 
 Text = Annotated[str, Field(max_length=2000)]
@@ -21,8 +22,13 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Sku = Annotated[str, Field(min_length=1, max_length=32)]
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
-Currency = Annotated[str, Field(min_length=3, max_length=3)]
-Method = Annotated[str, Field(min_length=1, max_length=32)]
+# a charge is for something: more than zero, and (12 digits) never more than an order's total holds
+Charge = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+Currency = Literal[CURRENCIES]
+ShippingMethodName = Literal[tuple(str(method) for method in SHIPPING_METHODS)]
+PaymentMethodName = Literal[tuple(str(method) for method in PAYMENT_METHODS)]
+# a counter that a PostgreSQL integer column holds
+Count = Annotated[int, Field(ge=1, le=2**31 - 1)]
 ShipmentId = Annotated[str, Field(min_length=1, max_length=40)]
 
 
@@ -46,7 +52,7 @@ class ReservedLine(Part):
 class Shortage(Part):
     product_id: Sku
     requested: Quantity
-    available: Annotated[int, Field(ge=0)]
+    available: Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 # --- shop -------------------------------------------------------------------------------------
@@ -66,7 +72,7 @@ class OrderPlaced(Contract):
     account_email: Annotated[str, Field(max_length=254)] = ""
     language: Annotated[str, Field(max_length=16)] = ""
     shipping_address: dict[str, Any]
-    shipping_method: Method
+    shipping_method: ShippingMethodName
     items: Annotated[list[OrderedLine], Field(min_length=1, max_length=500)]
     total: Money
     currency: Currency
@@ -79,10 +85,10 @@ class PaymentRequested(Contract):
 
     TYPE = "payment.requested"
     order_id: UUID
-    request_number: Annotated[int, Field(ge=1)]
-    amount: Money
+    request_number: Count
+    amount: Charge
     currency: Currency
-    method: Method
+    method: PaymentMethodName
 
 
 class OrderPaid(Contract):
@@ -114,7 +120,7 @@ class PaymentDeadlineDue(Contract):
 
     TYPE = "payment.deadline_due"
     order_id: UUID
-    request_number: Annotated[int, Field(ge=1)]
+    request_number: Count
 
 
 # --- warehouse --------------------------------------------------------------------------------
@@ -164,7 +170,7 @@ class ShipmentRequested(Contract):
     order_id: UUID
     recipient: Name
     shipping_address: dict[str, Any]
-    shipping_method: Method
+    shipping_method: ShippingMethodName
     items: list[ReservedLine] = []
     picked_at: datetime | None = None
 
@@ -214,7 +220,7 @@ class CustomerNotified(Contract):
     status: ShipmentStage
     message: Text
     timestamp: datetime
-    notification_id: int | None = None
+    notification_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
 
 
 # --- the demo's simulated actors (simulation/) ------------------------------------------------

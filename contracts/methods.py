@@ -35,3 +35,6 @@ PAYMENT_METHOD_CHOICES: tuple[tuple[str, str], ...] = (
     (PaymentMethod.CARD_DECLINED.value,
      "TEST VALUE, not a way to pay: the simulated payment provider always declines it (to try a failed payment)"),
 )
+
+# The currencies prices are kept in (the catalogue's); messages name no other.
+CURRENCIES: tuple[str, ...] = ("EUR",)

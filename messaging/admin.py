@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from config.errors import DomainError
+from messaging.bounded_json import json_loads_bounded
 from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
 from messaging.services import dead_letter_edit, dead_letters_redrive
 
@@ -134,8 +135,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
                     return HttpResponseRedirect(reverse("admin:messaging_deadletter_change", args=[pk]))
         else:
             try:
-                initial = json.dumps(json.loads(letter.body), indent=2, ensure_ascii=False)
-            except json.JSONDecodeError:
+                initial = json.dumps(json_loads_bounded(letter.body), indent=2, ensure_ascii=False)
+            except ValueError:  # no JSON, or nested too deep to walk: shown as it came
                 initial = letter.body
             form = PayloadForm(initial={"body": initial})
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": letter,

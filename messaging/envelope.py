@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from messaging.bounded_json import JSONTooDeep, json_loads_bounded
+
 
 class InvalidMessage(Exception):
     """A message that can never be handled as it is (bad JSON, missing fields, unknown type)."""
@@ -46,7 +48,9 @@ def decode(queue: str, properties: Any, body: bytes, *, redelivered: bool = Fals
     if len(body) > MAX_BODY_BYTES:
         raise InvalidMessage(f"message body is {len(body)} bytes, more than {MAX_BODY_BYTES}")
     try:
-        payload = json.loads(body.decode("utf-8"))
+        payload = json_loads_bounded(body.decode("utf-8"))
+    except JSONTooDeep as exc:
+        raise InvalidMessage(f"message body is JSON {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidMessage(f"message body is not JSON: {exc}") from None
     if not isinstance(payload, dict):

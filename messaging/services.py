@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import DomainError
+from messaging.bounded_json import JSONTooDeep, json_loads_bounded
 from messaging.locks import dead_letters_for_update
 from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
 from messaging.payloads import payload_json
@@ -35,7 +36,10 @@ def dead_letters_redrive(*, dead_letter_ids: Iterable[int], by: str = "") -> tup
             problems.append(f"#{letter.pk} has no known queue/type to go back to")
             continue
         try:
-            payload = json.loads(letter.body)
+            payload = json_loads_bounded(letter.body)
+        except JSONTooDeep as exc:
+            problems.append(f"#{letter.pk} body is JSON {exc}; edit it before re-driving")
+            continue
         except json.JSONDecodeError:
             problems.append(f"#{letter.pk} body is not JSON; fix the producer, it cannot be re-driven")
             continue
@@ -70,11 +74,14 @@ def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
     if letter.redriven_at is not None:
         raise DomainError("this message was re-driven already; its payload stays as it was sent", field="body")
     try:
-        payload = json.loads(body)
+        payload = json_loads_bounded(body)
+    except JSONTooDeep as exc:
+        raise DomainError(f"the payload is {exc}", field="body") from None
     except json.JSONDecodeError as exc:
         raise DomainError(f"not JSON: {exc}", field="body") from None
     if not isinstance(payload, dict):
         raise DomainError("the payload must be a JSON object", field="body")
+    _subject_kept(letter, payload)
     try:
         checked = payload_json(letter.type, payload)
     except pydantic.ValidationError as exc:
@@ -88,6 +95,27 @@ def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
         DeadLetterChange.objects.create(dead_letter=letter, action=DeadLetterChange.Action.EDITED, by=by,
                                         body_before=before, body_after=letter.body)
     return letter
+
+
+# What a message is about: an edit may mend how it says it, never whom it concerns.
+SUBJECT_FIELDS = ("order_id", "payment_id", "shipment_id")
+
+
+def _subject_kept(letter: DeadLetter, payload: dict) -> None:
+    """DomainError when the edited ``payload`` names another order, payment or shipment than the
+    parked message did (its order is also its correlation id): a cancellation re-aimed at a
+    delivered order refunded that order's payment."""
+    try:
+        before = json_loads_bounded(letter.body)
+    except ValueError:
+        before = {}
+    before = before if isinstance(before, dict) else {}
+    if letter.correlation_id:
+        before = {**before, "order_id": letter.correlation_id}
+    for name in SUBJECT_FIELDS:
+        if name in before and str(payload.get(name)) != str(before[name]):
+            raise DomainError(f"{name} may not change (the message is about {name} {before[name]}); park a "
+                              f"new message instead", field="body")
 
 
 def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int, int]:

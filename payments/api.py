@@ -1,7 +1,8 @@
 """Payments API for staff: what was charged, declined, voided or refunded for each order.
 
 Read-only: payments move through messages only (the shop's requests and compensations, the
-provider's answers). Staff, or a user given ``payments.view_payment``, may read it.
+provider's answers). A user given ``payments.view_payment`` (as in the admin; the staff flag
+alone is not enough) may read it.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
 
 from config.openapi import COMMON_ERRORS, NOT_FOUND
-from config.permissions import StaffOrPermission
+from config.permissions import ModelPermission
 from payments.models import Payment
 from payments.selectors import payment_list
 
 VIEW_PAYMENT_PERMISSION = "payments.view_payment"
 
 
-class CanViewPayments(StaffOrPermission):
-    """Staff, or a user given ``payments.view_payment``."""
+class CanViewPayments(ModelPermission):
+    """A user given ``payments.view_payment``."""
 
-    message = "Only staff (or permission payments.view_payment) may read payments."
+    message = "Reading payments needs the permission payments.view_payment."
     permission = VIEW_PAYMENT_PERMISSION
 
 
@@ -53,7 +54,7 @@ class PaymentFilter(django_filters.FilterSet):
         fields = ["order_id", "status"]
 
 
-@extend_schema_view(get=extend_schema(summary="Payments, the latest first (staff)",
+@extend_schema_view(get=extend_schema(summary="Payments, the latest first (permission payments.view_payment)",
                                       responses={200: PaymentRecordOut(many=True), **COMMON_ERRORS}))
 class PaymentListApi(generics.ListAPIView):
     name = "Payments"
@@ -65,7 +66,7 @@ class PaymentListApi(generics.ListAPIView):
         return payment_list()
 
 
-@extend_schema_view(get=extend_schema(summary="One payment (staff)",
+@extend_schema_view(get=extend_schema(summary="One payment (permission payments.view_payment)",
                                       responses={200: PaymentRecordOut, 404: NOT_FOUND, **COMMON_ERRORS}))
 class PaymentDetailApi(generics.RetrieveAPIView):
     name = "Payment"

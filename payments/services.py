@@ -22,6 +22,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import DomainError
 from contracts.messages import PaymentChargeDue, PaymentResult
 from messaging.outbox import outbox_emit
 from messaging.timers import timer_cancel, timer_set
@@ -41,13 +42,20 @@ def payment_request(*, order_id: UUID, amount: Decimal, currency: str, method: s
     The request that finds no payment (the first, as a rule) creates it, pending, and asks the provider (its
     answer is a timer). A later one re-asks the provider while the payment is pending, and
     answers again once it is captured or declined. A payment voided before any request
-    stays voided: nothing is charged.
+    stays voided: nothing is charged. A request for another amount, currency or method than
+    the payment's is refused (DomainError: parked, not charged).
     """
     payment, created = _payment_locked_or_new(
         order_id, amount=amount, currency=currency, method=method, status=Payment.Status.PENDING, attempts=1)
     if created:
         _charge_when_answered(payment)
         return payment
+    if payment.amount is not None and (payment.amount, payment.currency, payment.method) != (amount, currency, method):
+        # The shop asks again for the same charge, never another: no request of ours explains
+        # this one (an edited or forged message). Refused, so the consumer parks it.
+        raise DomainError(f"payment.requested for order {order_id} asks {amount} {currency} by {method}, but its "
+                          f"payment {payment.id} is for {payment.amount} {payment.currency} by {payment.method}: "
+                          f"not charged")
     payment.attempts += 1
     changed = ["attempts", "updated_at"]
     if payment.amount is None:  # voided before this request: keep what was not charged, for the record

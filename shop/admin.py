@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from config.admin_display import address_text, id_link, order_links, short_code
 from config.errors import DomainError
 from shop.models import Customer, IdempotentRequest, Order, OrderLine, OrderStatusChange, Product
+from shop.selectors import CANCEL_ORDERS_PERMISSION
 from shop.services import order_cancel
 
 
@@ -101,7 +102,10 @@ class OrderAdmin(admin.ModelAdmin):
             parts.append(order.payment_message)
         return "; ".join(parts)
 
-    @admin.action(description="Cancel (before picking starts)", permissions=["change"])
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CANCEL_ORDERS_PERMISSION)
+
+    @admin.action(description="Cancel for the customer (before picking starts)", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         """Staff cancel for the customer: the same service, the same rules (and compensation)."""
         cancelled, refused = 0, []

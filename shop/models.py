@@ -98,6 +98,8 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative")]
+        # staff read every order with view_order; cancelling a customer's order is its own permission
+        permissions = [("cancel_order", "Can cancel an order for its customer")]
         # The payment clock's sweep reads only the orders still waiting for payments.
         indexes = [models.Index(fields=["payment_due_at"], name="order_payment_due_idx",
                                 condition=Q(payment_due_at__isnull=False)),

@@ -13,11 +13,15 @@ from django.db.models import Count, Exists, OuterRef, QuerySet
 from config.errors import NotFound
 from shop.models import FINAL_STATUSES, Order, OrderStatusChange, Product
 
+VIEW_ORDERS_PERMISSION = "shop.view_order"
+CANCEL_ORDERS_PERMISSION = "shop.cancel_order"
+
 
 def order_list(*, user: AbstractUser) -> QuerySet[Order]:
-    """Staff see every order, a customer their own."""
+    """Every order for a user given ``shop.view_order`` (the staff flag alone is not enough),
+    a customer their own."""
     qs = Order.objects.prefetch_related("lines").select_related("customer")
-    if user.is_staff:
+    if user.has_perm(VIEW_ORDERS_PERMISSION):
         return qs
     return qs.filter(customer__user=user)
 

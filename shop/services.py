@@ -24,7 +24,7 @@ from uuid import UUID
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -32,9 +32,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone, translation
-from rest_framework.authtoken.models import Token
 
-from config.errors import Conflict, DomainError, TooManyAttempts, Unprocessable
+from config.accounts import account_username_check, api_token_issue
+from config.errors import Conflict, DomainError, Forbidden, TooManyAttempts, Unprocessable
 from contracts.messages import (
     OrderCancelled,
     OrderedLine,
@@ -61,7 +61,7 @@ from shop.models import (
     OrderStatusChange,
     Product,
 )
-from shop.selectors import order_get
+from shop.selectors import CANCEL_ORDERS_PERMISSION, order_get
 
 PRODUCER = "shop"
 PAYMENT_DEADLINE_DUE = PaymentDeadlineDue.TYPE
@@ -90,13 +90,7 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
     get the token with ``customer_token_obtain`` and log in to the browsable API.
     """
     User = get_user_model()
-    username = User.normalize_username(username)
-    try:  # what the admin's user form would accept: letters, digits and @.+-_, at most 150
-        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
-    except ValidationError as exc:
-        raise DomainError(" ".join(exc.messages), field="username") from None
-    if User.objects.filter(username=username).exists():
-        raise DomainError(f"a user named {username!r} already exists", field="username")
+    username = account_username_check(username)
     user = User(username=username, email=User.objects.normalize_email(email))
     if password is None:
         user.set_unusable_password()
@@ -108,15 +102,16 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
         user.set_password(password)
     user.save()
     customer = Customer.objects.create(user=user, name=name or username, email=email)
-    token = Token.objects.create(user=user)
-    return customer, token.key
+    return customer, api_token_issue(user=user)
 
 
 LOGIN_LOCKED = "too many failed logins; try again later"
 
 
 def customer_token_obtain(*, request: HttpRequest, username: str, password: str) -> str:
-    """The API token of the account with this username and password (made if it has none).
+    """A new API token for the account with this username and password, shown this once (its
+    earlier token stops working). Customers and drivers only: staff are refused (Forbidden)
+    and use the admin and the session.
 
     The login goes through django-axes (settings "sign-in"): a locked-out account or client
     address is refused with TooManyAttempts before the password is even checked, and every
@@ -130,14 +125,15 @@ def customer_token_obtain(*, request: HttpRequest, username: str, password: str)
         if getattr(request, "axes_locked_out", False):  # this failure reached the limit
             raise TooManyAttempts(LOGIN_LOCKED, retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
         raise DomainError("unable to log in with these credentials", field="non_field_errors")
-    return Token.objects.get_or_create(user=user)[0].key
+    # a login like the forms' (no session): django-axes clears this account's failures, and
+    # last_login is set
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
+    return api_token_issue(user=user)
 
 
-@transaction.atomic
 def customer_token_rotate(*, user: AbstractUser) -> str:
     """Replace the user's API token with a new one: the old key stops working at once."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user).key
+    return api_token_issue(user=user)
 
 
 def customer_for_user(*, user: AbstractUser) -> Customer:
@@ -419,10 +415,15 @@ def order_payment_result_apply(
 
 @transaction.atomic
 def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
-    """The customer (or staff) cancels before picking starts: stock goes back, a payment is
-    voided or refunded. NotFound unless the order is the user's (staff: any); Conflict once
-    picking has started or the order ended otherwise. Cancelling twice changes nothing."""
-    order_get(user=user, order_id=order_id)
+    """The customer, or staff for the customer, cancels before picking starts: stock goes back,
+    a payment is voided or refunded. NotFound unless the user may see the order (their own, or
+    any with ``shop.view_order``); Forbidden for another's order without ``shop.cancel_order``;
+    Conflict once picking has started or the order ended otherwise. Cancelling twice changes
+    nothing. Staff cancelling a customer's order is recorded with their username."""
+    seen = order_get(user=user, order_id=order_id)
+    own = seen.customer.user_id == user.pk
+    if not own and not user.has_perm(CANCEL_ORDERS_PERMISSION):
+        raise Forbidden(f"cancelling another customer's order needs the permission {CANCEL_ORDERS_PERMISSION}")
     order = order_for_update(order_id)
     if order.status == OrderStatus.CANCELLED:
         return order
@@ -430,12 +431,14 @@ def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
         if order.is_final:
             raise Conflict(f"the order is already {order.status} and cannot be cancelled")
         raise Conflict(f"picking has started (order is {order.status}); the order can no longer be cancelled")
-    note = "cancelled by the customer"
+    # the history names the staff member; the message (which reaches the customer) does not
+    message = "cancelled by the customer" if own else "cancelled by customer service"
+    note = message if own else f"cancelled for the customer by staff member {user.get_username()}"
     _order_advance(order, OrderStatus.CANCELLED, note)
     _payment_clock_stop(order)
     order.save(update_fields=["status", "payment_due_at", "updated_at"])
     outbox_publish(type=OrderCancelled.TYPE, correlation_id=order.id, producer=PRODUCER,
-                   payload=OrderCancelled(order_id=order.id, message=note))
+                   payload=OrderCancelled(order_id=order.id, message=message))
     return order
 
 

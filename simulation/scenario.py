@@ -15,8 +15,8 @@ from datetime import datetime
 
 import requests
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
+from config.accounts import api_token_issue
 from payments.selectors import payment_for_order
 from shop.services import customer_create
 from simulation.demo_data import CANCELLED_ORDER, DECLINED_ORDER, DEMO_ORDERS, PRODUCTS, SEED_ORDER
@@ -52,7 +52,7 @@ def accounts_ensure() -> Accounts:
         _customer, token = customer_create(username=CUSTOMER_USERNAME, email=f"{CUSTOMER_USERNAME}@example.com",
                                            name="Demo customer")
     else:
-        token = Token.objects.get_or_create(user=user)[0].key
+        token = api_token_issue(user=user)  # tokens are shown once: a new one for this run
     password = None
     if not User.objects.filter(username=ADMIN_USERNAME).exists():
         password = secrets.token_urlsafe(12)

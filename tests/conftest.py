@@ -84,11 +84,30 @@ def make_customer(db):
 @pytest.fixture
 def token_client_for(db):
     """An API client that authenticates as ``user`` with a token of its own."""
-    from rest_framework.authtoken.models import Token
+    from config.accounts import api_token_issue
 
     def make(user) -> APIClient:
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def staff_client_with(db):
+    """An API client signed in through the session (as staff use the API) as a new staff user
+    given ``permissions`` ("app_label.codename" each)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    def make(username: str, *permissions: str) -> APIClient:
+        user = get_user_model().objects.create_user(username, is_staff=True)
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        client = APIClient()
+        client.force_login(user)
         return client
 
     return make

@@ -3,21 +3,62 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.admin_display import address_text, id_link, order_links, short_code
-from transport.models import NEXT_STAGE, Shipment, TrackingEvent, Vehicle
+from transport.models import NEXT_STAGE, Driver, Shipment, TrackingEvent, Vehicle
 from transport.selectors import shipments_waiting_count, vehicle_counts
-from transport.services import shipment_advance, vehicles_dispatch
+from transport.services import driver_assign, shipment_advance, vehicles_dispatch
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+class DriverInline(admin.TabularInline):
+    """Who drives the vehicle (change the assignment on the driver's own page)."""
+
+    model = Driver
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["user", "created_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Driver)
+class DriverAdmin(admin.ModelAdmin):
+    """Drivers and the vehicle each drives; ``manage.py create_driver`` makes them. Changing the
+    vehicle moves the driver: from then on they record that vehicle's shipments only."""
+
+    list_display = ["user", "vehicle", "created_at"]
+    list_filter = ["vehicle"]
+    search_fields = ["user__username", "vehicle__code"]
+    fields = ["user", "vehicle", "created_at"]
+    readonly_fields = ["user", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a driver is an account with a token: manage.py create_driver
+
+    def save_model(self, request: HttpRequest, obj: Driver, form, change: bool) -> None:
+        driver_assign(driver=obj, vehicle=form.cleaned_data["vehicle"])
+
+
 @admin.register(Vehicle)
 class VehicleAdmin(admin.ModelAdmin):
-    list_display = ["code", "type", "status", "location", "updated_at"]
+    list_display = ["code", "type", "status", "location", "drivers", "updated_at"]
     list_filter = ["status", "type"]
     search_fields = ["code"]
+    inlines = [DriverInline]
     actions = ["dispatch_free_vehicles"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Vehicle]:
+        return super().get_queryset(request).prefetch_related("drivers__user")
+
+    @admin.display(description="drivers")
+    def drivers(self, vehicle: Vehicle) -> str:
+        return ", ".join(driver.user.get_username() for driver in vehicle.drivers.all()) or "-"
 
     @admin.action(description="Dispatch free vehicles to waiting shipments", permissions=["change"])
     def dispatch_free_vehicles(self, request: HttpRequest, queryset: QuerySet[Vehicle]) -> None:

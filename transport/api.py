@@ -1,4 +1,4 @@
-"""Driver API: a driver (or a dispatcher) records the stage a shipment reached.
+"""Driver API: a driver records the stage a shipment on their vehicle reached (a dispatcher: any).
 
 Thin: input serializer -> ``shipment_advance`` -> output serializer. The service decides
 under the shipment's row lock and returns the shipment either way; the status read here
@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 
 from config.errors import Conflict, NotFound
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
-from config.permissions import StaffOrPermission
+from config.permissions import ModelPermission
 from transport import services
 from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent
-from transport.selectors import shipment_status_get
+from transport.selectors import driver_vehicle_id, shipment_status_get
 
 RECORD_STAGE_PERMISSION = "transport.record_shipment_stage"
 # The stages a driver records: each follows another (vehicle_assigned -> picked_up -> ... -> delivered).
@@ -27,11 +27,19 @@ DRIVEABLE_STAGES = list(NEXT_STAGE.values())
 SHIPMENT_ID_MAX_LENGTH = Shipment._meta.get_field("id").max_length
 
 
-class CanRecordShipmentStage(StaffOrPermission):
-    """Staff, or a user given ``transport.record_shipment_stage`` (a driver)."""
+class CanRecordShipmentStage(ModelPermission):
+    """A driver (bound to a vehicle), or a dispatcher -- staff -- given
+    ``transport.record_shipment_stage``, as the admin's action asks. The staff flag alone, or
+    the permission without a vehicle or the staff flag, records nothing."""
 
-    message = "Only staff and drivers (permission transport.record_shipment_stage) may record shipment stages."
+    message = ("Recording shipment stages needs the permission transport.record_shipment_stage, and a vehicle "
+               "to drive (drivers) or the staff flag (dispatchers).")
     permission = RECORD_STAGE_PERMISSION
+
+    def has_permission(self, request: Request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        return request.user.is_staff or driver_vehicle_id(user=request.user) is not None
 
 
 # --- input ----------------------------------------------------------------------------
@@ -72,12 +80,13 @@ class ShipmentStageOut(serializers.ModelSerializer):
         fields = ["shipment_id", "status", "events"]
 
 
-def _shipment_status(shipment_id: str) -> str | None:
-    """The shipment's current status; None when there is no such shipment. An id no shipment
-    can have (too long, control characters: PostgreSQL refuses NUL) is not looked up."""
+def _shipment_status(shipment_id: str, vehicle_id: int | None) -> str | None:
+    """The shipment's current status; None when there is no such shipment (on the driver's
+    vehicle, for a driver). An id no shipment can have (too long, control characters:
+    PostgreSQL refuses NUL) is not looked up."""
     if len(shipment_id) > SHIPMENT_ID_MAX_LENGTH or not shipment_id.isprintable():
         return None
-    return shipment_status_get(shipment_id=shipment_id)
+    return shipment_status_get(shipment_id=shipment_id, vehicle_id=vehicle_id)
 
 
 def _stage_refused(current: str, to_status: str) -> Conflict:
@@ -96,7 +105,7 @@ class ShipmentStageApi(APIView):
     permission_classes = [CanRecordShipmentStage]
 
     @extend_schema(
-        summary="Record the stage a shipment reached (drivers, staff)",
+        summary="Record the stage a shipment reached (drivers: their vehicle's; dispatchers)",
         description="Stages follow one another: vehicle_assigned -> picked_up -> in_transit -> "
                     "out_for_delivery -> delivered. The stage the shipment is at, sent again, answers "
                     "200 and changes nothing (a retry); any other stage is refused with 409 and changes nothing.",
@@ -107,15 +116,17 @@ class ShipmentStageApi(APIView):
         body = ShipmentStageIn(data=request.data)
         body.is_valid(raise_exception=True)
         to_status = body.validated_data["status"]
-        current = _shipment_status(shipment_id)
+        # a driver sees only their vehicle's shipments: another's is a 404, as if there were none
+        vehicle_id = driver_vehicle_id(user=request.user)
+        current = _shipment_status(shipment_id, vehicle_id)
         if current is None:
             raise NotFound("shipment not found")
         if current != to_status and NEXT_STAGE.get(current) != to_status:
             raise _stage_refused(current, to_status)
         # The stage reached is recorded once; the same stage sent again (a driver's app retrying
         # after a lost answer) gets the same answer and changes nothing.
-        shipment = services.shipment_advance(shipment_id=shipment_id, to_status=to_status)
-        if shipment is None:  # pragma: no cover - shipments are never deleted
+        shipment = services.shipment_advance(shipment_id=shipment_id, to_status=to_status, vehicle_id=vehicle_id)
+        if shipment is None:  # pragma: no cover - shipments are never deleted nor moved to another vehicle
             raise NotFound("shipment not found")
         if shipment.status != to_status:  # another stage was recorded meanwhile
             raise _stage_refused(shipment.status, to_status)

@@ -1,9 +1,12 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 from contracts import stages
 from contracts.stages import ShipmentStage
+
+RECORD_STAGE_CODENAME = "record_shipment_stage"
 
 
 def new_shipment_id() -> str:
@@ -28,6 +31,21 @@ class Vehicle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} ({self.type}, {self.status})"
+
+
+class Driver(models.Model):
+    """A driver's account and the vehicle they drive: they record stages only for that
+    vehicle's shipments (anyone else's is a 404 to them)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="driver")
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.PROTECT, related_name="drivers")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} drives {self.vehicle.code}"
 
 
 class ShipmentStatus(models.TextChoices):
@@ -65,7 +83,7 @@ class Shipment(models.Model):
         # a plain index (db_index=True on a CharField adds a LIKE index, maintained by every stage)
         indexes = [models.Index(fields=["status"], name="shipment_status_idx")]
         # drivers record stages through the driver API without being staff
-        permissions = [("record_shipment_stage", "Can record shipment stages (drivers)")]
+        permissions = [(RECORD_STAGE_CODENAME, "Can record shipment stages (drivers)")]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"

@@ -1,8 +1,10 @@
 from uuid import UUID
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, QuerySet
 
-from transport.models import Shipment, ShipmentStatus, Vehicle
+from transport.models import Driver, Shipment, ShipmentStatus, Vehicle
 
 
 def vehicle_list() -> QuerySet[Vehicle]:
@@ -21,6 +23,17 @@ def shipment_get_for_order(*, order_id: UUID) -> Shipment | None:
     return Shipment.objects.filter(order_id=order_id).select_related("vehicle").first()
 
 
-def shipment_status_get(*, shipment_id: str) -> str | None:
-    """The shipment's current status; None when there is no such shipment."""
-    return Shipment.objects.filter(pk=shipment_id).values_list("status", flat=True).first()
+def shipment_status_get(*, shipment_id: str, vehicle_id: int | None = None) -> str | None:
+    """The shipment's current status; None when there is no such shipment (or, with
+    ``vehicle_id``, none on that vehicle)."""
+    shipments = Shipment.objects.filter(pk=shipment_id)
+    if vehicle_id is not None:
+        shipments = shipments.filter(vehicle_id=vehicle_id)
+    return shipments.values_list("status", flat=True).first()
+
+
+def driver_vehicle_id(*, user: AbstractBaseUser | AnonymousUser) -> int | None:
+    """The id of the vehicle ``user`` drives; None when they are no driver."""
+    if not user.is_authenticated:
+        return None
+    return Driver.objects.filter(user_id=user.pk).values_list("vehicle_id", flat=True).first()

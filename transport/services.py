@@ -15,13 +15,17 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.utils import timezone
 
+from config.accounts import account_username_check, api_token_issue
+from config.errors import DomainError
 from contracts.messages import ShipmentStatusChanged
 from messaging.outbox import outbox_publish
 from transport.locks import fleet_for_update, shipment_for_update, shipment_waiting_for_update
-from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, TrackingEvent, Vehicle
+from transport.models import NEXT_STAGE, RECORD_STAGE_CODENAME, Driver, Shipment, ShipmentStatus, TrackingEvent, Vehicle
 
 PRODUCER = "transport"
 
@@ -98,17 +102,20 @@ def shipment_create(
 
 
 @transaction.atomic(savepoint=False)
-def shipment_advance(*, shipment_id: str, to_status: str) -> Shipment | None:
+def shipment_advance(*, shipment_id: str, to_status: str, vehicle_id: int | None = None) -> Shipment | None:
     """A driver or dispatcher says the shipment reached ``to_status``, the stage after its
     current one (picked up, in transit, out for delivery, delivered); on delivery its vehicle
     goes to the next waiting shipment, or back to the pool.
 
     A repeated, late or out-of-order stage, or any stage for a shipment still awaiting a
-    vehicle, changes nothing. Returns the shipment as it stands (None if there is none).
+    vehicle, changes nothing. Returns the shipment as it stands (None if there is none, or
+    with ``vehicle_id`` -- a driver's -- none on that vehicle).
     """
     if to_status == ShipmentStatus.DELIVERED:
         list(fleet_for_update())  # delivery frees a vehicle: the fleet before the shipment
     shipment = shipment_for_update(shipment_id)
+    if shipment is not None and vehicle_id is not None and shipment.vehicle_id != vehicle_id:
+        return None
     if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
         return shipment
     _shipment_stage_record(shipment, to_status)
@@ -159,3 +166,30 @@ def vehicle_upsert(*, code: str, type: str, location: str) -> Vehicle:
         vehicle.type, vehicle.location = type, location
         vehicle.save(update_fields=["type", "location", "updated_at"])
     return vehicle
+
+
+@transaction.atomic
+def driver_create(*, username: str, vehicle_code: str) -> tuple[Driver, str]:
+    """A driver account bound to the vehicle with ``vehicle_code``, allowed to record stages
+    (``transport.record_shipment_stage``) for that vehicle's shipments. Returns (driver, API
+    token). DomainError for a username the admin would refuse or an unknown vehicle."""
+    vehicle = Vehicle.objects.filter(code=vehicle_code).first()
+    if vehicle is None:
+        known = ", ".join(Vehicle.objects.order_by("code").values_list("code", flat=True)) or "none yet"
+        raise DomainError(f"no vehicle {vehicle_code!r} (known: {known})", field="vehicle")
+    User = get_user_model()
+    user = User(username=account_username_check(username))
+    user.set_unusable_password()
+    user.save()
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="transport",
+                                                     codename=RECORD_STAGE_CODENAME))
+    driver = Driver.objects.create(user=user, vehicle=vehicle)
+    return driver, api_token_issue(user=user)
+
+
+def driver_assign(*, driver: Driver, vehicle: Vehicle) -> Driver:
+    """Move a driver to another vehicle (the admin): from now on they record its shipments'
+    stages, no longer the old one's."""
+    driver.vehicle = vehicle
+    driver.save(update_fields=["vehicle"])
+    return driver

@@ -1,8 +1,8 @@
 """Stock API for warehouse staff: what is on the shelves and what is set aside for orders.
 
 Read-only: stock changes through reservations (messages) and adjustments (the admin's
-"Adjust stock" page, ``services.stock_adjust``). Staff, or a
-user given ``warehouse.view_stockitem`` (warehouse staff without the admin), may read it.
+"Adjust stock" page, ``services.stock_adjust``). A user given ``warehouse.view_stockitem`` (as in
+the admin; the staff flag alone is not enough) may read it.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 
 from config.openapi import COMMON_ERRORS, NOT_FOUND
-from config.permissions import StaffOrPermission
+from config.permissions import ModelPermission
 from warehouse.models import StockItem
 from warehouse.selectors import stock_with_holds
 
 VIEW_STOCK_PERMISSION = "warehouse.view_stockitem"
 
 
-class CanViewStock(StaffOrPermission):
-    """Staff, or a user given ``warehouse.view_stockitem``."""
+class CanViewStock(ModelPermission):
+    """A user given ``warehouse.view_stockitem``."""
 
-    message = "Only staff and warehouse staff (permission warehouse.view_stockitem) may read the stock."
+    message = "Reading the stock needs the permission warehouse.view_stockitem."
     permission = VIEW_STOCK_PERMISSION
 
 

@@ -1,6 +1,7 @@
 """Customers sign in: a password, a token for it, token rotation, the browsable API's login;
 password logins (admin, API, browsable API) are limited per account and per address."""
 
+import hashlib
 import io
 import ipaddress
 from datetime import timedelta
@@ -10,9 +11,11 @@ from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from config.authentication import STAFF_REFUSED
 from shop.models import Order
 from simulation.demo_data import SEED_ORDER
 
@@ -38,15 +41,19 @@ def token_post(username, password, **extra):
                             **extra)
 
 
-def test_create_customer_with_a_password_and_exchange_it_for_the_same_token(customer_with_password, catalogue):
+def test_create_customer_with_a_password_and_exchange_it_for_a_new_token(customer_with_password, catalogue):
     # when
     response = token_post("mari", PASSWORD)
-    # then: the token the command printed, and it places orders
+    # then: a new token (each is shown once), which places orders; the printed one is replaced
     assert response.status_code == 200
-    assert response.json() == {"token": customer_with_password}
+    new_key = response.json()["token"]
+    assert len(new_key) == 64 and new_key != customer_with_password
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {new_key}")
     assert client.post("/api/orders/", SEED_ORDER, format="json").status_code == 201
+    old = APIClient()
+    old.credentials(HTTP_AUTHORIZATION=f"Token {customer_with_password}")
+    assert old.get("/api/orders/").status_code == 401
 
 
 def test_create_customer_reads_the_password_from_stdin(monkeypatch, throttle_dir):
@@ -101,7 +108,6 @@ def test_rotation_replaces_the_token_at_once(customer_with_password):
     new = APIClient()
     new.credentials(HTTP_AUTHORIZATION=f"Token {new_key}")
     assert new.get("/api/orders/").status_code == 200
-    assert token_post("mari", PASSWORD).json() == {"token": new_key}
     assert APIClient().post("/api/auth/token/rotate/").status_code == 401
 
 
@@ -176,7 +182,7 @@ def test_the_browsable_api_has_a_login_link_and_login_shows_the_order_input(cust
         assert f"&quot;{field}&quot;" in form
     assert "&quot;warehouse_confirmation&quot;" not in form
     assert Order.objects.count() == 0
-    assert Token.objects.count() == 1
+    assert AuthToken.objects.count() == 1  # the session login issued no token
 
 
 def test_a_locked_api_login_answers_json_and_the_login_page_text(customer_with_password):
@@ -188,3 +194,148 @@ def test_a_locked_api_login_answers_json_and_the_login_page_text(customer_with_p
         429, "application/json", {"detail": "too many failed logins; try again later"})
     assert (page.status_code, page["Retry-After"]) == (429, "900")
     assert page.content.startswith(b"Too many failed logins")
+
+
+def test_an_own_login_never_clears_the_failures_for_another_account(customer_with_password):
+    """The attack of issue 28: four wrong passwords for the admin, then the attacker's own
+    correct login from the same address, over and over."""
+    # given: the admin, and the attacker's own account (mari)
+    get_user_model().objects.create_user("admin", password=PASSWORD + "-admin", is_staff=True, is_superuser=True)
+    browser = Client()
+    # when: two rounds of four guesses, each followed by mari's own login through a login form
+    rounds = []
+    for round_number in range(2):
+        guesses = [browser.post("/admin/login/", {"username": "admin", "password": f"guess-{round_number}-{i}"}
+                                ).status_code for i in range(4)]
+        own = Client().post("/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code
+        rounds.append((guesses, own))
+    # then: mari's first login clears nothing of the admin's; the fifth guess locks the address
+    # and the admin account, and mari's second login (from the locked address) is refused
+    assert rounds == [([200, 200, 200, 200], 302), ([429, 429, 429, 429], 429)]
+    assert AccessAttempt.objects.filter(username="admin").get().failures_since_start == 8  # locked ones count too
+    right = Client().post("/admin/login/", {"username": "admin", "password": PASSWORD + "-admin"})
+    assert right.status_code == 429
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7").post("/admin/login/",
+                                                       {"username": "admin", "password": PASSWORD + "-admin"})
+    assert elsewhere.status_code == 429  # the account is locked wherever the login comes from
+    assert token_post("mari", PASSWORD, REMOTE_ADDR="198.51.100.7").status_code == 200
+
+
+def test_a_success_clears_the_failures_of_its_own_account(customer_with_password):
+    # given: mari mistypes twice, and someone else fails twice, from the same address
+    for password in ("typo-1", "typo-2"):
+        token_post("mari", password)
+    for i in range(2):
+        token_post("someone", f"wrong-{i}")
+    # when: mari gets it right
+    assert token_post("mari", PASSWORD).status_code == 200
+    # then: mari's failures are gone, the other account's stay
+    assert list(AccessAttempt.objects.values_list("username", "failures_since_start")) == [("someone", 2)]
+
+
+def test_every_login_surface_shares_one_lock_out(customer_with_password):
+    # given: mari's password guessed wrong on each surface in turn
+    codes = [
+        token_post("mari", "wrong-1").status_code,
+        Client().post("/admin/login/", {"username": "mari", "password": "wrong-2"}).status_code,
+        Client().post("/api-auth/login/", {"username": "mari", "password": "wrong-3"}).status_code,
+        token_post("mari", "wrong-4").status_code,
+        Client().post("/api-auth/login/", {"username": "mari", "password": "wrong-5"}).status_code,
+    ]
+    # then: the fifth failure, wherever it came, locks mari out of all of them
+    assert codes == [400, 200, 200, 400, 429]
+    assert token_post("mari", PASSWORD, REMOTE_ADDR="198.51.100.8").status_code == 429
+    assert Client(REMOTE_ADDR="198.51.100.8").post(
+        "/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code == 429
+
+
+def test_the_login_forms_spend_the_token_endpoints_request_budget(customer_with_password, settings):
+    # given: a budget of three login attempts a minute per address
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "login": "3/minute"}
+    # when: one attempt on each surface, then a fourth on a form
+    codes = [token_post("mari", PASSWORD).status_code,
+             Client().post("/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code,
+             Client().post("/admin/login/", {"username": "mari", "password": PASSWORD}).status_code]
+    fourth = Client().post("/admin/login/", {"username": "mari", "password": PASSWORD})
+    # then: the fourth is refused before any password is checked; elsewhere the budget is whole
+    assert codes == [200, 302, 200]  # mari is no staff: the admin shows its form again
+    assert fourth.status_code == 429
+    assert 1 <= int(fourth["Retry-After"]) <= 60
+    assert fourth.content.startswith(b"Too many login attempts from this address")
+    assert token_post("mari", PASSWORD).status_code == 429
+    assert Client(REMOTE_ADDR="198.51.100.9").post(
+        "/api-auth/login/", {"username": "mari", "password": PASSWORD}).status_code == 302
+
+
+# --- tokens: hashed, expiring, for customers and drivers only --------------------------------
+def test_a_token_is_stored_only_as_its_hash_and_expires(customer_with_password, settings):
+    # given: the token create_customer printed
+    key = customer_with_password
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    token = AuthToken.objects.get()
+    # then: the database holds a SHA-512 digest and the first 15 characters, never the key
+    assert token.digest == hashlib.sha512(key.encode()).hexdigest()
+    assert token.token_key == key[:15]
+    assert key not in {str(value) for value in AuthToken.objects.values_list(flat=True)}
+    assert abs(token.expiry - token.created - timedelta(days=30)) < timedelta(seconds=1)
+    assert client.get("/api/orders/").status_code == 200
+    # when: its expiry has passed
+    AuthToken.objects.update(expiry=timezone.now() - timedelta(seconds=1))
+    # then: refused, and the expired row is gone
+    assert client.get("/api/orders/").status_code == 401
+    assert not AuthToken.objects.exists()
+
+
+def test_staff_get_no_api_token_and_their_tokens_are_refused(throttle_dir):
+    # given: a staff member and a superuser with passwords
+    User = get_user_model()
+    ops = User.objects.create_user("ops", password=PASSWORD, is_staff=True)
+    User.objects.create_superuser("root", password=PASSWORD)
+    # when: they ask for tokens
+    answers = [token_post(name, PASSWORD) for name in ("ops", "root")]
+    # then: refused; their session works (the admin, the browsable API)
+    assert [(a.status_code, a.json()) for a in answers] == [(403, {"detail": STAFF_REFUSED})] * 2
+    assert not AuthToken.objects.exists()
+    # and a token that exists for a staff member (made before, or made staff later) is refused
+    _instance, key = AuthToken.objects.create(user=ops)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    refused = client.get("/api/orders/")
+    assert (refused.status_code, refused.json()) == (401, {"detail": STAFF_REFUSED})
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_customer", "ops", stdout=io.StringIO())
+
+
+def test_an_existing_plain_token_is_migrated_hashed_and_keeps_working_until_it_expires(transactional_db):
+    """Migration shop 0007: DRF's plain keys become knox digests (customers and drivers; staff
+    tokens are dropped) and the plain keys are deleted."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    User = get_user_model()
+    customer = User.objects.create_user("legacy")
+    staff = User.objects.create_user("legacy-ops", is_staff=True)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("shop", "0006_order_cancel_permission")])
+    with connection.cursor() as cursor:  # DRF's authtoken table, as the previous release had it
+        cursor.execute("CREATE TABLE IF NOT EXISTS authtoken_token (key varchar(40) PRIMARY KEY, "
+                       "created timestamp with time zone NOT NULL, user_id integer NOT NULL UNIQUE)")
+        cursor.execute("INSERT INTO authtoken_token VALUES (%s, now(), %s), (%s, now(), %s)",
+                       ["a" * 40, customer.pk, "b" * 40, staff.pk])
+    try:
+        # when
+        MigrationExecutor(connection).migrate([("shop", "0007_api_tokens_hashed")])
+        # then: the customer's key works as it was, expiring in API_TOKEN_TTL_DAYS; no plain key is left
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM authtoken_token")
+            assert cursor.fetchone() == (0,)
+        (token,) = AuthToken.objects.all()
+        assert (token.user_id, token.digest) == (customer.pk, hashlib.sha512(b"a" * 40).hexdigest())
+        assert timedelta(days=29, hours=23) < token.expiry - timezone.now() <= timedelta(days=30)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {'a' * 40}")
+        assert client.get("/api/orders/").status_code == 200
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS authtoken_token")

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from config.errors import DomainError
 from messaging.consumer import deliver, deliver_together
 from messaging.envelope import InvalidMessage, Message
 from messaging.models import OutboxMessage, ProcessedMessage
@@ -344,3 +345,21 @@ def test_charge_timers_due_together_lock_their_payments_at_once_and_each_answers
              if q["sql"].startswith("SELECT") and 'FROM "payments_payment"' in q["sql"]]
     assert len([sql for sql in reads if '"payments_payment"."id" IN (' in sql]) == 2
     assert not [sql for sql in reads if '"payments_payment"."id" = ' in sql]
+
+
+def test_a_request_for_another_amount_than_the_payments_is_refused_and_not_charged():
+    # given: the order's payment, requested for 10.00 EUR by card and captured
+    order_id = uuid.uuid4()
+    payment = payment_request(order_id=order_id, amount=Decimal("10.00"), currency="EUR", method="credit_card")
+    payment_charge(payment_id=payment.id)
+    emitted = OutboxMessage.objects.count()
+    # when: a payment.requested for the same order asks for more (an edited or forged message)
+    with pytest.raises(DomainError) as refused, transaction.atomic():  # the handler's transaction
+        payment_request(order_id=order_id, amount=Decimal("999.00"), currency="EUR", method="credit_card")
+    # then: refused naming both amounts; the payment is as it was, nothing new emitted
+    assert refused.value.message == (
+        f"payment.requested for order {order_id} asks 999.00 EUR by credit_card, but its payment {payment.id} "
+        f"is for 10.00 EUR by credit_card: not charged")
+    payment.refresh_from_db()
+    assert (payment.amount, payment.status, payment.attempts) == (Decimal("10.00"), "captured", 1)
+    assert OutboxMessage.objects.count() == emitted

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(django_user_model, token_client_for):
-    return token_client_for(django_user_model.objects.create_user("cashier", password="x", is_staff=True))
+def staff_client(staff_client_with):
+    return staff_client_with("cashier", "payments.view_payment")
 
 
 def paid(amount: str = "10.00", method: str = "credit_card"):
@@ -79,3 +79,13 @@ def test_payments_cannot_be_written_through_the_api(staff_client):
     assert staff_client.post("/api/payments/", {"amount": "1.00"}, format="json").status_code == 405
     assert staff_client.patch(f"/api/payments/{payment_id}/", {"status": "refunded"}, format="json").status_code == 405
     assert staff_client.delete(f"/api/payments/{payment_id}/").status_code == 405
+
+
+def test_the_staff_flag_alone_reads_nothing(staff_client_with):
+    # given: staff without the permission (the admin refuses them the same)
+    flag_only = staff_client_with("ops")
+    # when
+    response = flag_only.get("/api/payments/")
+    # then
+    assert response.status_code == 403
+    assert "payments.view_payment" in response.json()["detail"]

@@ -4,7 +4,6 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
@@ -219,21 +218,47 @@ def test_a_customer_sees_only_their_own_orders(catalogue, make_customer):
     assert alice.get("/api/orders/not-a-uuid/").status_code == 404
 
 
-def test_staff_see_every_order(catalogue, make_customer, django_user_model):
+def test_staff_with_the_view_permission_see_every_order_the_flag_alone_none(catalogue, make_customer,
+                                                                            staff_client_with):
+    # given: alice's order; staff with shop.view_order, and staff with the flag only
     _, alice = make_customer("alice")
-    alice.post("/api/orders/", SEED_ORDER, format="json")
-    staff = django_user_model.objects.create_user("ops", is_staff=True)
-    client = APIClient()
-    client.force_authenticate(staff)
-    assert client.get("/api/orders/").json()["count"] == 1
+    order_id = alice.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
+    viewer, flag_only = staff_client_with("viewer", "shop.view_order"), staff_client_with("ops")
+    # then
+    assert viewer.get("/api/orders/").json()["count"] == 1
+    assert viewer.get(f"/api/orders/{order_id}/").status_code == 200
+    assert flag_only.get("/api/orders/").json()["count"] == 0
+    assert flag_only.get(f"/api/orders/{order_id}/").status_code == 404
 
 
-def test_a_token_is_the_whole_key_of_an_active_user(catalogue, make_customer, django_user_model):
-    # given: a customer's token, the same key cut short, and a staff token without a customer profile
+def test_cancelling_a_customers_order_needs_its_own_permission_and_names_who(catalogue, make_customer,
+                                                                            staff_client_with):
+    # given: two of alice's orders; staff who may only read orders, and staff who may cancel them
+    _, alice = make_customer("alice")
+    first, second = (alice.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"] for _ in range(2))
+    viewer = staff_client_with("viewer", "shop.view_order")
+    flag_only = staff_client_with("ops")
+    desk = staff_client_with("desk", "shop.view_order", "shop.cancel_order")
+    # when
+    refused = viewer.post(f"/api/orders/{first}/cancel/")
+    hidden = flag_only.post(f"/api/orders/{second}/cancel/")
+    cancelled = desk.post(f"/api/orders/{first}/cancel/")
+    own = alice.post(f"/api/orders/{second}/cancel/")
+    # then
+    assert (refused.status_code, refused.json()) == (
+        403, {"detail": "cancelling another customer's order needs the permission shop.cancel_order"})
+    assert hidden.status_code == 404
+    assert cancelled.status_code == 200
+    assert cancelled.json()["history"][-1]["note"] == "cancelled for the customer by staff member desk"
+    assert own.json()["history"][-1]["note"] == "cancelled by the customer"
+    message = OutboxMessage.objects.get(type="order.cancelled", correlation_id=first)
+    assert message.payload["message"] == "cancelled by customer service"  # the customer reads it
+
+
+def test_a_token_is_the_whole_key_of_an_active_user(catalogue, make_customer):
+    # given: a customer's token, and the same key cut short
     customer, client = make_customer("alice")
     key = client._credentials["HTTP_AUTHORIZATION"].split()[1]
-    staff = django_user_model.objects.create_user("ops", is_staff=True)
-    staff_key = Token.objects.create(user=staff).key
 
     def with_key(k):
         other = APIClient()
@@ -244,7 +269,7 @@ def test_a_token_is_the_whole_key_of_an_active_user(catalogue, make_customer, dj
     assert with_key(key).get("/api/orders/").status_code == 200
     assert with_key(key[:-1]).get("/api/orders/").status_code == 401
     assert with_key("x" * 500).get("/api/orders/").status_code == 401
-    assert with_key(staff_key).post("/api/orders/", SEED_ORDER, format="json").status_code == 201  # gets a profile
+    assert with_key("\u00e9" * 64).get("/api/orders/").status_code == 401  # a latin-1 byte: no 500
     customer.user.is_active = False
     customer.user.save(update_fields=["is_active"])
     assert with_key(key).get("/api/orders/").status_code == 401

@@ -1,15 +1,17 @@
 """Transport's commands performed by people: the admin actions and the driver API."""
 
+import io
 import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
 from transport.api import CanRecordShipmentStage
-from transport.models import Shipment, TrackingEvent, Vehicle
+from transport.models import Driver, Shipment, TrackingEvent, Vehicle
 from transport.services import shipment_advance, shipment_create
 
 pytestmark = pytest.mark.django_db
@@ -57,17 +59,36 @@ def run_action(client, changelist: str, action: str, pks: list):
                        follow=True)
 
 
-@pytest.fixture
-def staff_client(django_user_model, token_client_for):
-    return token_client_for(django_user_model.objects.create_user("dispatcher", is_staff=True))
+def record_permission() -> Permission:
+    return Permission.objects.get(codename="record_shipment_stage", content_type__app_label="transport")
+
+
+def driver_token(username: str, vehicle: str) -> str:
+    out = io.StringIO()
+    call_command("create_driver", username, "--vehicle", vehicle, stdout=out)
+    return out.getvalue().splitlines()[-1]
+
+
+def token_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
 
 
 @pytest.fixture
-def driver_client(django_user_model, token_client_for):
-    driver = django_user_model.objects.create_user("driver")
-    driver.user_permissions.add(Permission.objects.get(codename="record_shipment_stage",
-                                                       content_type__app_label="transport"))
-    return token_client_for(driver)
+def staff_client(django_user_model):
+    """A dispatcher: staff with the permission to record stages, signed in (the session)."""
+    dispatcher = django_user_model.objects.create_user("dispatcher", is_staff=True)
+    dispatcher.user_permissions.add(record_permission())
+    client = APIClient()
+    client.force_login(dispatcher)
+    return client
+
+
+@pytest.fixture
+def driver_client(catalogue):
+    """The driver of VEH001, the vehicle the first shipment gets."""
+    return token_client(driver_token("driver", "VEH001"))
 
 
 # --- admin: record the next stage -------------------------------------------------------
@@ -376,4 +397,82 @@ def test_shipments_cannot_be_added_or_deleted_in_the_admin(catalogue, admin_clie
     # then
     assert (added.status_code, deleted.status_code) == (403, 403)
     assert admin_messages(bulk) == ["No action selected."]
+    assert status_of(shipment) == "vehicle_assigned"
+
+
+# --- drivers bound to vehicles ------------------------------------------------------------
+def test_create_driver_binds_the_driver_to_the_vehicle_and_prints_the_token_last(catalogue):
+    # when
+    out = io.StringIO()
+    call_command("create_driver", "juhan", "--vehicle", "VEH002", stdout=out)
+    # then
+    lines = out.getvalue().splitlines()
+    driver = Driver.objects.select_related("user", "vehicle").get()
+    assert lines[0] == "driver juhan created, driving VEH002"
+    assert (driver.user.username, driver.vehicle.code) == ("juhan", "VEH002")
+    assert driver.user.has_perm("transport.record_shipment_stage")
+    assert not driver.user.has_usable_password() and not driver.user.is_staff
+    assert token_client(lines[-1]).post(stage_url("SHP-00000000000000000000"), {"status": "picked_up"},
+                                        format="json").status_code == 404
+
+
+@pytest.mark.parametrize("username, vehicle, error", [
+    ("juhan", "VEH999", "no vehicle 'VEH999' (known: VEH001, VEH002, VEH003)"),
+    ("bad/name", "VEH001", "Enter a valid username."),
+    ("has space", "VEH001", "Enter a valid username."),
+    ("", "VEH001", "username must be 1-150 characters"),
+], ids=["unknown vehicle", "slash", "space", "empty"])
+def test_create_driver_refuses_unknown_vehicles_and_bad_usernames(catalogue, django_user_model, username, vehicle,
+                                                                  error):
+    with pytest.raises(CommandError) as refused:
+        call_command("create_driver", username, "--vehicle", vehicle, stdout=io.StringIO())
+    assert str(refused.value).startswith(error)
+    assert not django_user_model.objects.exists()
+
+
+def test_a_driver_records_only_their_vehicles_shipments(catalogue, driver_client):
+    # given: the first shipment on VEH001 (the driver's), the second on VEH002
+    own, other = create(), create()
+    assert (own.vehicle.code, other.vehicle.code) == ("VEH001", "VEH002")
+    # when: the driver tries the other vehicle's shipment, every stage
+    refused = [driver_client.post(stage_url(other.id), {"status": stage}, format="json") for stage in LIFECYCLE]
+    recorded = driver_client.post(stage_url(own.id), {"status": "picked_up"}, format="json")
+    # then: as if it did not exist; nothing changed there
+    assert [(r.status_code, r.json()) for r in refused] == [(404, {"detail": "shipment not found"})] * 4
+    assert (status_of(other), announced(other)) == ("vehicle_assigned", ["vehicle_assigned"])
+    assert recorded.status_code == 200
+    assert Vehicle.objects.get(code="VEH002").status == "busy"
+
+
+def test_the_admin_shows_and_changes_a_drivers_vehicle(catalogue, admin_client, driver_client):
+    # given: shipments on VEH001 and VEH002; the driver drives VEH001
+    first, second = create(), create()
+    driver = Driver.objects.get()
+    # when: the admin moves the driver to VEH002
+    listing = admin_client.get(reverse("admin:transport_driver_changelist")).content.decode()
+    vehicles = admin_client.get(reverse(VEHICLES_ADMIN)).content.decode()
+    changed = admin_client.post(reverse("admin:transport_driver_change", args=[driver.pk]),
+                                {"vehicle": Vehicle.objects.get(code="VEH002").pk})
+    # then: the lists show who drives what, and the driver now records VEH002's shipments only
+    assert '<td class="field-vehicle nowrap">VEH001 (van, busy)</td>' in listing
+    assert '<td class="field-drivers">driver</td>' in vehicles
+    assert changed.status_code == 302
+    assert Driver.objects.get().vehicle.code == "VEH002"
+    assert driver_client.post(stage_url(first.id), {"status": "picked_up"}, format="json").status_code == 404
+    assert driver_client.post(stage_url(second.id), {"status": "picked_up"}, format="json").status_code == 200
+
+
+def test_the_staff_flag_alone_records_no_stage(catalogue, django_user_model):
+    # given: staff without the permission, and a user with it who drives no vehicle and is no staff
+    flag_only = django_user_model.objects.create_user("ops", is_staff=True)
+    no_vehicle = django_user_model.objects.create_user("walker")
+    no_vehicle.user_permissions.add(record_permission())
+    shipment = create()
+    answers = []
+    for user in (flag_only, no_vehicle):
+        client = APIClient()
+        client.force_login(user)
+        answers.append(client.post(stage_url(shipment.id), {"status": "picked_up"}, format="json"))
+    # then
+    assert [(a.status_code, a.json()) for a in answers] == [(403, {"detail": CanRecordShipmentStage.message})] * 2
     assert status_of(shipment) == "vehicle_assigned"

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(django_user_model, token_client_for):
-    return token_client_for(django_user_model.objects.create_user("keeper", password="x", is_staff=True))
+def staff_client(staff_client_with):
+    return staff_client_with("keeper", "warehouse.view_stockitem")
 
 
 def reserve(quantity: int, sku: str = "PRD001") -> uuid.UUID:
@@ -85,3 +85,13 @@ def test_a_bad_filter_is_400_naming_it(catalogue, staff_client, query):
 def test_the_stock_cannot_be_written_through_the_api(catalogue, staff_client):
     assert staff_client.post("/api/stock/", {"product_id": "NEW"}, format="json").status_code == 405
     assert staff_client.delete("/api/stock/PRD001/").status_code == 405
+
+
+def test_the_staff_flag_alone_reads_nothing(catalogue, staff_client_with):
+    # given: staff without the permission (the admin refuses them the same)
+    flag_only = staff_client_with("ops")
+    # when
+    response = flag_only.get("/api/stock/")
+    # then
+    assert response.status_code == 403
+    assert "warehouse.view_stockitem" in response.json()["detail"]
