@@ -11,8 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import DomainError
+from messaging.history import PruneResult, history_prune
 from messaging.locks import dead_letters_for_update
-from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
+from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage
 from messaging.payloads import payload_json
 from messaging.topology import work_queues
 
@@ -90,22 +91,12 @@ def dead_letter_edit(*, dead_letter_id: int, body: str, by: str) -> DeadLetter:
     return letter
 
 
-def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int, int]:
-    """Delete published outbox rows and processed records older than the retention, in chunks
-    (short transactions: the relay and the consumers keep going). Never touches unpublished rows.
+def messages_prune(*, older_than_days: float) -> PruneResult:
+    """Let the history older than the retention go (``messaging.history``): on PostgreSQL whole
+    day partitions, detached and dropped, never one holding something pending; on SQLite
+    published outbox rows and processed records by DELETE. Unpublished rows always stay.
 
     A processed record must outlive any redelivery of its message, so the retention is days,
-    not minutes. Returns (outbox rows, processed records) deleted.
+    not minutes.
     """
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    totals = []
-    for queryset in (OutboxMessage.objects.filter(published_at__lt=cutoff),
-                     ProcessedMessage.objects.filter(processed_at__lt=cutoff)):
-        deleted = 0
-        while True:
-            ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:chunk])
-            if not ids:
-                break
-            deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
-        totals.append(deleted)
-    return totals[0], totals[1]
+    return history_prune(older_than=timedelta(days=older_than_days))
