@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 
 logger = logging.getLogger("messaging.history")
@@ -51,6 +51,8 @@ AHEAD_DAYS = 7
 # Housekeeping's DDL waits this long for a lock, then gives up until its next run, rather than
 # queue the relay's and the consumers' statements behind it.
 LOCK_TIMEOUT = "5s"
+# A concurrent detach blocks nobody while it waits for the transactions that still see the partition.
+DETACH_TIMEOUT = "1min"
 
 
 def partition_name(table: str, day: date) -> str:
@@ -118,7 +120,12 @@ def days_missing(existing: list[Partition], first: date, last: date) -> list[dat
 def window_refresh(cursor) -> None:
     """Record the unbroken range of days the processed records' partitions cover, ending with
     the newest (what the inbox insert keeps keys inside)."""
-    days = sorted({p.day for p in partitions_list(cursor, PROCESSED_TABLE) if not p.detach_pending})
+    _window_of(cursor, [p.day for p in partitions_list(cursor, PROCESSED_TABLE) if not p.detach_pending])
+
+
+def _window_of(cursor, days: list[date]) -> None:
+    """Record the unbroken run of ``days`` that ends with the newest as the window."""
+    days = sorted(set(days))
     if not days:
         return
     oldest = days[-1]
@@ -165,6 +172,19 @@ def history_partitions_ensure(*, first: date | None = None, last: date | None = 
     return made
 
 
+def history_days_ahead(*, now: datetime | None = None, using: str = DEFAULT_DB_ALIAS) -> float | None:
+    """Days until the newest partition ends (writes stop then); None where the history is not
+    partitioned. Housekeeping keeps it above ``AHEAD_DAYS``: alert when it falls below 2."""
+    from messaging.models import HistoryWindow
+
+    if not partitioned(using):
+        return None
+    window = HistoryWindow.objects.using(using).filter(pk=1).first()
+    if window is None:
+        return None
+    return round((window.newest - (now or timezone.now())) / timedelta(days=1), 2)
+
+
 @dataclass
 class PruneResult:
     dropped: list[str] = field(default_factory=list)  # partitions detached and dropped
@@ -199,18 +219,13 @@ def history_prune(*, older_than: timedelta, now: datetime | None = None,
             if reason:
                 result.kept[part.name] = reason
                 continue
-            _detach_and_drop(cursor, part)
-            result.dropped.append(part.name)
+            _detach_and_drop(cursor, part, result)
         old = [p for p in partitions_list(cursor, PROCESSED_TABLE) if p.end <= cutoff]
         if old:
             # First move the window past them (committed): from now on no insert routes a row there.
-            remaining = [p for p in partitions_list(cursor, PROCESSED_TABLE) if p.end > cutoff]
-            if remaining:
-                window_set(cursor, oldest=remaining[0].start,
-                           newest=max(p.end for p in remaining))
+            _window_of(cursor, [p.day for p in partitions_list(cursor, PROCESSED_TABLE) if p.end > cutoff])
             for part in old:
-                _detach_and_drop(cursor, part)
-                result.dropped.append(part.name)
+                _detach_and_drop(cursor, part, result)
             window_refresh(cursor)
     if result.dropped or result.kept:
         logger.info("history prune: dropped %s; kept %s", result.dropped, result.kept)
@@ -256,13 +271,21 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _detach_and_drop(cursor, part: Partition) -> None:
-    cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+def _detach_and_drop(cursor, part: Partition, result: PruneResult) -> None:
+    """DETACH ... CONCURRENTLY takes a lock that lets readers and writers go on, then waits for
+    the transactions that may still see the partition; it gives up after ``DETACH_TIMEOUT``
+    (the partition stays, or stays 'detach pending', for the next run to finish)."""
+    cursor.execute(f"SET lock_timeout = '{DETACH_TIMEOUT}'")
     try:
         cursor.execute(f'ALTER TABLE "{part.table}" DETACH PARTITION "{part.name}" CONCURRENTLY')
         cursor.execute(f'DROP TABLE "{part.name}"')
+    except DatabaseError as exc:
+        logger.warning("history prune: %s not dropped this time: %s", part.name, exc)
+        result.kept[part.name] = f"not detached this time ({str(exc).strip()}); the next prune tries again"
+        return
     finally:
         cursor.execute("RESET lock_timeout")
+    result.dropped.append(part.name)
 
 
 def _finish_interrupted(cursor, result: PruneResult) -> None:

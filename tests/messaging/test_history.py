@@ -217,3 +217,16 @@ def test_the_migration_works_on_empty_tables_and_back():
     assert table_exists(partition_name(PROCESSED_TABLE, today() + timedelta(days=7)))
     assert outbox_row(written=timezone.now(), published=None).pk >= 1
     assert record(delivery("m-new", timezone.now())) == {"m-new"}
+
+
+def test_metrics_say_how_many_days_of_partitions_are_made_ahead():
+    # given: the partitions housekeeping made (7 days ahead of today)
+    from observability import metrics
+
+    history_partitions_ensure()
+    # when
+    text = metrics.metrics_render()[0].decode()
+    # then: the end of the newest partition, in days from now
+    (line,) = [line for line in text.splitlines() if line.startswith("logistics_history_days_ahead ")]
+    expected = (day_start(today() + timedelta(days=8)) - timezone.now()) / timedelta(days=1)
+    assert abs(float(line.split()[1]) - expected) < 0.01
