@@ -85,13 +85,15 @@ def database_switched(suffix: str) -> Iterator[None]:
         default.settings_dict["NAME"] = BENCH_DB
 
 
-def database_reset() -> None:
-    """Empty every table of the project (and django-q's) so each run starts alike."""
+def database_reset(*, keep: tuple[str, ...] = ()) -> None:
+    """Empty every table of the project (and django-q's) so each run starts alike; ``keep``:
+    tables left as they are (the message history, say)."""
     from django.apps import apps
     from django.db import connection
 
     tables = [m._meta.db_table for m in apps.get_models() if m._meta.app_label in {
-        "messaging", "shop", "warehouse", "transport", "support", "django_q", "knox"}]
+        "messaging", "shop", "warehouse", "transport", "support", "django_q", "knox"}
+        and m._meta.db_table not in keep]
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
         cursor.execute("DELETE FROM auth_user")

@@ -106,15 +106,21 @@ def servers_cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[
 
 
 def one_run(orders: int = ORDERS) -> dict:
-    """``orders`` orders placed and delivered on the database of DATABASE_URL (ha_bench runs fewer)."""
+    """``orders`` orders placed and delivered on a reset database and broker (ha_bench runs fewer)."""
+    broker_reset()
+    database_reset()
+    return orders_run(orders=orders)
+
+
+def orders_run(*, orders: int = ORDERS, env: dict[str, str] | None = None) -> dict:
+    """``orders`` orders through every Procfile process on the database as it is (the caller
+    reset what it wanted reset); ``env``: more for the processes (another DATABASE_URL, say)."""
     from django.core.management import call_command
 
     from shop.models import Order
     from shop.services import customer_create
     from simulation.demo_data import SEED_ORDER
 
-    broker_reset()
-    database_reset()
     call_command("load_demo_data", stock=1_000_000, verbosity=0)
     tokens = [customer_create(username=f"client{i}", email=f"c{i}@example.com")[1] for i in range(CLIENTS)]
     port = free_port()
@@ -124,6 +130,7 @@ def one_run(orders: int = ORDERS) -> dict:
         "API_THROTTLE_USER": "1000000/minute",
         "WEB_PORT": str(port),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(env or {}),
     }
     with Processes(env=env, cwd=PROCESS_ROOT) as procs:
         for name, command in procfile_entries(PROCESS_ROOT).items():

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models.signals import post_migrate
 
 
@@ -10,8 +11,14 @@ class MessagingConfig(AppConfig):
         post_migrate.connect(_housekeeping_ensure, sender=self)
 
 
-def _housekeeping_ensure(sender, **kwargs) -> None:
+def _housekeeping_ensure(sender, using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
+    from messaging.history import history_partitions_ensure
     from messaging.schedules import Housekeeping, schedules_ensure
 
-    # Published outbox rows and old processed records do not pile up.
-    schedules_ensure([Housekeeping("messages-prune", "messaging.tasks.messages_prune_daily", minutes=24 * 60)])
+    # PostgreSQL: the history's partitions for the days ahead, at once (then hourly)
+    history_partitions_ensure(using=using)
+    schedules_ensure([
+        # Published outbox rows and old processed records do not pile up.
+        Housekeeping("messages-prune", "messaging.tasks.messages_prune_daily", minutes=24 * 60),
+        Housekeeping("history-partitions", "messaging.tasks.history_partitions_hourly", minutes=60),
+    ])

@@ -93,7 +93,8 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
     type with a batch handler (``messaging.registry.message_batch_handler``) go to it together.
     """
     with transaction.atomic():
-        first_time = processed_records(consumer=route.consumer, message_ids=[m.message_id for m in messages])
+        first_time = processed_records(consumer=route.consumer, message_ids=[m.message_id for m in messages],
+                                       created=[m.created_at for m in messages])
         outcomes = []
         run: list[Message] = []  # consecutive new messages of one type
         for message in messages:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from messaging.bounded_json import JSONTooDeep, json_loads_bounded
@@ -26,6 +27,8 @@ class Message:
     redelivered: bool = False
     retry_attempt: int = 0
     headers: dict[str, Any] = field(default_factory=dict)
+    # When it was written (the AMQP timestamp, whole seconds): the same for every delivery of it.
+    created_at: datetime | None = None
 
 
 # The message being handled in this process, so that outbox_emit() can record what caused
@@ -67,4 +70,14 @@ def decode(queue: str, properties: Any, body: bytes, *, redelivered: bool = Fals
         redelivered=redelivered,
         retry_attempt=retry_attempt if isinstance(retry_attempt, int) else 0,
         headers=headers,
+        created_at=_written_at(getattr(properties, "timestamp", None)),
     )
+
+
+def _written_at(timestamp: Any) -> datetime | None:
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -90,9 +90,13 @@ def _moment(value: datetime | str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def outbox_mark_published(ids: Sequence[int], *, when: datetime, using: str = DEFAULT_DB_ALIAS) -> int:
+def outbox_mark_published(ids: Sequence[int], *, when: datetime, written: Sequence[datetime] = (),
+                          using: str = DEFAULT_DB_ALIAS) -> int:
     """Mark these rows published (the broker confirmed them). Returns how many were marked.
 
+    ``written``: the rows' ``created_at`` as leased. On PostgreSQL their range bounds the
+    partitions the mark reads (the outbox is partitioned by it, ``messaging.history``): a
+    batch written today is looked up in today's partition, not in every day retained.
     On PostgreSQL the caller holds the transaction of their lease.
     """
     connection = connections[using]
@@ -104,12 +108,16 @@ def outbox_mark_published(ids: Sequence[int], *, when: datetime, using: str = DE
     # planning 5,000 parameters), as long as leasing and reading the batch.
     quote = connection.ops.quote_name
     published_at = OutboxMessage._meta.get_field("published_at")
+    created_at = OutboxMessage._meta.get_field("created_at")
+    sql = (f"UPDATE {quote(OutboxMessage._meta.db_table)} SET {quote(published_at.column)} = %s "
+           f"WHERE {quote(OutboxMessage._meta.pk.column)} = ANY(%s)")
+    params = [published_at.get_db_prep_save(when, connection), list(ids)]
+    if written:
+        sql += f" AND {quote(created_at.column)} BETWEEN %s AND %s"
+        params += [created_at.get_db_prep_value(min(written), connection),
+                   created_at.get_db_prep_value(max(written), connection)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(OutboxMessage._meta.db_table)} SET {quote(published_at.column)} = %s "
-            f"WHERE {quote(OutboxMessage._meta.pk.column)} = ANY(%s)",
-            [published_at.get_db_prep_save(when, connection), list(ids)],
-        )
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 

@@ -47,6 +47,10 @@ class OutboxMessage(models.Model):
             # A message's journey is looked up by its order. A plain index only: db_index=True
             # would add a second (LIKE) index that every insert maintains too.
             models.Index(fields=["correlation_id"], name="outbox_correlation_idx"),
+            # The audit reads what was published since its last run: a range of this index,
+            # whatever the retained history (unpublished rows are not in it).
+            models.Index(fields=["published_at", "id"], condition=Q(published_at__isnull=False),
+                         name="outbox_published_idx"),
         ]
 
     def __str__(self) -> str:
@@ -54,15 +58,23 @@ class OutboxMessage(models.Model):
 
 
 class ProcessedMessage(models.Model):
-    """Proof that a consumer has handled a message; written in the handler's transaction."""
+    """Proof that a consumer has handled a message; written in the handler's transaction.
+
+    ``message_created_at`` is when the message was written (its AMQP timestamp, whole seconds):
+    the same for every delivery of one message, so on PostgreSQL, where the records are
+    partitioned by it (``messaging.history``), a redelivery meets its first record in the same
+    partition and the unique key (which must hold the partition key) still says "duplicate".
+    """
 
     consumer = models.CharField(max_length=100)
     message_id = models.CharField(max_length=64)
     processed_at = models.DateTimeField(auto_now_add=True)
+    message_created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["consumer", "message_id"], name="processed_message_once"),
+            models.UniqueConstraint(fields=["consumer", "message_id", "message_created_at"],
+                                    name="processed_message_once"),
         ]
 
     def __str__(self) -> str:
@@ -146,3 +158,19 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.queue or ''} {self.process}".replace("  ", " ")
+
+
+class HistoryWindow(models.Model):
+    """The range of time the processed records' partitions cover (PostgreSQL; one row).
+
+    The inbox insert keeps a message's partition key inside it: a message older than the
+    oldest partition (a timer set before the retention, a message that waited in a queue for
+    days) is recorded at ``oldest``, one with a timestamp beyond the partitions made at
+    ``newest``. Both move only when housekeeping adds or drops partitions (``messaging.history``).
+    """
+
+    oldest = models.DateTimeField()
+    newest = models.DateTimeField(help_text="the end (exclusive) of the newest partition")
+
+    def __str__(self) -> str:
+        return f"{self.oldest:%Y-%m-%d} .. {self.newest:%Y-%m-%d}"

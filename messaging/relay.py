@@ -218,7 +218,7 @@ class OutboxRelay:
         with self._lease_transaction():
             rows = outbox_lease(limit=self.batch_size)
             result = self._publish(publisher, rows)
-            published, failed = self._record(result)
+            published, failed = self._record(result, rows)
         if tracing.exporting and result.confirmed:  # each message's time in the outbox, as a span of its trace
             confirmed, now = set(result.confirmed), time.time()
             for row in rows:
@@ -244,12 +244,14 @@ class OutboxRelay:
         fault_point("relay.after_publish")  # confirmed by the broker, not yet marked
         return result
 
-    def _record(self, result: BatchResult) -> tuple[int, int]:
+    def _record(self, result: BatchResult, rows: list[PendingRow]) -> tuple[int, int]:
         """Mark what the broker confirmed; put what it refused off for a while. Returns (published, failed)."""
         now = timezone.now()
         with transaction.atomic(savepoint=False):  # PostgreSQL: the lease's transaction
             if result.confirmed:
-                outbox_mark_published(result.confirmed, when=now)
+                confirmed = set(result.confirmed)
+                written = [row.written_at for row in rows if row.id in confirmed and row.written_at]
+                outbox_mark_published(result.confirmed, when=now, written=written)
             for row_id, error in result.failed.items():
                 outbox_put_off(row_id, error=error, until=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS))
                 logger.error("outbox row %s not published: %s (retry in %ss)", row_id, error, UNROUTABLE_RETRY_SECONDS)

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from messaging.bounded_json import JSONTooDeep, json_loads_bounded
+from messaging.history import PruneResult, history_prune
 from messaging.locks import dead_letters_for_update
-from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
+from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage
 from messaging.payloads import payload_json
 from messaging.topology import work_queues
 
@@ -118,22 +119,12 @@ def _subject_kept(letter: DeadLetter, payload: dict) -> None:
                               f"new message instead", field="body")
 
 
-def messages_prune(*, older_than_days: float, chunk: int = 10_000) -> tuple[int, int]:
-    """Delete published outbox rows and processed records older than the retention, in chunks
-    (short transactions: the relay and the consumers keep going). Never touches unpublished rows.
+def messages_prune(*, older_than_days: float) -> PruneResult:
+    """Let the history older than the retention go (``messaging.history``): on PostgreSQL whole
+    day partitions, detached and dropped, never one holding something pending; on SQLite
+    published outbox rows and processed records by DELETE. Unpublished rows always stay.
 
     A processed record must outlive any redelivery of its message, so the retention is days,
-    not minutes. Returns (outbox rows, processed records) deleted.
+    not minutes.
     """
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    totals = []
-    for queryset in (OutboxMessage.objects.filter(published_at__lt=cutoff),
-                     ProcessedMessage.objects.filter(processed_at__lt=cutoff)):
-        deleted = 0
-        while True:
-            ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:chunk])
-            if not ids:
-                break
-            deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
-        totals.append(deleted)
-    return totals[0], totals[1]
+    return history_prune(older_than=timedelta(days=older_than_days))

@@ -23,11 +23,18 @@ def orders_stalled(*, older_than: timedelta, now=None) -> list[Order]:
                 .order_by("updated_at"))
 
 
-def audit_run(*, grace: timedelta, repair: bool = False) -> tuple[AuditRun, list, list[Order]]:
+def audit_run(*, grace: timedelta, repair: bool = False, full: bool = False) -> tuple[AuditRun, list, list[Order]]:
     """Run the audit (and send the missing deliveries again when ``repair``); record and return it
-    with every gap and stalled order found."""
+    with every gap and stalled order found.
+
+    Incremental: it checks what was published since the last run's watermark and the gaps
+    that run left open; the first run, or ``full``, checks every message retained.
+    """
     started = timezone.now()
-    findings = deliveries_unaccounted(grace=grace, now=started)
+    previous = None if full else AuditRun.objects.filter(watermark__isnull=False).order_by("-id").first()
+    findings = deliveries_unaccounted(
+        grace=grace, now=started, since=previous.watermark if previous else None,
+        reopen=[(outbox_id, queue) for outbox_id, queue in previous.open_gaps] if previous else ())
     resent = deliveries_resend(findings.gaps) if repair and findings.gaps else 0
     stalled = orders_stalled(older_than=timedelta(minutes=settings.AUDIT_ORDER_STALLED_MINUTES), now=started)
     run = AuditRun.objects.create(
@@ -38,6 +45,8 @@ def audit_run(*, grace: timedelta, repair: bool = False) -> tuple[AuditRun, list
         resent=resent, stalled_order_count=len(stalled),
         stalled_orders=[{"order_id": str(o.pk), "status": o.status, "since": o.updated_at.isoformat()}
                         for o in stalled[:KEPT]],
+        full=previous is None, watermark=findings.watermark,
+        open_gaps=[[gap.outbox_id, gap.queue] for gap in findings.gaps],
     )
     return run, findings.gaps, stalled
 

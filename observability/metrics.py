@@ -125,6 +125,11 @@ class DatabaseCollector:
         for (kind, queue), count in sorted(snapshot["workers_live"].items()):
             live.add_metric([kind, queue], count)
         yield live
+        if snapshot["history_days_ahead"] is not None:  # PostgreSQL: partitions made ahead
+            yield GaugeMetricFamily(
+                "logistics_history_days_ahead",
+                "Days until the message history's newest partition ends: writes stop at 0 (alert below 2)",
+                value=snapshot["history_days_ahead"])
         audit = snapshot["audit"]
         if audit is not None:  # no figure before the first audit has run
             yield GaugeMetricFamily("logistics_audit_gaps",

@@ -15,6 +15,12 @@ class AuditRun(models.Model):
     stalled_order_count = models.PositiveIntegerField(default=0)
     stalled_orders = models.JSONField(default=list, blank=True,
                                       help_text="the first orders stuck in a non-final status")
+    full = models.BooleanField(default=False, help_text="checked everything retained (--full), not only what is new")
+    watermark = models.DateTimeField(null=True, blank=True,
+                                     help_text="every message published up to here is checked; the next run "
+                                               "starts here")
+    open_gaps = models.JSONField(default=list, blank=True,
+                                 help_text="every gap as [outbox id, queue]: the next run checks them again")
 
     class Meta:
         ordering = ["-id"]

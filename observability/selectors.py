@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 
 from messaging import broker, topology
 from messaging.heartbeats import heartbeats_recent, is_silent
+from messaging.history import history_days_ahead
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.tracing import trace_id_of
 from observability.models import AuditRun
@@ -498,4 +499,5 @@ def metrics_snapshot(*, now: datetime) -> dict[str, Any]:
         "orders": orders_per_stage(),
         "audit": audit_latest(),
         "workers_live": workers_live_per_queue(now=now),
+        "history_days_ahead": history_days_ahead(now=now),
     }

@@ -66,21 +66,25 @@ def test_outbox_emit_refuses_an_unknown_queue():
         outbox_emit(queue="nowhere", type="x", correlation_id="x", payload={}, producer="test")
 
 
-def test_pruning_deletes_only_old_published_rows_and_old_processed_records():
-    # given: old published, old unpublished, fresh published outbox rows; old and fresh processed records
+@pytest.mark.django_db(transaction=True)  # PostgreSQL detaches old partitions concurrently: no transaction
+def test_pruning_lets_only_old_published_rows_and_old_processed_records_go():
+    # given: old published, old unpublished (another day), fresh published outbox rows; old and fresh records
     from django.core.management import call_command
     from django.utils import timezone
 
+    from messaging.history import history_partitions_ensure
     from messaging.models import ProcessedMessage
 
     long_ago = timezone.now() - timedelta(days=30)
+    history_partitions_ensure(first=long_ago.date() - timedelta(days=1), last=long_ago.date() + timedelta(days=1))
     old_published = OutboxMessage.objects.create(queue="new_orders", type="t", correlation_id="a", payload={},
                                                  published_at=long_ago)
     old_unpublished = OutboxMessage.objects.create(queue="new_orders", type="t", correlation_id="b", payload={})
     fresh_published = OutboxMessage.objects.create(queue="new_orders", type="t", correlation_id="c", payload={},
                                                    published_at=timezone.now())
-    OutboxMessage.objects.filter(pk=old_unpublished.pk).update(created_at=long_ago)
-    old_record = ProcessedMessage.objects.create(consumer="x", message_id="1")
+    OutboxMessage.objects.filter(pk=old_published.pk).update(created_at=long_ago)
+    OutboxMessage.objects.filter(pk=old_unpublished.pk).update(created_at=long_ago + timedelta(days=1))
+    old_record = ProcessedMessage.objects.create(consumer="x", message_id="1", message_created_at=long_ago)
     ProcessedMessage.objects.filter(pk=old_record.pk).update(processed_at=long_ago)
     ProcessedMessage.objects.create(consumer="x", message_id="2")
     # when

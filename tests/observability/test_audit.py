@@ -127,3 +127,56 @@ def test_a_bad_grace_is_refused():
 
     with pytest.raises(CommandError, match="--grace"):
         call_command("audit", "--grace", "-1")
+
+
+def test_an_event_parked_by_one_subscriber_and_lost_to_another_is_a_gap_for_the_other():
+    # given: order.placed reaches new_orders and support_requests; the warehouse parked it, support never got it
+    row = published(type="order.placed")
+    DeadLetter.objects.create(queue="new_orders", message_id=str(row.message_id), type=row.type,
+                              reason=DeadLetter.Reason.FAILED, error="boom")
+    # when
+    findings = deliveries_unaccounted(grace=timedelta(seconds=60))
+    # then: the dead letter accounts for the warehouse's delivery only
+    assert [(g.message_id, g.queue) for g in findings.gaps] == [(str(row.message_id), "support_requests")]
+
+
+def test_a_run_checks_what_is_new_and_a_full_check_finds_a_gap_behind_the_watermark():
+    # given: a clean first run (it checks everything: there is no earlier one)
+    old = published(type="order.confirmed")
+    processed("shop.order_confirmations", old)
+    assert run_audit("--grace", "0")[0] == 0
+    first = AuditRun.objects.get()
+    assert (first.full, first.messages) == (True, 1)
+    # and then: the old message's record is lost (behind the watermark), a new message is published and lost
+    ProcessedMessage.objects.filter(message_id=str(old.message_id)).delete()
+    new = published(type="order.confirmed", ago=timedelta(0))
+    # when: the next run
+    status, out = run_audit("--grace", "0")
+    # then: it checks what was published since, and finds the new gap only
+    assert status == 1
+    assert [line for line in out.splitlines() if line.startswith("gap: ")] == [
+        f"gap: {new.message_id} order.confirmed order={new.correlation_id} queue=order_confirmations age=0s"]
+    second = AuditRun.objects.latest()
+    assert (second.full, second.messages, second.open_gaps) == (False, 1, [[new.pk, "order_confirmations"]])
+    # when: a full check
+    status, out = run_audit("--grace", "0", "--full")
+    # then: both gaps
+    assert status == 1
+    assert AuditRun.objects.latest().gap_count == 2
+    assert f"gap: {old.message_id} order.confirmed" in out and f"gap: {new.message_id} order.confirmed" in out
+
+
+def test_a_gap_stays_open_in_the_next_runs_until_it_is_handled():
+    # given: a run that found a gap
+    row = published(type="order.confirmed")
+    assert run_audit("--grace", "0")[0] == 1
+    # when: the next run, nothing published since
+    status, _ = run_audit("--grace", "0")
+    # then: still a gap (the run checks the gaps the last one left open)
+    assert (status, AuditRun.objects.latest().messages) == (1, 1)
+    # when: it is handled at last
+    processed("shop.order_confirmations", row)
+    status, out = run_audit("--grace", "0")
+    # then
+    assert status == 0, out
+    assert AuditRun.objects.latest().open_gaps == []

@@ -10,6 +10,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from messaging.history import history_partitions_ensure
 from messaging.models import DeadLetter, OutboxMessage
 from observability import metrics
 from shop.models import Order
@@ -88,6 +89,7 @@ def test_metrics_text_has_database_figures_for_a_known_state(catalogue, make_cus
     # given: two new orders and one delivered; their outbox rows published; two rows waiting,
     # the oldest 90 s before the (pinned) scrape; three dead letters, one of them re-driven
     monkeypatch.setattr(metrics, "_now", lambda: NOW)
+    history_partitions_ensure(first=NOW.date(), last=NOW.date())  # PostgreSQL: that day's outbox partition
     customer, _ = make_customer()
     for _ in range(3):
         order_place(customer=customer, contact=Contact(name="Jaan Tamm"), shipping_address={"street": "x"},

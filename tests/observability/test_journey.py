@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from messaging.history import history_partitions_ensure
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from shop.models import OrderStatusChange
 from shop.services import Contact, OrderItem, order_place
@@ -15,6 +16,12 @@ pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 REQUEST_ID = "7f1c0a52-5d0e-4b8e-9a55-1b2c3d4e5f60"
+
+
+@pytest.fixture(autouse=True)
+def _history_of_that_day():
+    """PostgreSQL keeps the outbox in day partitions: the day these journeys happened has one."""
+    history_partitions_ensure(first=T0.date(), last=T0.date())
 
 
 def at(ms: float) -> datetime:

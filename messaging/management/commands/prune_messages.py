@@ -1,11 +1,13 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from messaging.history import history_partitions_ensure, prune_describe
 from messaging.services import messages_prune
 
 
 class Command(BaseCommand):
-    help = "Delete published outbox rows and processed-message records older than the retention."
+    help = ("Let published outbox rows and processed-message records older than the retention go: on PostgreSQL "
+            "whole day partitions (never one holding a pending row), on SQLite by DELETE.")
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than-days", type=float, default=None,
@@ -16,6 +18,6 @@ class Command(BaseCommand):
         if days < 1:
             raise CommandError("--older-than-days must be at least 1: a redelivered message must still find "
                                "its processed record")
-        outbox, processed = messages_prune(older_than_days=days)
-        self.stdout.write(f"pruned {outbox} published outbox rows and {processed} processed-message records "
-                          f"older than {days:g} days")
+        history_partitions_ensure()
+        result = messages_prune(older_than_days=days)
+        self.stdout.write(f"pruned history older than {days:g} days: {prune_describe(result)}")

@@ -1,4 +1,4 @@
-"""manage.py audit [--grace SECONDS] [--repair]"""
+"""manage.py audit [--grace SECONDS] [--repair] [--full]"""
 
 from __future__ import annotations
 
@@ -20,18 +20,22 @@ class Command(BaseCommand):
                             help=f"ignore messages published less than this many seconds ago "
                                  f"(default {settings.AUDIT_GRACE_SECONDS:g})")
         parser.add_argument("--repair", action="store_true", help="send each missing delivery again")
+        parser.add_argument("--full", action="store_true",
+                            help="check every message retained, not only what was published since the last run "
+                                 "(and the gaps it left open)")
 
-    def handle(self, *args, grace: float | None, repair: bool, **options):
+    def handle(self, *args, grace: float | None, repair: bool, full: bool = False, **options):
         grace = settings.AUDIT_GRACE_SECONDS if grace is None else grace
         if grace < 0:
             raise CommandError("--grace must be 0 or more seconds")
-        run, gaps, stalled = audit_run(grace=timedelta(seconds=grace), repair=repair)
+        run, gaps, stalled = audit_run(grace=timedelta(seconds=grace), repair=repair, full=full)
         for line in gaps_describe(gaps, now=run.started_at):
             self.stdout.write(f"gap: {line}")
         for order in stalled:
             self.stdout.write(f"stalled: order={order.pk} status={order.status} "
                               f"since={order.updated_at:%Y-%m-%d %H:%M:%S}")
-        self.stdout.write(f"audit: {run.messages} messages, {run.deliveries} deliveries checked; "
+        scope = "everything retained" if run.full else "new since the last run"
+        self.stdout.write(f"audit ({scope}): {run.messages} messages, {run.deliveries} deliveries checked; "
                           f"{run.gap_count} gap(s); {run.stalled_order_count} stalled order(s)"
                           + (f"; {run.resent} message(s) sent again" if repair else ""))
         if gaps:  # also after a repair: there were gaps (run it again to see them gone)
