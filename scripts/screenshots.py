@@ -6,8 +6,10 @@ real broker and database): the stock page after a count and goods received, and 
 with a message parked by a worker and a worker frozen with SIGSTOP. This runs those tests and
 copies their pictures from .run/artifacts/ into docs/img/:
 
-    docs/img/stock.png        <- tests/warehouse/test_browser_stock.py
-    docs/img/dashboard.png    <- tests/observability/test_browser_trouble.py
+    docs/img/stock.png           <- tests/warehouse/test_browser_stock.py
+    docs/img/dashboard.png       <- tests/observability/test_browser_trouble.py
+    docs/img/tracking-phone.png  <- tests/observability/test_browser.py (the tracking page on a phone)
+    docs/img/mail.png            <- tests/support/test_browser_mail.py
 
 Run it as ``make screenshots`` (which provides PostgreSQL, RabbitMQ and Chromium as ``make test``
 does), or with DATABASE_URL and RABBITMQ_URL (a test vhost, never ``/``) already set.
@@ -28,6 +30,8 @@ DOCS_IMG = ROOT / "docs" / "img"
 SHOTS = {
     "tests/warehouse/test_browser_stock.py": ("stock.png", "stock.png"),
     "tests/observability/test_browser_trouble.py": ("dashboard-trouble.png", "dashboard.png"),
+    "tests/observability/test_browser.py": ("tracking-phone.png", "tracking-phone.png"),
+    "tests/support/test_browser_mail.py": ("mail.png", "mail.png"),
 }
 
 

@@ -21,7 +21,7 @@ def test_the_site_is_titled_as_the_product_and_lists_its_apps_in_the_order_of_th
     assert "Logistics platform: operations" in html and "Django administration" not in html
     order = [label for label in re.findall(r'<div class="app-(\w+) module', html)]
     assert order == ["shop", "warehouse", "transport", "support", "payments", "messaging", "observability",
-                     "auth", "authtoken", "axes", "django_q"]
+                     "auth", "knox", "axes", "django_q"]
 
 
 def test_a_read_only_page_offers_no_save(catalogue, customer_client, admin_client):
