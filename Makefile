@@ -109,7 +109,7 @@ bench: install-dev
 	scripts/ensure_rabbitmq.sh
 	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
 	  RABBITMQ_URL=$$(TEST_VHOST=logistics_bench scripts/test_vhost.sh) && export RABBITMQ_URL && \
-	  $(PY) bench/run.py $(BENCH_ARGS)
+	  exec $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

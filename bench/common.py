@@ -108,19 +108,43 @@ def broker_reset() -> None:
     broker.queues_purge(topology.all_queue_names())
 
 
-class Processes:
-    """Project processes started for a benchmark, stopped at the end."""
+def _die_with_parent() -> None:
+    """In a child, before it runs its program: SIGTERM when the benchmark that started it dies,
+    even by SIGKILL (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."""
+    with contextlib.suppress(Exception):
+        import ctypes
 
-    def __init__(self, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Processes:
+    """Project processes started for a benchmark, stopped at the end: each is the leader of a
+    process group of its own (gunicorn's and qcluster's children with it), SIGTERMed, then the
+    group SIGKILLed if anything of it is left after STOP_SECONDS."""
+
+    STOP_SECONDS = 15
+
+    def __init__(self, env: dict[str, str] | None = None, cwd: Path = ROOT, logs: Path = LOGS) -> None:
+        logs.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **(env or {})}
         self.cwd = cwd
+        self.logs = logs
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
         log.close()
         self.procs[name] = proc
         return proc
@@ -129,23 +153,43 @@ class Processes:
         return self.start(name, [sys.executable, str(ROOT / "manage.py"), *args])
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        # Signals held off meanwhile: a second Ctrl-C or SIGTERM must not leave the rest running.
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.STOP_SECONDS
+            for proc in self.procs.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                while _group_alive(proc.pid) and time.monotonic() < deadline:  # its children, too
+                    time.sleep(0.05)
+                if _group_alive(proc.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        self.procs.clear()
+            self.procs.clear()
+        finally:
+            for sig, handler in held.items():
+                signal.signal(sig, handler)
 
     def __enter__(self) -> Processes:
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the benchmark as Ctrl-C does (an exception in the main thread), so
+    every ``with Processes()`` and ``finally`` on the way out stops what it started."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
 
 
 def rss_kib(pid: int) -> int:
