@@ -11,8 +11,12 @@ Concurrent API clients POST the orders as fast as the web answers; the run ends 
 is delivered. Besides orders/s it reports the CPU each process used per order (from /proc,
 children included: gunicorn's workers), which says where the machine's two cores go.
 
-``PIPELINE_TIME_SCALE`` sets another scale; ``BENCH_ROOT`` runs the processes of another
-checkout of this project (to measure an earlier version the same way; see docs/benchmarks.md).
+``PIPELINE_TIME_SCALE`` sets another scale, ``PIPELINE_ORDERS`` another number of orders a run;
+``BENCH_ROOT`` runs the processes of another checkout of this project on this one's schema.
+
+``run(reference="4c66d6f")`` (``bench/run.py pipeline --reference 4c66d6f``) runs this checkout
+and that commit in turns, each from its own worktree, database and vhost (bench/versions.py),
+and adds the reference's medians and the paired ratios to pipeline.json; docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -165,7 +169,8 @@ def orders_run(*, orders: int = ORDERS, env: dict[str, str] | None = None) -> di
         return Order.objects.filter(pk__in=order_ids, status="delivered").count()
 
     env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
-    return procfile_run(root=PROCESS_ROOT, env=env, tokens=tokens, delivered=delivered, orders=orders)
+    return procfile_run(root=PROCESS_ROOT, env=env, tokens=tokens, delivered=delivered, orders=orders,
+                        logs=LOGS / "pipeline")
 
 
 def procfile_run(*, root: Path, env: dict[str, str], tokens: list[str], delivered, orders: int,
@@ -237,6 +242,7 @@ def procfile_run(*, root: Path, env: dict[str, str], tokens: list[str], delivere
         cpu_after, servers_after = cpu_snapshot(procs), servers_cpu_seconds(postgres_pid)
         host_after = host_cpu_seconds()
     load_after = os.getloadavg()
+    deliveries = handled_per_queue(logs)
     post_ms = [ms for ms, _ in results]
     cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / orders for name in cpu_after}
     servers_used = servers_cpu_used(servers_before, servers_after)
@@ -254,9 +260,24 @@ def procfile_run(*, root: Path, env: dict[str, str], tokens: list[str], delivere
         "machine_cpu_ms_per_order": round(sum(cpu_ms.values()) + sum(servers_ms.values()), 2),
         # every CPU of the machine, other users' work included (/proc/stat): the run's share of a shared machine
         "host_cpu_ms_per_order": round((host_after - host_before) * 1000 / orders, 2),
+        # what the workers said they handled when they stopped (every delivery of the run, warm-up none)
+        "deliveries_per_order": round(sum(deliveries.values()) / orders, 2) if deliveries else None,
+        "deliveries_per_order_by_queue": {queue: round(n / orders, 2) for queue, n in sorted(deliveries.items())},
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }
+
+
+def handled_per_queue(logs: Path) -> dict[str, int]:
+    """``worker <queue> stopped: handled=N ...``, the line each queue's worker prints when it stops,
+    from the logs of a run's processes."""
+    import re
+
+    counts: dict[str, int] = {}
+    for log in logs.glob("*.log"):
+        for queue, handled in re.findall(r"worker (\S+) stopped: handled=(\d+)", log.read_text(errors="replace")):
+            counts[queue] = counts.get(queue, 0) + int(handled)
+    return counts
 
 
 def _answers(base: str) -> bool:

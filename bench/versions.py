@@ -55,6 +55,9 @@ class Version:
             "RABBITMQ_URL": self.rabbitmq_url,
             "PATH": f"{self.python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "VIRTUAL_ENV": str(self.python.parent.parent),
+            # a one-node deployment's default for both (request limits in files on the machine);
+            # BENCH_REDIS_URL gives both the current version's shared Redis (the reference may ignore it)
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
         }
 
     def manage(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:
