@@ -190,6 +190,8 @@ def stop_on_signals() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
+    # Ctrl-C too, even when started from a shell that made background jobs ignore it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def rss_kib(pid: int) -> int:

@@ -73,5 +73,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (bench.common.stop_on_signals)
-        print(f"\ninterrupted ({exc or 'Ctrl-C'}): every process the benchmarks started was stopped", file=sys.stderr)
+        reason = str(exc) or "Ctrl-C"
+        print(f"\ninterrupted ({reason}): every process the benchmarks started was stopped", file=sys.stderr)
         sys.exit(130)
