@@ -346,6 +346,12 @@ PAYMENT_TIMEOUT_SECONDS = _env_float("PAYMENT_TIMEOUT_SECONDS", 30.0)
 PAYMENT_TIMEOUT_FLOOR_SECONDS = _env_float("PAYMENT_TIMEOUT_FLOOR_SECONDS", 10.0)
 PAYMENT_MAX_REQUESTS = _env_int("PAYMENT_MAX_REQUESTS", 3, minimum=1)
 
+# --- the catalogue -------------------------------------------------------------
+# The shop's catalogue (GET /api/products/) shows availability, which is the warehouse's: the
+# module that answers stock_on_hand(skus=) and skus_in_stock() (shop/catalogue.py). Named here,
+# where the apps are put together, so that the shop imports no other app.
+CATALOGUE_STOCK_SELECTORS = "warehouse.selectors"
+
 # django-q2 runs the periodic housekeeping (pruning, the mail outbox) as its schedules,
 # with its stock ``qcluster``. Timed steps of the flow are timers (messaging/timers.py).
 Q_CLUSTER = {
@@ -502,11 +508,11 @@ AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=_env_float("LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "config.client_address.client_ip"
-AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # A success clears the failures of the account that logged in, never the address's others
-# (config.lockout.AccountOnlyResetHandler; axes' own handler cleared the whole address).
+# (accounts.lockout.AccountOnlyResetHandler; axes' own handler cleared the whole address).
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = "config.lockout.AccountOnlyResetHandler"
+AXES_HANDLER = "accounts.lockout.AccountOnlyResetHandler"
 AXES_DISABLE_ACCESS_LOG = True  # the access log (config/middleware.py) has every request already
 AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,6 +1,6 @@
 """The shop's housekeeping (a django-q2 schedule, run by qcluster)."""
 
-from shop.services import idempotent_requests_prune
+from shop.idempotency import idempotent_requests_prune
 
 
 def idempotency_keys_prune() -> int:
