@@ -216,8 +216,9 @@ def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -
 
 
 def payment_timeout_seconds() -> float:
-    scaled = settings.PAYMENT_TIMEOUT_SECONDS * settings.SIM_TIME_SCALE
-    return max(scaled, settings.PAYMENT_TIMEOUT_FLOOR_SECONDS)
+    """How long the shop waits for payments' answer: real time, never scaled (SIM_TIME_SCALE
+    scales only the simulated world's delays)."""
+    return settings.PAYMENT_TIMEOUT_SECONDS
 
 
 def _payment_request(order: Order) -> None:
