@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
+from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 from contracts.methods import PAYMENT_METHOD_CHOICES, SHIPPING_METHOD_CHOICES, PaymentMethod, ShippingMethod
 from shop import selectors, services
@@ -19,6 +19,7 @@ from shop.api_docs import ORDER_EXAMPLES, PLACE_ORDER_DESCRIPTION, PLACE_ORDER_E
 from shop.idempotency import (
     IDEMPOTENCY_KEY_PARAMETER,
     REPLAYED_HEADER,
+    REUSED_KEY,
     Answer,
     idempotency_key,
     request_fingerprint,
@@ -201,7 +202,7 @@ class OrderListCreateApi(GenericAPIView):
     @extend_schema(summary="Place an order (answered at once; it then moves on by itself)", request=OrderIn,
                    description=PLACE_ORDER_DESCRIPTION, examples=PLACE_ORDER_EXAMPLES,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: OrderOut, 422: UNPROCESSABLE, **COMMON_ERRORS})
+                   responses={201: OrderOut, 422: REUSED_KEY, **COMMON_ERRORS})
     def post(self, request: Request) -> Response:
         def place() -> Answer:
             body = OrderIn(data=request.data)
@@ -244,7 +245,7 @@ class OrderCancelApi(GenericAPIView):
 
     @extend_schema(summary="Cancel your order before picking starts", request=None,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: UNPROCESSABLE, **COMMON_ERRORS})
+                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: REUSED_KEY, **COMMON_ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
         def cancel() -> Answer:
             services.order_cancel(user=request.user, order_id=order_id)

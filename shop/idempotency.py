@@ -20,7 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
@@ -39,6 +39,10 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
                  f"within {WINDOW_TEXT} return the first answer (with `{REPLAYED_HEADER}: true`) and "
                  f"do the work once, however many arrive at once; the same key with another body is 422."),
 )
+
+REUSED_KEY = OpenApiResponse(
+    {"type": "object", "additionalProperties": True},
+    description=f"The Idempotency-Key was used for another request in the last {WINDOW_TEXT}.")
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -4,5 +4,5 @@ from shop.idempotency import idempotent_requests_prune
 
 
 def idempotency_keys_prune() -> int:
-    """Forget the Idempotency-Keys older than 24 hours."""
+    """Forget the Idempotency-Keys older than their window (shop.idempotency.WINDOW)."""
     return idempotent_requests_prune()
