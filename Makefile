@@ -38,6 +38,11 @@ broker: install
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# The demo's world: simulated actors and the simulated payment provider. The product's defaults are
+# production's (neither); these targets ask for it, unless the variables are set already.
+demo run tutorial bench: export SIM_ACTORS ?= 1
+demo run tutorial bench: export PAYMENT_PROVIDER ?= simulated
+
 ## make demo: the whole system, the seed scenario's orders, live progress, a summary; exits 0 when all are final
 demo: broker
 	$(PY) manage.py demo
@@ -50,15 +55,15 @@ run: broker migrate
 	$(VENV)/bin/honcho start
 
 ## make tutorial: `make run` plus the course's own API (its e-shop on 127.0.0.1:5001, its customer
-## service on 127.0.0.1:5002) for the course's test_integration.py; docs/tutorial.md. Simulated actors
-## on; SIM_TIME_SCALE 0.5 unless set (an order delivered in about 5 s, well inside the client's waits).
+## service on 127.0.0.1:5002) for the course's test_integration.py; docs/tutorial.md. The demo's world
+## on (above); SIM_TIME_SCALE 0.5 unless set (an order delivered in about 5 s, well inside the client's waits).
 TUTORIAL_TIME_SCALE := 0.5
 tutorial: broker migrate
 	$(PY) manage.py setup_broker
 	$(PY) manage.py load_demo_data
 	rm -rf .run/prometheus  # metric files of processes from an earlier run
 	mkdir -p .run && cat Procfile Procfile.tutorial > .run/Procfile.tutorial
-	SIM_ACTORS=1 SIM_TIME_SCALE=$${SIM_TIME_SCALE:-$(TUTORIAL_TIME_SCALE)} \
+	SIM_TIME_SCALE=$${SIM_TIME_SCALE:-$(TUTORIAL_TIME_SCALE)} \
 	  $(VENV)/bin/honcho -f .run/Procfile.tutorial -d . start
 
 ## make cluster: a three-node RabbitMQ cluster of the checkout's own (ports 5681-5683, data in

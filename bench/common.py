@@ -46,6 +46,9 @@ def django_setup() -> None:
     _database_create(url, BENCH_DB)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # the benchmarks run the demo's world (simulated actors and payment provider), as make bench asks
+    os.environ.setdefault("SIM_ACTORS", "1")
+    os.environ.setdefault("PAYMENT_PROVIDER", "simulated")
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -124,7 +124,7 @@ def node_loss_run() -> dict:
     database_reset()
     call_command("load_demo_data", stock=100_000, verbosity=0)
     tokens = [customer_create(username=f"node{i}", email=f"n{i}@example.com")[1] for i in range(2)]
-    env = {"SIM_TIME_SCALE": "0", "PAYMENT_TIMEOUT_FLOOR_SECONDS": "300"}
+    env = {"SIM_TIME_SCALE": "0", "PAYMENT_TIMEOUT_SECONDS": "300"}
     body = copy.deepcopy(SEED_ORDER)
     body["items"] = [{"product_id": "PRD004", "quantity": 1}]
     port_a, port_b = free_port(), free_port()

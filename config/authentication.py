@@ -2,7 +2,7 @@
 first 15 characters), with an expiry (``API_TOKEN_TTL_DAYS``), for customers and drivers only.
 
 Staff and superusers use the admin and the session: their tokens are refused here as well as
-never issued (``config.accounts.api_token_issue``), so a token that leaks from a laptop or a
+never issued (``accounts.services.api_token_issue``), so a token that leaks from a laptop or a
 log never carries staff powers.
 """
 

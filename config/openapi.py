@@ -17,9 +17,6 @@ UNAUTHORIZED = OpenApiResponse(DETAIL, description="No or invalid credentials.")
 FORBIDDEN = OpenApiResponse(DETAIL, description="Not allowed.")
 NOT_FOUND = OpenApiResponse(DETAIL, description="Not found (or not yours).")
 CONFLICT = OpenApiResponse(DETAIL, description="Not possible in the current state.")
-UNPROCESSABLE = OpenApiResponse(
-    {"type": "object", "additionalProperties": True},
-    description="The Idempotency-Key was used for another request in the last 24 hours.")
 TOO_LARGE = OpenApiResponse(DETAIL, description="Request body too large.")
 THROTTLED = OpenApiResponse(DETAIL, description="Too many requests; see Retry-After.")
 

@@ -328,23 +328,38 @@ AUDIT_GRACE_SECONDS = _env_float("AUDIT_GRACE_SECONDS", 60.0, minimum=0.0)
 AUDIT_EVERY_MINUTES = _env_int("AUDIT_EVERY_MINUTES", 5, minimum=1)
 AUDIT_ORDER_STALLED_MINUTES = _env_float("AUDIT_ORDER_STALLED_MINUTES", 60.0, minimum=1.0)
 
-# --- simulation ---------------------------------------------------------------
-# The demo's simulated actors (simulation/actors.py: warehouse staff, drivers) perform the
-# real-world steps after these delays. Off in a real deployment: people perform them.
-SIM_ACTORS = _env_bool("SIM_ACTORS", True)
+# --- simulation: the demo's world, off unless asked for --------------------------
+# Simulated warehouse staff and drivers (simulation/actors.py) perform the real-world steps
+# after these delays; in a real deployment people perform them (admin actions, the driver API).
+# The Makefile's demo, run, tutorial and bench targets and `manage.py demo` ask for them;
+# `manage.py check --deploy` warns while they are on (simulation/checks.py).
+SIM_ACTORS = _env_bool("SIM_ACTORS", False)
+# Multiplies the simulated delays only (the actors' and the simulated payment provider's),
+# never a real timeout such as PAYMENT_TIMEOUT_SECONDS.
 SIM_TIME_SCALE = _env_float("SIM_TIME_SCALE", 1.0, minimum=0.0)
 SIM_PICKING_SECONDS = 2.0
 SIM_STAGE_SECONDS = (1.0, 3.0)
 SIM_PAYMENT_SECONDS = (0.5, 1.5)  # the simulated payment provider's latency
 
 # --- payments -----------------------------------------------------------------
-PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER", "payments.provider.SimulatedPaymentProvider")
-# The shop waits this long (times SIM_TIME_SCALE, but never less than the floor) for an
-# answer to a payment request, asks again, and after PAYMENT_MAX_REQUESTS requests fails
-# the order with compensation.
+# The payment provider's adapter class, as a dotted path; "simulated" names the demo's
+# (approves every charge but the test method card_declined). No default: a deployment that
+# names none is refused at start by payments' system check (payments.E001), never handed a
+# fake bank (docs/deployment.md).
+SIMULATED_PAYMENT_PROVIDER = "payments.provider.SimulatedPaymentProvider"
+PAYMENT_PROVIDER = (os.environ.get("PAYMENT_PROVIDER") or "").strip()
+if PAYMENT_PROVIDER == "simulated":
+    PAYMENT_PROVIDER = SIMULATED_PAYMENT_PROVIDER
+# The shop waits this long (real seconds) for an answer to a payment request, asks again,
+# and after PAYMENT_MAX_REQUESTS requests fails the order with compensation.
 PAYMENT_TIMEOUT_SECONDS = _env_float("PAYMENT_TIMEOUT_SECONDS", 30.0)
-PAYMENT_TIMEOUT_FLOOR_SECONDS = _env_float("PAYMENT_TIMEOUT_FLOOR_SECONDS", 10.0)
 PAYMENT_MAX_REQUESTS = _env_int("PAYMENT_MAX_REQUESTS", 3, minimum=1)
+
+# --- the catalogue -------------------------------------------------------------
+# The shop's catalogue (GET /api/products/) shows availability, which is the warehouse's: the
+# module that answers stock_on_hand(skus=) and skus_in_stock() (shop/catalogue.py). Named here,
+# where the apps are put together, so that the shop imports no other app.
+CATALOGUE_STOCK_SELECTORS = "warehouse.selectors"
 
 # django-q2 runs the periodic housekeeping (pruning, the mail outbox) as its schedules,
 # with its stock ``qcluster``. Timed steps of the flow are timers (messaging/timers.py).
@@ -502,11 +517,11 @@ AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=_env_float("LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "config.client_address.client_ip"
-AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # A success clears the failures of the account that logged in, never the address's others
-# (config.lockout.AccountOnlyResetHandler; axes' own handler cleared the whole address).
+# (accounts.lockout.AccountOnlyResetHandler; axes' own handler cleared the whole address).
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = "config.lockout.AccountOnlyResetHandler"
+AXES_HANDLER = "accounts.lockout.AccountOnlyResetHandler"
 AXES_DISABLE_ACCESS_LOG = True  # the access log (config/middleware.py) has every request already
 AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [

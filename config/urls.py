@@ -10,8 +10,8 @@ from config.views import ApiDocs, ApiRedoc, ApiRootApi, ApiSchema, home
 
 api = [
     path("", ApiRootApi.as_view(), name="root"),
-    path("", include("shop.urls")),  # orders, sign-in
-    path("", include("observability.api_urls")),  # the catalogue (products with the warehouse's availability)
+    path("", include("shop.urls")),  # the catalogue, orders
+    path("", include("accounts.urls")),  # sign-in: API tokens
     path("", include("support.api_urls")),  # public tracking
     path("", include("transport.urls")),  # the drivers' stage reports
     path("", include("warehouse.urls")),  # stock, for warehouse staff

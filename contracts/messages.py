@@ -221,20 +221,3 @@ class CustomerNotified(Contract):
     message: Text
     timestamp: datetime
     notification_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
-
-
-# --- the demo's simulated actors (simulation/) ------------------------------------------------
-class SimulatedPickingDone(Contract):
-    """A simulated picker's timer: the order is picked."""
-
-    TYPE = "sim.picking_done"
-    order_id: UUID
-
-
-class SimulatedStageReached(Contract):
-    """A simulated driver's timer: the shipment reached ``status``."""
-
-    TYPE = "sim.stage_reached"
-    order_id: UUID
-    shipment_id: ShipmentId
-    status: ShipmentStage

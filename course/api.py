@@ -29,12 +29,12 @@ from rest_framework.views import APIView
 
 from config.api_errors import exception_handler
 from config.errors import NotFound
-from config.idempotency import REPLAYED_HEADER, idempotency_key
 from config.throttling import AnonThrottle, OrderPlacementThrottle
 from course.services import guest_customer_get_or_create
 from shop import selectors as shop_selectors
 from shop import services as shop_services
 from shop.api import OrderIn
+from shop.idempotency import REPLAYED_HEADER, Answer, idempotency_key, request_fingerprint, request_once
 from shop.models import Order, OrderLine, OrderStatus
 from support.models import TrackingEntry, TrackingRecord
 from support.selectors import tracking_get
@@ -124,7 +124,7 @@ class CourseOrderPlaceApi(CourseApi):
     def post(self, request: Request) -> Response:
         guest = guest_customer_get_or_create()
 
-        def place() -> shop_services.Answer:
+        def place() -> Answer:
             body = OrderIn(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
@@ -137,11 +137,11 @@ class CourseOrderPlaceApi(CourseApi):
                 payment_method=data["payment_method"],
                 order_id=getattr(request, "request_id", None),
             )
-            return shop_services.Answer(status.HTTP_200_OK, {"order_id": str(order.id), "status": order.status})
+            return Answer(status.HTTP_200_OK, {"order_id": str(order.id), "status": order.status})
 
-        answer = shop_services.request_once(
+        answer = request_once(
             user=guest.user, key=idempotency_key(request),
-            fingerprint=shop_services.request_fingerprint(operation="course.order.place", body=request.data),
+            fingerprint=request_fingerprint(operation="course.order.place", body=request.data),
             perform=place)
         response = Response(answer.body, status=answer.status)
         if answer.replayed:

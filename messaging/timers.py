@@ -11,9 +11,6 @@ unpublished until confirmed, the message stays unacked until handled.
 A timer is cancelled by deleting its row while it is not published yet (``timer_cancel()``).
 One that was already on its way, or that arrives after the state it was set for has moved on,
 must change nothing: every handler of a timer checks the state it acts on (under its lock).
-
-``SIM_TIME_SCALE`` multiplies the simulated delays (``scaled()``); 0 makes them due at once,
-through the same road.
 """
 
 from __future__ import annotations
@@ -22,18 +19,12 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from contracts import Contract
 from messaging.models import OutboxMessage
 from messaging.outbox import outbox_emit
-
-
-def scaled(seconds: float) -> float:
-    """A simulated delay in real seconds (``SIM_TIME_SCALE`` times ``seconds``)."""
-    return seconds * settings.SIM_TIME_SCALE
 
 
 def timer_set(

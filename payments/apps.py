@@ -6,4 +6,4 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
-        from payments import handlers  # noqa: F401 - registers the queue handlers
+        from payments import checks, handlers  # noqa: F401 - registers the system check and the queue handlers

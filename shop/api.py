@@ -6,17 +6,25 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
-from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
-from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
+from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
+from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 from contracts.methods import PAYMENT_METHOD_CHOICES, SHIPPING_METHOD_CHOICES, PaymentMethod, ShippingMethod
 from shop import selectors, services
 from shop.addresses import country_code, postal_code_problem
 from shop.api_docs import ORDER_EXAMPLES, PLACE_ORDER_DESCRIPTION, PLACE_ORDER_EXAMPLES
+from shop.idempotency import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    REPLAYED_HEADER,
+    REUSED_KEY,
+    Answer,
+    idempotency_key,
+    request_fingerprint,
+    request_once,
+)
 from shop.models import Order, OrderLine, OrderStatus
 
 
@@ -194,9 +202,9 @@ class OrderListCreateApi(GenericAPIView):
     @extend_schema(summary="Place an order (answered at once; it then moves on by itself)", request=OrderIn,
                    description=PLACE_ORDER_DESCRIPTION, examples=PLACE_ORDER_EXAMPLES,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: OrderOut, 422: UNPROCESSABLE, **COMMON_ERRORS})
+                   responses={201: OrderOut, 422: REUSED_KEY, **COMMON_ERRORS})
     def post(self, request: Request) -> Response:
-        def place() -> services.Answer:
+        def place() -> Answer:
             body = OrderIn(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
@@ -209,11 +217,11 @@ class OrderListCreateApi(GenericAPIView):
                 payment_method=data["payment_method"],
                 order_id=getattr(request, "request_id", None),
             )
-            return services.Answer(status.HTTP_201_CREATED, OrderOut(order).data)
+            return Answer(status.HTTP_201_CREATED, OrderOut(order).data)
 
-        return _answered(services.request_once(
+        return _answered(request_once(
             user=request.user, key=idempotency_key(request),
-            fingerprint=services.request_fingerprint(operation="order.place", body=request.data), perform=place))
+            fingerprint=request_fingerprint(operation="order.place", body=request.data), perform=place))
 
 
 class OrderDetailApi(GenericAPIView):
@@ -237,61 +245,20 @@ class OrderCancelApi(GenericAPIView):
 
     @extend_schema(summary="Cancel your order before picking starts", request=None,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: UNPROCESSABLE, **COMMON_ERRORS})
+                   responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: REUSED_KEY, **COMMON_ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
-        def cancel() -> services.Answer:
+        def cancel() -> Answer:
             services.order_cancel(user=request.user, order_id=order_id)
-            return services.Answer(status.HTTP_200_OK,
-                                   OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)
+            return Answer(status.HTTP_200_OK,
+                          OrderDetailOut(selectors.order_get(user=request.user, order_id=order_id)).data)
 
-        return _answered(services.request_once(
+        return _answered(request_once(
             user=request.user, key=idempotency_key(request),
-            fingerprint=services.request_fingerprint(operation=f"order.cancel:{order_id}", body=None), perform=cancel))
+            fingerprint=request_fingerprint(operation=f"order.cancel:{order_id}", body=None), perform=cancel))
 
 
-def _answered(answer: services.Answer) -> Response:
+def _answered(answer: Answer) -> Response:
     response = Response(answer.body, status=answer.status)
     if answer.replayed:
         response[REPLAYED_HEADER] = "true"
     return response
-
-
-# --- sign-in ----------------------------------------------------------------------------
-class TokenIn(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-
-
-class TokenOut(serializers.Serializer):
-    token = serializers.CharField(help_text="send it as `Authorization: Token <token>`")
-
-
-class TokenObtainApi(GenericAPIView):
-    """Exchange a customer's username and password for their API token."""
-
-    name = "Your API token"
-    permission_classes = [AllowAny]
-    authentication_classes = []  # a password login, never a session's (no CSRF needed)
-    throttle_classes = [LoginThrottle]
-    serializer_class = TokenIn
-
-    @extend_schema(summary="Your API token, for your username and password", request=TokenIn,
-                   responses={200: TokenOut, **COMMON_ERRORS}, auth=[])
-    def post(self, request: Request) -> Response:
-        body = TokenIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        key = services.customer_token_obtain(request=request._request, **body.validated_data)
-        return Response({"token": key})
-
-
-class TokenRotateApi(GenericAPIView):
-    """Replace your API token: the old one stops working at once."""
-
-    name = "Replace your API token"
-    permission_classes = [IsAuthenticated]
-    throttle_classes = [UserThrottle, LoginThrottle]
-    serializer_class = TokenOut
-
-    @extend_schema(summary="Replace your API token", request=None, responses={200: TokenOut, **COMMON_ERRORS})
-    def post(self, request: Request) -> Response:
-        return Response({"token": services.customer_token_rotate(user=request.user)})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample
 
+from shop.idempotency import WINDOW_TEXT
+
 ORDER_ID = "3f2b8c1e-7d4a-4e6b-9a51-0c8e2d7f6a13"
 SHIPMENT_ID = "SHP-7C1F0A9E42B3D5816E07"
 
@@ -27,9 +29,10 @@ is plenty), or, once it has a `shipment_id`, with the public `GET /api/tracking/
 
 The address must be deliverable: name, e-mail, street, city, postal code (in the country's
 format: Estonia's five digits) and country (`"Estonia"` or `"EE"`) are required. Send an
-`Idempotency-Key` header to retry safely: the same key and body within 24 hours make one order.
+`Idempotency-Key` header to retry safely: the same key and body within {window} make one order.
 `payment_method: "card_declined"` is a test value that is always declined.
 """
+PLACE_ORDER_DESCRIPTION = PLACE_ORDER_DESCRIPTION.replace("{window}", WINDOW_TEXT)
 
 SEED_ORDER_BODY = {
     "customer": {"name": "Jaan Tamm", "email": "jaan.tamm@example.com", "phone": "+372 5555 1234"},

@@ -13,28 +13,20 @@ admin's cancel action carries on with the next order after one is refused.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
-from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.contrib.auth.models import AbstractUser
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
-from django.http import HttpRequest
-from django.utils import timezone, translation
+from django.db import transaction
+from django.utils import translation
 
-from config.accounts import account_username_check, api_token_issue
-from config.errors import Conflict, DomainError, Forbidden, TooManyAttempts, Unprocessable
+from accounts.services import account_create, api_token_issue
+from config.errors import Conflict, DomainError, Forbidden
 from contracts.messages import (
     OrderCancelled,
     OrderedLine,
@@ -54,7 +46,6 @@ from shop.models import (
     CANCELLABLE_STATUSES,
     STATUS_RANK,
     Customer,
-    IdempotentRequest,
     Order,
     OrderLine,
     OrderStatus,
@@ -87,53 +78,11 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
     """A customer account with its API token. Returns (customer, token key).
 
     With a ``password`` (checked by AUTH_PASSWORD_VALIDATORS) the customer can also sign in:
-    get the token with ``customer_token_obtain`` and log in to the browsable API.
+    get the token with ``accounts.services.token_obtain`` and log in to the browsable API.
     """
-    User = get_user_model()
-    username = account_username_check(username)
-    user = User(username=username, email=User.objects.normalize_email(email))
-    if password is None:
-        user.set_unusable_password()
-    else:
-        try:
-            validate_password(password, user)
-        except ValidationError as exc:
-            raise DomainError(" ".join(exc.messages), field="password") from None
-        user.set_password(password)
-    user.save()
-    customer = Customer.objects.create(user=user, name=name or username, email=email)
+    user = account_create(username=username, email=email, password=password)
+    customer = Customer.objects.create(user=user, name=name or user.username, email=email)
     return customer, api_token_issue(user=user)
-
-
-LOGIN_LOCKED = "too many failed logins; try again later"
-
-
-def customer_token_obtain(*, request: HttpRequest, username: str, password: str) -> str:
-    """A new API token for the account with this username and password, shown this once (its
-    earlier token stops working). Customers and drivers only: staff are refused (Forbidden)
-    and use the admin and the session.
-
-    The login goes through django-axes (settings "sign-in"): a locked-out account or client
-    address is refused with TooManyAttempts before the password is even checked, and every
-    failure counts towards a lock-out.
-    """
-    credentials = {"username": username}
-    if AxesProxyHandler.is_locked(request, credentials):
-        raise TooManyAttempts(LOGIN_LOCKED, retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
-    user = authenticate(request, username=username, password=password)
-    if user is None:
-        if getattr(request, "axes_locked_out", False):  # this failure reached the limit
-            raise TooManyAttempts(LOGIN_LOCKED, retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
-        raise DomainError("unable to log in with these credentials", field="non_field_errors")
-    # a login like the forms' (no session): django-axes clears this account's failures, and
-    # last_login is set
-    user_logged_in.send(sender=user.__class__, request=request, user=user)
-    return api_token_issue(user=user)
-
-
-def customer_token_rotate(*, user: AbstractUser) -> str:
-    """Replace the user's API token with a new one: the old key stops working at once."""
-    return api_token_issue(user=user)
 
 
 def customer_for_user(*, user: AbstractUser) -> Customer:
@@ -234,62 +183,6 @@ def order_place(
     return order
 
 
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a request answered: kept for an ``Idempotency-Key`` and given again."""
-
-    status: int
-    body: Any
-    replayed: bool = False
-
-
-def request_fingerprint(*, operation: str, body: Any) -> str:
-    """The same operation with the same JSON body (whatever its keys' order) -> the same fingerprint."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
-
-
-@transaction.atomic
-def request_once(*, user: AbstractUser, key: str | None, fingerprint: str, perform: Callable[[], Answer]) -> Answer:
-    """``perform()`` once per user and ``key`` in 24 hours; the first answer again after that.
-
-    The key's row is inserted before the work, in its transaction: a duplicate arriving
-    meanwhile waits on the unique (user, key) until that transaction ends, then answers what
-    it committed. Work that fails rolls back with its row, so a retry does it again. The same
-    key with another fingerprint is Unprocessable (422). Without a key, just ``perform()``.
-    """
-    if key is None:
-        return perform()
-    now = timezone.now()
-    IdempotentRequest.objects.filter(user=user, key=key, created_at__lt=now - IDEMPOTENCY_WINDOW).delete()
-    try:
-        with transaction.atomic():
-            record = IdempotentRequest.objects.create(user=user, key=key, fingerprint=fingerprint, created_at=now)
-    except IntegrityError:
-        first = IdempotentRequest.objects.filter(user=user, key=key).first()
-        if first is None:  # expired and deleted by a concurrent duplicate a moment ago
-            raise Conflict("a request with this Idempotency-Key is in progress; retry",
-                           field="Idempotency-Key") from None
-        if first.fingerprint != fingerprint:
-            raise Unprocessable("this key was used for another request (another body or endpoint) in the last "
-                                "24 hours; use a new key", field="Idempotency-Key") from None
-        return Answer(first.response_status, first.response_body, replayed=True)
-    answer = perform()
-    body = json.loads(json.dumps(answer.body, cls=DjangoJSONEncoder))  # as a replay will read it
-    record.response_status, record.response_body = answer.status, body
-    record.save(update_fields=["response_status", "response_body"])
-    return Answer(answer.status, body)
-
-
-def idempotent_requests_prune(*, now: datetime | None = None) -> int:
-    """Forget the keys older than the 24-hour window; returns how many."""
-    cutoff = (now or timezone.now()) - IDEMPOTENCY_WINDOW
-    return IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()[0]
-
-
 def _order_advance(order: Order, status: OrderStatus, note: str) -> bool:
     """Move the order forward to ``status`` and record it in its history. Caller holds the
     order's lock and saves ``status``.
@@ -323,8 +216,9 @@ def order_confirmation_apply(*, order_id: UUID, confirmed: bool, message: str) -
 
 
 def payment_timeout_seconds() -> float:
-    scaled = settings.PAYMENT_TIMEOUT_SECONDS * settings.SIM_TIME_SCALE
-    return max(scaled, settings.PAYMENT_TIMEOUT_FLOOR_SECONDS)
+    """How long the shop waits for payments' answer: real time, never scaled (SIM_TIME_SCALE
+    scales only the simulated world's delays)."""
+    return settings.PAYMENT_TIMEOUT_SECONDS
 
 
 def _payment_request(order: Order) -> None:

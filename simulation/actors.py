@@ -6,7 +6,8 @@ simulated time with a timer (a message due later, on the actors' own queue), and
 the very same command a person would. A timer that arrives after someone else already did
 the step changes nothing: the command finds the state moved on.
 
-On when ``SIM_ACTORS`` is (the default); ``manage.py consume sim_actors`` runs them.
+On only when ``SIM_ACTORS`` is (off by default; the demo asks for it); ``manage.py consume
+sim_actors`` runs them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import random
 
 from django.conf import settings
 
-from contracts.messages import PickingStarted, ShipmentStatusChanged, SimulatedPickingDone, SimulatedStageReached
+from contracts.messages import PickingStarted, ShipmentStatusChanged
 from contracts.stages import NEXT_STAGE
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
 from messaging.registry import message_handler
-from messaging.timers import scaled, timer_set
+from messaging.timers import timer_set
+from simulation.clock import scaled
+from simulation.contracts import SimulatedPickingDone, SimulatedStageReached
 from transport import services as transport
 from warehouse import services as warehouse
 

@@ -16,7 +16,7 @@ from datetime import datetime
 import requests
 from django.contrib.auth import get_user_model
 
-from config.accounts import api_token_issue
+from accounts.services import api_token_issue
 from payments.selectors import payment_for_order
 from shop.services import customer_create
 from simulation.demo_data import CANCELLED_ORDER, DECLINED_ORDER, DEMO_ORDERS, PRODUCTS, SEED_ORDER

@@ -84,7 +84,7 @@ def make_customer(db):
 @pytest.fixture
 def token_client_for(db):
     """An API client that authenticates as ``user`` with a token of its own."""
-    from config.accounts import api_token_issue
+    from accounts.services import api_token_issue
 
     def make(user) -> APIClient:
         client = APIClient()

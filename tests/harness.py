@@ -112,7 +112,7 @@ class System:
             "Q_WORKERS": "2",
             # Workers killed and restarted for minutes must not turn into payment timeouts (the
             # saga would then fail orders on purpose); the timeout test sets its own.
-            "PAYMENT_TIMEOUT_FLOOR_SECONDS": "300",
+            "PAYMENT_TIMEOUT_SECONDS": "300",
             **(env or {}),
         }
         self.procs: dict[str, list[subprocess.Popen]] = {}

@@ -6,8 +6,14 @@ through DJANGO_SETTINGS_MODULE.
 
 import os
 
-from config.settings import *  # noqa: F403
-from config.settings import BASE_DIR, SQLITE_OPTIONS
+# The tests run the demo's world (simulated actors, the simulated payment provider), as the
+# Makefile's demo does; the processes they start inherit it. A test of the product's defaults
+# reads config.settings in a process of its own.
+os.environ.setdefault("SIM_ACTORS", "1")
+os.environ.setdefault("PAYMENT_PROVIDER", "simulated")
+
+from config.settings import *  # noqa: E402, F403
+from config.settings import BASE_DIR, SQLITE_OPTIONS  # noqa: E402
 
 RUN_DIR = BASE_DIR / ".run"
 

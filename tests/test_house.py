@@ -2,7 +2,8 @@
 
 * A domain app (shop, warehouse, transport, support, payments) imports no other one: what it
   needs travels in messages (their payloads are defined once, in contracts/).
-* Product code never imports the demo (simulation/), and config/ (the ground floor) no app.
+* Product code never imports the demo (simulation/), and config/ and accounts/ (the ground
+  floor) no app.
 * Every row lock of an app is taken in its locks.py.
 * The tests stop, kill and pause only servers they started themselves (tests/fault/servers.py):
   never the machine's RabbitMQ through its own ``rabbitmqctl``.
@@ -16,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = ("shop", "warehouse", "transport", "support", "payments")
 # course/ (the course's API, make tutorial) is a front on the domain apps, as the API is
-PRODUCT = (*DOMAIN, "messaging", "config", "contracts", "course")
+PRODUCT = (*DOMAIN, "messaging", "config", "accounts", "contracts", "course")
 APPS = (*DOMAIN, "messaging", "observability", "simulation", "course")
 
 
@@ -46,8 +47,10 @@ def test_product_code_never_imports_the_demo(package):
     assert [str(p.relative_to(ROOT)) for p in modules(package) if "simulation" in imported(p)] == []
 
 
-def test_the_ground_floor_imports_no_app():
-    found = {str(p.relative_to(ROOT)): sorted(imported(p) & set(APPS)) for p in modules("config")}
+@pytest.mark.parametrize("package", ("config", "accounts"))
+def test_the_ground_floor_imports_no_app(package):
+    """config/, and accounts/ (the sign-in and the API tokens that the shop and transport share)."""
+    found = {str(p.relative_to(ROOT)): sorted(imported(p) & set(APPS)) for p in modules(package)}
     assert {path: names for path, names in found.items() if names} == {}
 
 

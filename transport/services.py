@@ -20,7 +20,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.utils import timezone
 
-from config.accounts import account_username_check, api_token_issue
+from accounts.services import account_username_check, api_token_issue
 from config.errors import DomainError
 from contracts.messages import ShipmentStatusChanged
 from messaging.outbox import outbox_publish

@@ -16,7 +16,7 @@ from django.db import connections
 
 CONFIG = Path(settings.BASE_DIR) / "config"
 ENVIRONMENT_READ_BY_SETTINGS = ("DJANGO_", "DATABASE_URL", "RABBITMQ_URL", "PROMETHEUS_MULTIPROC_DIR", "SIM_",
-                                "TUTORIAL_")
+                                "TUTORIAL_", "PAYMENT_")
 
 
 def project_apps() -> set[str]:

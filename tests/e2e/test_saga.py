@@ -105,8 +105,7 @@ def test_cancel_after_picking_started_is_refused(system, catalogue, customer_cli
 def test_payment_that_never_answers_is_retried_then_failed_with_compensation(transactional_db, broker, catalogue,
                                                                             customer_client):
     # given: payments is down; the shop waits 0.5 s per request, three requests
-    system = System(env={"PAYMENT_TIMEOUT_SECONDS": "0.5", "PAYMENT_TIMEOUT_FLOOR_SECONDS": "0.5",
-                         "PAYMENT_MAX_REQUESTS": "3"})
+    system = System(env={"PAYMENT_TIMEOUT_SECONDS": "0.5", "PAYMENT_MAX_REQUESTS": "3"})
     system.start_all([w for w in WORKERS if w != "payment_requests"])
     try:
         order_id = customer_client.post("/api/orders/", order_body("PRD003", 4), format="json").json()["order_id"]

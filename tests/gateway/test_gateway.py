@@ -114,8 +114,19 @@ def test_admin_is_for_staff_only(make_customer, django_user_model, client):
     assert client.get("/admin/").status_code == 200
 
 
+class CardProcessor:
+    """A deployment's own payment provider adapter, as PAYMENT_PROVIDER would name one."""
+
+
+def production(settings) -> None:
+    """The demo's world off, as in production (the tests run with it on)."""
+    settings.SIM_ACTORS = False
+    settings.PAYMENT_PROVIDER = f"{__name__}.CardProcessor"
+
+
 def test_deploy_checks_pass_except_what_the_tls_proxy_owns(settings):
     # given: production settings as documented (a secret key and hosts from the environment)
+    production(settings)
     settings.DEBUG = False
     settings.ALLOWED_HOSTS = ["shop.example.com"]
     settings.SECRET_KEY = "k" * 20 + uuid.uuid4().hex + uuid.uuid4().hex
@@ -127,6 +138,7 @@ def test_deploy_checks_pass_except_what_the_tls_proxy_owns(settings):
 
 
 def test_tls_proxy_settings_clear_the_last_two_checks(settings):
+    production(settings)
     settings.DEBUG = False
     settings.ALLOWED_HOSTS = ["shop.example.com"]
     settings.SECRET_KEY = "k" * 20 + uuid.uuid4().hex + uuid.uuid4().hex

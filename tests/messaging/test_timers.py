@@ -15,7 +15,7 @@ from messaging.lease import outbox_lease_sql, outbox_next_due
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.outbox import outbox_emit
 from messaging.relay import OutboxRelay
-from messaging.timers import scaled, timer_cancel, timer_set
+from messaging.timers import timer_cancel, timer_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -179,10 +179,3 @@ def test_a_due_timer_is_handled_once_by_a_queue_worker_and_a_bad_one_is_parked(b
     assert (stats.handled, stats.duplicates, stats.parked) == (1, 1, 1)
     letter = DeadLetter.objects.get()
     assert (letter.message_id, letter.type, letter.reason) == (str(bad.message_id), "payment.charge_due", "invalid")
-
-
-def test_scale_multiplies_simulated_delays_and_zero_makes_them_due_now(settings):
-    settings.SIM_TIME_SCALE = 0.5
-    assert scaled(3.0) == 1.5
-    settings.SIM_TIME_SCALE = 0
-    assert scaled(3.0) == 0

@@ -10,8 +10,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.models import OutboxMessage
+from shop.idempotency import idempotent_requests_prune
 from shop.models import IdempotentRequest, Order
-from shop.services import idempotent_requests_prune
 from simulation.demo_data import SEED_ORDER
 
 

@@ -121,8 +121,12 @@ def test_make_tutorial_serves_the_procfile_and_the_course_api():
     # then: every process of `make run`, plus the course's two
     assert "cat Procfile Procfile.tutorial > .run/Procfile.tutorial" in recipe
     assert "honcho -f .run/Procfile.tutorial -d . start" in recipe
-    assert "SIM_ACTORS=1 SIM_TIME_SCALE=$${SIM_TIME_SCALE:-$(TUTORIAL_TIME_SCALE)}" in recipe
+    assert "SIM_TIME_SCALE=$${SIM_TIME_SCALE:-$(TUTORIAL_TIME_SCALE)}" in recipe
     assert float(tutorial_time_scale()) == 0.5
+    # and the demo's world: simulated actors and payment provider, asked for by the target
+    world = {line.split(": export ", 1)[1] for line in makefile.splitlines()
+             if ": export " in line and "tutorial" in line.split(":", 1)[0].split()}
+    assert world == {"SIM_ACTORS ?= 1", "PAYMENT_PROVIDER ?= simulated"}
 
 
 def test_procfile_tutorial_names_the_two_course_processes():

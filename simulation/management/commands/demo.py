@@ -1,6 +1,7 @@
 import os
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 
@@ -27,6 +28,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if not settings.SIM_ACTORS:
+            raise CommandError("the demo needs its simulated actors: SIM_ACTORS is off (manage.py demo turns it on "
+                               "unless SIM_ACTORS is set; unset it or set it to 1)")
         timeout = options["timeout"] if options["timeout"] is not None else demo.timeout_default()
         if not 0 < timeout <= 24 * 3600:
             raise CommandError("--timeout must be between 0 and 86400 seconds")

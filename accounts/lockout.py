@@ -13,7 +13,7 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-MESSAGE = "too many failed logins; try again later"
+LOGIN_LOCKED = "too many failed logins; try again later"
 
 
 def lockout_response(request: HttpRequest, original_response: HttpResponse | None = None,
@@ -22,7 +22,7 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
     if request.path.startswith("/api/"):
         if original_response is not None and original_response.status_code == 429:
             return original_response
-        response = JsonResponse({"detail": MESSAGE}, status=429)
+        response = JsonResponse({"detail": LOGIN_LOCKED}, status=429)
     else:
         minutes = max(1, round(seconds / 60))
         response = HttpResponse(f"Too many failed logins: this account or address may try again in {minutes} "

@@ -1,11 +1,19 @@
-"""The public catalogue: the shop's products and prices with the warehouse's availability.
+"""The public catalogue, ``GET /api/products/``: the shop's products and prices, with the
+warehouse's availability.
 
-A read across two apps (the shop owns products and prices, the warehouse its stock), so it
-lives in the read model, through each app's selectors.
+The shop owns products and prices; the units on hand are the warehouse's. The shop reads them
+without importing the warehouse: ``settings.CATALOGUE_STOCK_SELECTORS`` names the module that
+answers two questions (``stock_on_hand(skus=...)`` -> {sku: units}, ``skus_in_stock()`` -> a
+subquery of skus), and config/settings.py, where the apps are put together, names the
+warehouse's selectors. docs/architecture.md says why this and not a copy kept from events.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from types import ModuleType
+
+from django.conf import settings
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -19,7 +27,11 @@ from config.pagination import PageNumbers
 from contracts.methods import PAYMENT_METHODS, SHIPPING_METHODS, TEST_PAYMENT_METHODS
 from shop.models import Product
 from shop.selectors import product_list
-from warehouse.selectors import skus_in_stock, stock_on_hand
+
+
+def _stock() -> ModuleType:
+    """The warehouse's published stock reads (``CATALOGUE_STOCK_SELECTORS``)."""
+    return import_module(settings.CATALOGUE_STOCK_SELECTORS)
 
 
 class ProductOut(serializers.ModelSerializer):
@@ -54,7 +66,7 @@ class ProductFilter(filters.FilterSet):
         fields: list[str] = []
 
     def filter_available(self, queryset: QuerySet[Product], name: str, value: str) -> QuerySet[Product]:
-        in_stock = skus_in_stock()
+        in_stock = _stock().skus_in_stock()
         return queryset.filter(sku__in=in_stock) if value == "true" else queryset.exclude(sku__in=in_stock)
 
 
@@ -102,7 +114,7 @@ class ProductListApi(ListAPIView):
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()
         page = getattr(self, "_page", None)
-        context["on_hand"] = stock_on_hand(skus=[p.sku for p in page]) if page is not None else {}
+        context["on_hand"] = _stock().stock_on_hand(skus=[p.sku for p in page]) if page is not None else {}
         return context
 
     def paginate_queryset(self, queryset):
