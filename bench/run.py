@@ -1,6 +1,7 @@
 """make bench: every benchmark, figures printed as a table and written to bench/results/*.json.
 
-Usage: python bench/run.py [relay] [latency] [pipeline] [memory] [timers] [cluster] [ha] [nodes] [history] [--repeats N]
+Usage: python bench/run.py [relay] [latency] [pipeline] [memory] [timers] [cluster] [ha] [nodes] [history]
+                           [statements] [--repeats N]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import django_setup  # noqa: E402
 
-ALL = ["relay", "latency", "pipeline", "memory", "timers", "cluster", "ha", "nodes", "history"]
+ALL = ["relay", "latency", "pipeline", "memory", "timers", "cluster", "ha", "nodes", "history", "statements"]
 
 
 def main() -> int:
