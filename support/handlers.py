@@ -14,7 +14,7 @@ from contracts.messages import (
 )
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
-from messaging.registry import message_handler
+from messaging.registry import MessageBatch, message_batch_handler, message_handler
 from messaging.topology import DELIVERY_UPDATES, SUPPORT_REQUESTS
 from support import services
 from support.mails import language_for
@@ -23,11 +23,16 @@ CONSUMER = "support.delivery_updates"
 REQUESTS_CONSUMER = "support.support_requests"
 
 
-@message_handler(DELIVERY_UPDATES, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
-def on_shipment_status_changed(message: Message) -> None:
-    data = payload_validated(ShipmentStatusChanged, message)
-    services.tracking_record_stage(order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
-                                   message=data.message, timestamp=data.timestamp)
+@message_batch_handler(DELIVERY_UPDATES, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
+def on_shipment_status_changed(batch: MessageBatch) -> None:
+    """The stages a worker holds, recorded together (set-based), then the shop told of each."""
+    stages = [payload_validated(ShipmentStatusChanged, message) for message in batch]
+    recorded = services.tracking_stages_record([
+        services.StageReport(order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
+                             message=data.message, timestamp=data.timestamp) for data in stages])
+    for _message, stage in zip(batch.each(), recorded, strict=True):
+        if stage is not None:
+            services.shop_tell_stage(stage)
 
 
 @message_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
