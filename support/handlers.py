@@ -35,18 +35,21 @@ def on_shipment_status_changed(batch: MessageBatch) -> None:
             services.shop_tell_stage(stage)
 
 
-@message_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_placed(message: Message) -> None:
-    data = payload_validated(OrderPlaced, message)
+@message_batch_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
+def on_order_placed(batch: MessageBatch) -> None:
+    """New orders' contacts, kept together (set-based)."""
+    placed = [payload_validated(OrderPlaced, message) for message in batch]
     # mailed: the account's own address only; the order's contact_email is the delivery's
-    services.customer_contact_record(
+    services.customer_contacts_record([services.ContactReport(
         order_id=data.order_id, name=data.recipient, email=data.account_email,
         language=language_for(country=str(data.shipping_address.get("country") or ""), requested=data.language),
         shipping_method=data.shipping_method,
         summary=services.OrderSummary(
             lines=[services.SummaryLine(product_id=line.product_id, name=line.name, quantity=line.quantity)
                    for line in data.items],
-            total=data.total, currency=data.currency))
+            total=data.total, currency=data.currency)) for data in placed])
+    for _message in batch.each():
+        pass  # written together above; nothing more for each
 
 
 @message_handler(SUPPORT_REQUESTS, OrderRejected.TYPE, consumer=REQUESTS_CONSUMER)
@@ -58,11 +61,12 @@ def on_order_rejected(message: Message) -> None:
                      for s in data.unavailable])
 
 
-@message_handler(SUPPORT_REQUESTS, PickingStarted.TYPE, consumer=REQUESTS_CONSUMER)
-def on_picking_started(message: Message) -> None:
+@message_batch_handler(SUPPORT_REQUESTS, PickingStarted.TYPE, consumer=REQUESTS_CONSUMER)
+def on_picking_started(batch: MessageBatch) -> None:
     # the warehouse picks an order once it is paid: the customer hears it is paid and confirmed
-    data = payload_validated(PickingStarted, message)
-    services.customer_tell_order_paid(order_id=data.order_id)
+    services.customer_tell_orders_paid([payload_validated(PickingStarted, message).order_id for message in batch])
+    for _message in batch.each():
+        pass  # written together above; nothing more for each
 
 
 @message_handler(SUPPORT_REQUESTS, OrderCancelled.TYPE, consumer=REQUESTS_CONSUMER)

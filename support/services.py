@@ -89,6 +89,18 @@ def _notification_add(*, order_id: UUID, status: str, contact: CustomerContact, 
     return notification
 
 
+@dataclass(frozen=True)
+class ContactReport:
+    """A new order's contact, as the shop announced it (``order.placed``)."""
+
+    order_id: UUID
+    name: str
+    email: str
+    summary: OrderSummary | None = None
+    language: str = ""
+    shipping_method: str = ""
+
+
 @transaction.atomic(savepoint=False)
 def customer_contact_record(*, order_id: UUID, name: str, email: str, summary: OrderSummary | None = None,
                             language: str = "", shipping_method: str = "") -> CustomerContact:
@@ -100,24 +112,47 @@ def customer_contact_record(*, order_id: UUID, name: str, email: str, summary: O
     Notifications written before the contact arrived and not mailed yet get their recipient
     now, and are mailed after the commit too.
     """
-    contact = _contact_locked(order_id)
-    if contact.known:
-        return contact
-    contact.name, contact.email, contact.received_at = name, email, timezone.now()
-    contact.order_summary = summary.as_json() if summary else {}
-    contact.language = language or settings.CUSTOMER_LANGUAGE_DEFAULT
-    contact.shipping_method = shipping_method
-    contact.save(update_fields=["name", "email", "received_at", "order_summary", "language", "shipping_method"])
-    unaddressed = list(CustomerNotification.objects.filter(order_id=order_id, sent_at__isnull=True, recipient=""))
+    return customer_contacts_record([ContactReport(order_id=order_id, name=name, email=email, summary=summary,
+                                                   language=language, shipping_method=shipping_method)])[order_id]
+
+
+@transaction.atomic(savepoint=False)
+def customer_contacts_record(reports: Sequence[ContactReport]) -> dict[UUID, CustomerContact]:
+    """``customer_contact_record`` for several orders at once (a worker's batch), with set-based
+    statements: the contacts locked in one statement (``_contacts_locked``), the new ones
+    written with one UPDATE, the notifications waiting for an address and the "received" ones
+    read and written in one statement each. Returns the contacts by order id."""
+    contacts = _contacts_locked(report.order_id for report in reports)
+    now = timezone.now()
+    fresh: dict[UUID, CustomerContact] = {}
+    for report in reports:
+        contact = contacts[report.order_id]
+        if contact.known:  # a repeat (or the same order twice in ``reports``)
+            continue
+        contact.name, contact.email, contact.received_at = report.name, report.email, now
+        contact.order_summary = report.summary.as_json() if report.summary else {}
+        contact.language = report.language or settings.CUSTOMER_LANGUAGE_DEFAULT
+        contact.shipping_method = report.shipping_method
+        fresh[report.order_id] = contact
+    if not fresh:
+        return contacts
+    CustomerContact.objects.bulk_update(list(fresh.values()),
+                                        ["name", "email", "received_at", "order_summary", "language",
+                                         "shipping_method"])
+    unaddressed = list(CustomerNotification.objects.filter(order_id__in=list(fresh), sent_at__isnull=True,
+                                                           recipient=""))
     for notification in unaddressed:
-        notification.recipient = email
-        notification.subject = subject_render(status=notification.status, order_id=order_id,
+        contact = fresh[notification.order_id]
+        notification.recipient = contact.email
+        notification.subject = subject_render(status=notification.status, order_id=notification.order_id,
                                               language=contact.language)
-    CustomerNotification.objects.bulk_update(unaddressed, ["recipient", "subject"])
-    if email and unaddressed:
-        transaction.on_commit(partial(notifications_send_now, notification_ids=[n.pk for n in unaddressed]))
-    _notification_add(order_id=order_id, status="received", contact=contact)
-    return contact
+    if unaddressed:
+        CustomerNotification.objects.bulk_update(unaddressed, ["recipient", "subject"])
+        to_mail = [n.pk for n in unaddressed if n.recipient]
+        if to_mail:
+            transaction.on_commit(partial(notifications_send_now, notification_ids=to_mail))
+    _notifications_add([_Wanted(order_id=order_id, status="received") for order_id in fresh], contacts)
+    return contacts
 
 
 @dataclass(frozen=True)
@@ -192,9 +227,11 @@ def tracking_stages_record(reports: Sequence[StageReport]) -> list[StageRecorded
     for status in set(moved.values()):  # forward only, and under the records' locks
         TrackingRecord.objects.filter(pk__in=[pk for pk, to in moved.items() if to == status]).update(
             status=status, updated_at=now)
-    mailed = [(report, entry) for report, entry in zip(reports, entries, strict=True)
+    mailed = [_Wanted(order_id=report.order_id, status=report.status, shipment_id=report.shipment_id,
+                      details={"timestamp": report.timestamp.isoformat()})
+              for report, entry in zip(reports, entries, strict=True)
               if entry is not None and report.status in MAILED_STAGES]
-    notifications = _stage_notifications_add(mailed)
+    notifications = _notifications_add(mailed, _contacts_locked({w.order_id for w in mailed}) if mailed else {})
     return [None if entry is None else StageRecorded(report=report, entry=entry,
                                                       notification=notifications.get((report.order_id, report.status)))
             for report, entry in zip(reports, entries, strict=True)]
@@ -224,27 +261,36 @@ def _tracking_records_locked(reports: Sequence[StageReport]) -> dict[str, Tracki
     return {record.shipment_id: record for record in tracking_records_for_update(first)}
 
 
-def _stage_notifications_add(mailed: Sequence[tuple[StageReport, TrackingEntry]]
-                             ) -> dict[tuple[UUID, str], CustomerNotification]:
-    """The notifications of the mailed stages just recorded, each written once, mailed right
-    after the caller's transaction commits (as ``_notification_add``, for many orders at once).
+@dataclass(frozen=True)
+class _Wanted:
+    """A notification to write once: of ``status`` for ``order_id``."""
+
+    order_id: UUID
+    status: str
+    shipment_id: str = ""
+    details: dict[str, Any] | None = None
+
+
+def _notifications_add(wanted: Sequence[_Wanted], contacts: dict[UUID, CustomerContact]
+                       ) -> dict[tuple[UUID, str], CustomerNotification]:
+    """``_notification_add`` for many orders at once: each notification written once (one
+    statement reads those written before, one writes the new ones), mailed right after the
+    caller's transaction commits. Caller holds the orders' contact locks (``_contacts_locked``).
     Returns them by (order id, status)."""
-    if not mailed:
+    if not wanted:
         return {}
-    order_ids = {report.order_id for report, _ in mailed}
-    contacts = _contacts_locked(order_ids)
     found = {(n.order_id, n.status): n for n in CustomerNotification.objects.filter(
-        order_id__in=order_ids, status__in={report.status for report, _ in mailed})}
+        order_id__in={w.order_id for w in wanted}, status__in={w.status for w in wanted})}
     new: list[CustomerNotification] = []
-    for report, _ in mailed:
-        key = (report.order_id, report.status)
+    for want in wanted:
+        key = (want.order_id, want.status)
         if key in found:
             continue
-        contact = contacts[report.order_id]
+        contact = contacts[want.order_id]
         found[key] = CustomerNotification(
-            order_id=report.order_id, status=report.status, shipment_id=report.shipment_id,
-            recipient=contact.email, details={"timestamp": report.timestamp.isoformat()},
-            subject=subject_render(status=report.status, order_id=report.order_id,
+            order_id=want.order_id, status=want.status, shipment_id=want.shipment_id, recipient=contact.email,
+            details=want.details or {},
+            subject=subject_render(status=want.status, order_id=want.order_id,
                                    language=contact.language or settings.CUSTOMER_LANGUAGE_DEFAULT))
         new.append(found[key])
     CustomerNotification.objects.bulk_create(new)
@@ -264,7 +310,16 @@ def customer_tell_order_outcome(*, order_id: UUID, outcome: Outcome, message: st
 @transaction.atomic(savepoint=False)
 def customer_tell_order_paid(*, order_id: UUID) -> CustomerNotification:
     """Tell the customer their order is paid and confirmed (the warehouse started picking it). Once."""
-    return _notification_add(order_id=order_id, status="paid", contact=_contact_locked(order_id))
+    return customer_tell_orders_paid([order_id])[order_id]
+
+
+@transaction.atomic(savepoint=False)
+def customer_tell_orders_paid(order_ids: Sequence[UUID]) -> dict[UUID, CustomerNotification]:
+    """``customer_tell_order_paid`` for several orders at once: their contacts locked in one
+    statement, the notifications read and written in one statement each."""
+    found = _notifications_add([_Wanted(order_id=order_id, status="paid") for order_id in order_ids],
+                               _contacts_locked(order_ids))
+    return {order_id: found[(order_id, "paid")] for order_id in order_ids}
 
 
 @transaction.atomic(savepoint=False)
