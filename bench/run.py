@@ -1,7 +1,7 @@
 """make bench: every benchmark, figures printed as a table and written to bench/results/*.json.
 
 Usage: python bench/run.py [relay] [latency] [pipeline] [memory] [timers] [worker_cpu] [cluster] [ha] [nodes]
-                           [history] [--repeats N] [--reference COMMIT]
+                           [history] [statements] [--repeats N] [--reference COMMIT]
 
 ``pipeline --reference 4c66d6f`` runs the pipeline of this checkout and of that commit in turns
 (--repeats pairs, 3 unless given) and adds their ratio to pipeline.json (docs/benchmarks.md).
@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import django_setup, stop_on_signals  # noqa: E402
 
-ALL = ["relay", "latency", "pipeline", "memory", "timers", "worker_cpu", "cluster", "ha", "nodes", "history"]
+ALL = ["relay", "latency", "pipeline", "memory", "timers", "worker_cpu", "cluster", "ha", "nodes", "history",
+       "statements"]
 TAKES_REFERENCE = {"pipeline"}
 
 

@@ -50,6 +50,7 @@ from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
 from messaging.models import DeadLetter, WorkerHeartbeat
+from messaging.outbox import outbox_buffered
 from messaging.registry import MessageBatch, QueueRoute, batch_handle, message_scope, route_for
 from observability.metrics import message_observed
 
@@ -91,8 +92,10 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
     as processed) and is raised. A message later in the list sees what the earlier ones
     wrote, exactly as if they had been handled one after the other. Consecutive messages of a
     type with a batch handler (``messaging.registry.message_batch_handler``) go to it together.
+    The outbox rows the handlers write are inserted together before the commit
+    (``messaging.outbox.outbox_buffered``).
     """
-    with transaction.atomic():
+    with transaction.atomic(), outbox_buffered():
         first_time = processed_records(consumer=route.consumer, message_ids=[m.message_id for m in messages],
                                        created=[m.created_at for m in messages])
         outcomes = []

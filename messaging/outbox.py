@@ -4,10 +4,19 @@
 publishes an event that every subscribed queue receives (publish-subscribe, see
 ``messaging.topology.EVENT_SUBSCRIPTIONS``). Both write an outbox row in the caller's
 transaction; the relay (``messaging.relay``) publishes it once that transaction committed.
+
+Inside ``outbox_buffered()`` (a worker's transaction: ``messaging.consumer.deliver_together``)
+the rows are kept and written together, with ONE multi-row INSERT, when the block ends, still
+inside the transaction: a batch of ten messages that emit one each costs one statement instead
+of ten (docs/benchmarks.md, "Statements per order"). ``timer_cancel()`` writes what is kept
+first, so it sees every timer of the transaction.
 """
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -27,6 +36,31 @@ from messaging.tracing import traceparent_now
 # What a LISTENing relay waits on. On PostgreSQL every insert into the outbox notifies it, by a
 # trigger (migration 0008): on commit, once per transaction.
 OUTBOX_NOTIFY_CHANNEL = "outbox"
+
+# The rows written inside outbox_buffered(), not inserted yet (None: insert each at once).
+_buffered: contextvars.ContextVar[list[OutboxMessage] | None] = contextvars.ContextVar("outbox_buffered",
+                                                                                        default=None)
+
+
+@contextmanager
+def outbox_buffered() -> Iterator[None]:
+    """Keep the outbox rows written in the block and insert them together when it ends
+    (``outbox_flush``). Caller holds the transaction for the whole block, on the default
+    database: the rows commit or roll back with it. A block that raises writes nothing."""
+    token = _buffered.set([])
+    try:
+        yield
+        outbox_flush()
+    finally:
+        _buffered.reset(token)
+
+
+def outbox_flush() -> None:
+    """Insert the rows kept by ``outbox_buffered()`` so far (nothing outside it)."""
+    rows = _buffered.get()
+    if rows:
+        _outbox_insert_many(list(rows), using=DEFAULT_DB_ALIAS)
+        rows.clear()
 
 
 def outbox_emit(
@@ -93,27 +127,36 @@ def outbox_write(
         causation_id=causation_id, producer=producer, payload=body, due_at=due_at, created_at=now,
         next_attempt_at=due_at or now, traceparent=traceparent_now(),
     )
-    return _outbox_insert(row, using=using)
+    buffered = _buffered.get()
+    if buffered is not None and using == DEFAULT_DB_ALIAS:
+        buffered.append(row)
+        return row
+    return _outbox_insert_many([row], using=using)[0]
 
 
 # Every column of a new row but the id, which the database numbers.
 _INSERTED_FIELDS = [field for field in OutboxMessage._meta.concrete_fields if not field.primary_key]
 
 
-def _outbox_insert(row: OutboxMessage, *, using: str) -> OutboxMessage:
-    """``row.save(force_insert=True)`` as one written-out INSERT: the row is the same (its field
-    values prepared by the fields themselves), without the ORM building the statement anew for
-    each of the rows every handler writes (pipeline benchmark: 17.1 -> 20.2 orders/s, 17% less
-    CPU per order, docs/benchmarks.md)."""
+def _outbox_insert_many(rows: list[OutboxMessage], *, using: str) -> list[OutboxMessage]:
+    """``row.save(force_insert=True)`` for each row, as ONE written-out multi-row INSERT: the rows
+    are the same (their field values prepared by the fields themselves), without the ORM
+    building the statement anew for each of the rows every handler writes (pipeline benchmark:
+    17.1 -> 20.2 orders/s, 17% less CPU per order, docs/benchmarks.md). The ids come back in the
+    order of the rows (PostgreSQL and SQLite return an INSERT's rows in VALUES order)."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = OutboxMessage._meta
+    placeholders = f"({', '.join(['%s'] * len(_INSERTED_FIELDS))})"
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in _INSERTED_FIELDS)}) "
-           f"VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}) RETURNING {quote(meta.pk.column)}")
-    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in _INSERTED_FIELDS]
+           f"VALUES {', '.join([placeholders] * len(rows))} RETURNING {quote(meta.pk.column)}")
+    values = [field.get_db_prep_save(getattr(row, field.attname), connection)
+              for row in rows for field in _INSERTED_FIELDS]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-        row.pk = cursor.fetchone()[0]
-    row._state.adding = False
-    row._state.db = using
-    return row
+        ids = [found[0] for found in cursor.fetchall()]
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = using
+    return rows

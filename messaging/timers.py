@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from contracts import Contract
 from messaging.models import OutboxMessage
-from messaging.outbox import outbox_emit
+from messaging.outbox import outbox_emit, outbox_flush
 
 
 def timer_set(
@@ -51,6 +51,7 @@ def timer_cancel(*, correlation_id: UUID | str, type: str) -> int:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("timer_cancel() must run inside the transaction of the change that cancels")
+    outbox_flush()  # a timer set earlier in this transaction and still kept is cancelled too
     deleted, _ = OutboxMessage.objects.filter(
         correlation_id=str(correlation_id), type=type, due_at__isnull=False, published_at__isnull=True,
     ).delete()

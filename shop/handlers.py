@@ -6,7 +6,7 @@ from __future__ import annotations
 from contracts.messages import CustomerNotified, OrderConfirmed, OrderRejected, PaymentDeadlineDue, PaymentResult
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
-from messaging.registry import message_handler
+from messaging.registry import MessageBatch, message_batch_handler, message_handler
 from messaging.topology import CUSTOMER_NOTIFICATIONS, ORDER_CONFIRMATIONS, PAYMENT_RESULTS
 from shop import services
 
@@ -27,13 +27,17 @@ def on_order_rejected(message: Message) -> None:
     services.order_confirmation_apply(order_id=data.order_id, confirmed=False, message=data.message)
 
 
-@message_handler(CUSTOMER_NOTIFICATIONS, CustomerNotified.TYPE, consumer=CONSUMER_NOTIFICATIONS)
-def on_customer_notified(message: Message) -> None:
-    data = payload_validated(CustomerNotified, message)
-    services.order_delivery_update_apply(
-        order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
-        message=data.message, timestamp=data.timestamp,
-    )
+@message_batch_handler(CUSTOMER_NOTIFICATIONS, CustomerNotified.TYPE, consumer=CONSUMER_NOTIFICATIONS)
+def on_customer_notified(batch: MessageBatch) -> None:
+    """The delivery updates a worker holds: their orders locked in one statement in primary-key
+    order (the global lock order), then each applied in its turn."""
+    updates = [payload_validated(CustomerNotified, message) for message in batch]
+    orders = services.orders_lock(order_ids=[data.order_id for data in updates])
+    for _message, data in zip(batch.each(), updates, strict=True):
+        services.order_delivery_update_apply(
+            order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
+            message=data.message, timestamp=data.timestamp, locked=orders.get(data.order_id),
+        )
 
 
 def on_payment_result(message: Message) -> None:

@@ -7,9 +7,11 @@ primary-key order, so that two transactions never wait for each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
 from config.errors import NotFound
 from shop.models import Order
@@ -22,3 +24,9 @@ def order_for_update(order_id: UUID | str) -> Order:
         return Order.objects.select_for_update().get(pk=order_id)
     except (Order.DoesNotExist, ValueError, ValidationError):
         raise NotFound(f"order {order_id} does not exist", field="order_id") from None
+
+
+def orders_for_update(order_ids: Iterable[UUID | str]) -> QuerySet[Order]:
+    """The orders of ``order_ids`` (those that exist), locked in one statement in primary-key
+    order: a worker's batch takes them all before it changes any (the global lock order)."""
+    return Order.objects.filter(pk__in=list(order_ids)).order_by("pk").select_for_update()

@@ -13,7 +13,7 @@ admin's cancel action carries on with the next order after one is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -41,7 +41,7 @@ from contracts.stages import ShipmentStage, stage_rank
 from messaging.outbox import outbox_emit, outbox_publish
 from messaging.timers import timer_cancel, timer_set
 from messaging.topology import FULFILMENT_REQUESTS, PAYMENT_REQUESTS, PAYMENT_RESULTS
-from shop.locks import order_for_update
+from shop.locks import order_for_update, orders_for_update
 from shop.models import (
     CANCELLABLE_STATUSES,
     STATUS_RANK,
@@ -122,27 +122,11 @@ def order_place(
     ``order_id`` lets the API use its request id, so that one id follows the request, the
     order and every message it causes.
     """
-    if not items:
-        raise DomainError("an order needs at least one item", field="items")
-    if shipping_method not in SHIPPING_METHODS:
-        raise DomainError(f"not one of {', '.join(SHIPPING_METHODS)}", field="shipping_method")
-    if payment_method not in PAYMENT_METHODS:
-        raise DomainError(f"not one of {', '.join(PAYMENT_METHODS)}", field="payment_method")
-    quantities: dict[str, int] = {}
-    for item in items:  # the same product twice becomes one line
-        quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
-    products = {p.sku: p for p in Product.objects.filter(sku__in=quantities, active=True)}
-    unknown = sorted(set(quantities) - set(products))
-    if unknown:
-        raise DomainError(f"unknown product(s): {', '.join(unknown)}", field="items")
-    currencies = {p.currency for p in products.values()}
-    if len(currencies) > 1:
-        raise DomainError("all products of one order must share a currency", field="items")
-
-    total = sum((products[sku].price * qty for sku, qty in quantities.items()), Decimal("0"))
-    if total > ORDER_TOTAL_MAX:
-        raise DomainError(f"the order's total ({total} {next(iter(currencies))}) is more than one order may hold "
-                          f"({ORDER_TOTAL_MAX})", field="items")
+    _order_methods_check(items=items, shipping_method=shipping_method, payment_method=payment_method)
+    quantities = _quantities_of(items)
+    products = _products_priced(quantities)
+    currency = next(iter({p.currency for p in products.values()}))
+    total = _order_total(quantities, products, currency)
     order = Order.objects.create(
         **({"id": order_id} if order_id else {}),
         customer=customer,
@@ -153,7 +137,7 @@ def order_place(
         shipping_method=shipping_method,
         payment_method=payment_method,
         total=total,
-        currency=currencies.pop(),
+        currency=currency,
     )
     lines = OrderLine.objects.bulk_create(
         OrderLine(order=order, product=products[sku], sku=sku, name=products[sku].name,
@@ -161,6 +145,52 @@ def order_place(
         for sku, qty in quantities.items()
     )
     OrderStatusChange.objects.create(order=order, status=OrderStatus.NEW, note="order placed")
+    _order_placed_announce(order, customer=customer, contact=contact, lines=lines)
+    return order
+
+
+def _order_methods_check(*, items: Sequence[OrderItem], shipping_method: str, payment_method: str) -> None:
+    """DomainError for an order without items, or with a shipping or payment method not offered."""
+    if not items:
+        raise DomainError("an order needs at least one item", field="items")
+    if shipping_method not in SHIPPING_METHODS:
+        raise DomainError(f"not one of {', '.join(SHIPPING_METHODS)}", field="shipping_method")
+    if payment_method not in PAYMENT_METHODS:
+        raise DomainError(f"not one of {', '.join(PAYMENT_METHODS)}", field="payment_method")
+
+
+def _quantities_of(items: Sequence[OrderItem]) -> dict[str, int]:
+    """The quantity of each product: the same product twice becomes one line."""
+    quantities: dict[str, int] = {}
+    for item in items:
+        quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
+    return quantities
+
+
+def _products_priced(quantities: dict[str, int]) -> dict[str, Product]:
+    """The active catalogue products ordered, by sku; DomainError for an unknown one or for
+    products of different currencies."""
+    products = {p.sku: p for p in Product.objects.filter(sku__in=quantities, active=True)}
+    unknown = sorted(set(quantities) - set(products))
+    if unknown:
+        raise DomainError(f"unknown product(s): {', '.join(unknown)}", field="items")
+    if len({p.currency for p in products.values()}) > 1:
+        raise DomainError("all products of one order must share a currency", field="items")
+    return products
+
+
+def _order_total(quantities: dict[str, int], products: dict[str, Product], currency: str) -> Decimal:
+    """The sum of quantity x catalogue price; DomainError above what one order may hold."""
+    total = sum((products[sku].price * qty for sku, qty in quantities.items()), Decimal("0"))
+    if total > ORDER_TOTAL_MAX:
+        raise DomainError(f"the order's total ({total} {currency}) is more than one order may hold "
+                          f"({ORDER_TOTAL_MAX})", field="items")
+    return total
+
+
+def _order_placed_announce(order: Order, *, customer: Customer, contact: Contact, lines: list[OrderLine]) -> None:
+    """Publish ``order.placed`` in the order's transaction."""
+    shipping_address, shipping_method = order.shipping_address, order.shipping_method
     outbox_publish(
         type=OrderPlaced.TYPE,
         correlation_id=order.id,
@@ -180,7 +210,6 @@ def order_place(
             placed_at=order.created_at,
         ),
     )
-    return order
 
 
 def _order_advance(order: Order, status: OrderStatus, note: str) -> bool:
@@ -346,12 +375,22 @@ STAGE_TO_ORDER_STATUS: dict[ShipmentStage, OrderStatus] = {
 
 
 @transaction.atomic(savepoint=False)
+def orders_lock(*, order_ids: Iterable[UUID]) -> dict[UUID, Order]:
+    """Lock the orders a worker's batch will change, in one statement in primary-key order, and
+    return them by id (an unknown id is left out). Caller holds the transaction."""
+    return {order.id: order for order in orders_for_update(set(order_ids))}
+
+
+@transaction.atomic(savepoint=False)
 def order_delivery_update_apply(
-    *, order_id: UUID, shipment_id: str, status: ShipmentStage, message: str, timestamp: datetime
+    *, order_id: UUID, shipment_id: str, status: ShipmentStage, message: str, timestamp: datetime,
+    locked: Order | None = None,
 ) -> Order:
-    """Record what the customer was told about the delivery; a late or repeated update changes nothing."""
+    """Record what the customer was told about the delivery; a late or repeated update changes nothing.
+
+    ``locked``: the order, when the caller holds its lock already (``orders_lock``)."""
     stage = ShipmentStage(status)
-    order = order_for_update(order_id)
+    order = locked if locked is not None else order_for_update(order_id)
     fields = ["updated_at"]
     if not order.shipment_id:
         order.shipment_id = shipment_id

@@ -14,7 +14,7 @@ from contracts.messages import (
 )
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
-from messaging.registry import message_handler
+from messaging.registry import MessageBatch, message_batch_handler, message_handler
 from messaging.topology import DELIVERY_UPDATES, SUPPORT_REQUESTS
 from support import services
 from support.mails import language_for
@@ -23,25 +23,33 @@ CONSUMER = "support.delivery_updates"
 REQUESTS_CONSUMER = "support.support_requests"
 
 
-@message_handler(DELIVERY_UPDATES, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
-def on_shipment_status_changed(message: Message) -> None:
-    data = payload_validated(ShipmentStatusChanged, message)
-    services.tracking_record_stage(order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
-                                   message=data.message, timestamp=data.timestamp)
+@message_batch_handler(DELIVERY_UPDATES, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
+def on_shipment_status_changed(batch: MessageBatch) -> None:
+    """The stages a worker holds, recorded together (set-based), then the shop told of each."""
+    stages = [payload_validated(ShipmentStatusChanged, message) for message in batch]
+    recorded = services.tracking_stages_record([
+        services.StageReport(order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
+                             message=data.message, timestamp=data.timestamp) for data in stages])
+    for _message, stage in zip(batch.each(), recorded, strict=True):
+        if stage is not None:
+            services.shop_tell_stage(stage)
 
 
-@message_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_placed(message: Message) -> None:
-    data = payload_validated(OrderPlaced, message)
+@message_batch_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
+def on_order_placed(batch: MessageBatch) -> None:
+    """New orders' contacts, kept together (set-based)."""
+    placed = [payload_validated(OrderPlaced, message) for message in batch]
     # mailed: the account's own address only; the order's contact_email is the delivery's
-    services.customer_contact_record(
+    services.customer_contacts_record([services.ContactReport(
         order_id=data.order_id, name=data.recipient, email=data.account_email,
         language=language_for(country=str(data.shipping_address.get("country") or ""), requested=data.language),
         shipping_method=data.shipping_method,
         summary=services.OrderSummary(
             lines=[services.SummaryLine(product_id=line.product_id, name=line.name, quantity=line.quantity)
                    for line in data.items],
-            total=data.total, currency=data.currency))
+            total=data.total, currency=data.currency)) for data in placed])
+    for _message in batch.each():
+        pass  # written together above; nothing more for each
 
 
 @message_handler(SUPPORT_REQUESTS, OrderRejected.TYPE, consumer=REQUESTS_CONSUMER)
@@ -53,11 +61,12 @@ def on_order_rejected(message: Message) -> None:
                      for s in data.unavailable])
 
 
-@message_handler(SUPPORT_REQUESTS, PickingStarted.TYPE, consumer=REQUESTS_CONSUMER)
-def on_picking_started(message: Message) -> None:
+@message_batch_handler(SUPPORT_REQUESTS, PickingStarted.TYPE, consumer=REQUESTS_CONSUMER)
+def on_picking_started(batch: MessageBatch) -> None:
     # the warehouse picks an order once it is paid: the customer hears it is paid and confirmed
-    data = payload_validated(PickingStarted, message)
-    services.customer_tell_order_paid(order_id=data.order_id)
+    services.customer_tell_orders_paid([payload_validated(PickingStarted, message).order_id for message in batch])
+    for _message in batch.each():
+        pass  # written together above; nothing more for each
 
 
 @message_handler(SUPPORT_REQUESTS, OrderCancelled.TYPE, consumer=REQUESTS_CONSUMER)

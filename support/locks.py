@@ -3,6 +3,10 @@
 A shipment's tracking record orders its stages; an order's contact orders the addressing of
 its notifications; the notifications being mailed are locked so that two senders never mail
 the same one. A stage takes the record's lock, then the contact's.
+
+Lock order (every transaction of this app keeps it, so two workers never wait for each other
+in a cycle): tracking records, then contacts, then notifications; several rows of one table in
+one statement, in primary-key order.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from django.db.models import Q, QuerySet
 from support.models import CustomerContact, CustomerNotification, TrackingRecord
 
 
-def tracking_record_for_update(shipment_id: str) -> TrackingRecord | None:
-    """The shipment's tracking record, locked until the end of the caller's transaction."""
-    return TrackingRecord.objects.select_for_update().filter(shipment_id=shipment_id).order_by("pk").first()
+def tracking_records_for_update(shipment_ids: Iterable[str]) -> QuerySet[TrackingRecord]:
+    """The tracking records of these shipments, locked in one statement in primary-key order."""
+    return TrackingRecord.objects.select_for_update().filter(shipment_id__in=list(shipment_ids)).order_by("pk")
+
+
+def customer_contacts_for_update(order_ids: Iterable[UUID]) -> QuerySet[CustomerContact]:
+    """The contacts of these orders, locked in one statement in primary-key order."""
+    return CustomerContact.objects.select_for_update().filter(order_id__in=list(order_ids)).order_by("pk")
 
 
 def customer_contact_for_update(order_id: UUID) -> CustomerContact | None:

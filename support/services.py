@@ -30,7 +30,12 @@ from contracts.messages import CustomerNotified
 from contracts.stages import stage_rank
 from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
-from support.locks import customer_contact_for_update, notifications_to_mail_for_update, tracking_record_for_update
+from support.locks import (
+    customer_contact_for_update,
+    customer_contacts_for_update,
+    notifications_to_mail_for_update,
+    tracking_records_for_update,
+)
 from support.mails import MAILED_STAGES, RenderedMail, mail_render, subject_render
 from support.mails import track_url as track_url  # noqa: PLC0414 - callers' name for it
 from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
@@ -84,6 +89,18 @@ def _notification_add(*, order_id: UUID, status: str, contact: CustomerContact, 
     return notification
 
 
+@dataclass(frozen=True)
+class ContactReport:
+    """A new order's contact, as the shop announced it (``order.placed``)."""
+
+    order_id: UUID
+    name: str
+    email: str
+    summary: OrderSummary | None = None
+    language: str = ""
+    shipping_method: str = ""
+
+
 @transaction.atomic(savepoint=False)
 def customer_contact_record(*, order_id: UUID, name: str, email: str, summary: OrderSummary | None = None,
                             language: str = "", shipping_method: str = "") -> CustomerContact:
@@ -95,24 +112,68 @@ def customer_contact_record(*, order_id: UUID, name: str, email: str, summary: O
     Notifications written before the contact arrived and not mailed yet get their recipient
     now, and are mailed after the commit too.
     """
-    contact = _contact_locked(order_id)
-    if contact.known:
-        return contact
-    contact.name, contact.email, contact.received_at = name, email, timezone.now()
-    contact.order_summary = summary.as_json() if summary else {}
-    contact.language = language or settings.CUSTOMER_LANGUAGE_DEFAULT
-    contact.shipping_method = shipping_method
-    contact.save(update_fields=["name", "email", "received_at", "order_summary", "language", "shipping_method"])
-    unaddressed = list(CustomerNotification.objects.filter(order_id=order_id, sent_at__isnull=True, recipient=""))
+    return customer_contacts_record([ContactReport(order_id=order_id, name=name, email=email, summary=summary,
+                                                   language=language, shipping_method=shipping_method)])[order_id]
+
+
+@transaction.atomic(savepoint=False)
+def customer_contacts_record(reports: Sequence[ContactReport]) -> dict[UUID, CustomerContact]:
+    """``customer_contact_record`` for several orders at once (a worker's batch), with set-based
+    statements: the contacts locked in one statement (``_contacts_locked``), the new ones
+    written with one UPDATE, the notifications waiting for an address and the "received" ones
+    read and written in one statement each. Returns the contacts by order id."""
+    contacts = _contacts_locked(report.order_id for report in reports)
+    now = timezone.now()
+    fresh: dict[UUID, CustomerContact] = {}
+    for report in reports:
+        contact = contacts[report.order_id]
+        if contact.known:  # a repeat (or the same order twice in ``reports``)
+            continue
+        contact.name, contact.email, contact.received_at = report.name, report.email, now
+        contact.order_summary = report.summary.as_json() if report.summary else {}
+        contact.language = report.language or settings.CUSTOMER_LANGUAGE_DEFAULT
+        contact.shipping_method = report.shipping_method
+        fresh[report.order_id] = contact
+    if not fresh:
+        return contacts
+    CustomerContact.objects.bulk_update(list(fresh.values()),
+                                        ["name", "email", "received_at", "order_summary", "language",
+                                         "shipping_method"])
+    unaddressed = list(CustomerNotification.objects.filter(order_id__in=list(fresh), sent_at__isnull=True,
+                                                           recipient=""))
     for notification in unaddressed:
-        notification.recipient = email
-        notification.subject = subject_render(status=notification.status, order_id=order_id,
+        contact = fresh[notification.order_id]
+        notification.recipient = contact.email
+        notification.subject = subject_render(status=notification.status, order_id=notification.order_id,
                                               language=contact.language)
-    CustomerNotification.objects.bulk_update(unaddressed, ["recipient", "subject"])
-    if email and unaddressed:
-        transaction.on_commit(partial(notifications_send_now, notification_ids=[n.pk for n in unaddressed]))
-    _notification_add(order_id=order_id, status="received", contact=contact)
-    return contact
+    if unaddressed:
+        CustomerNotification.objects.bulk_update(unaddressed, ["recipient", "subject"])
+        to_mail = [n.pk for n in unaddressed if n.recipient]
+        if to_mail:
+            transaction.on_commit(partial(notifications_send_now, notification_ids=to_mail))
+    _notifications_add([_Wanted(order_id=order_id, status="received") for order_id in fresh], contacts)
+    return contacts
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """One stage of a shipment, as transport announced it (``shipment.status_changed``)."""
+
+    order_id: UUID
+    shipment_id: str
+    status: str
+    message: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class StageRecorded:
+    """A stage recorded now: its tracking entry and the notification the customer gets (None
+    for a stage not mailed). ``shop_tell_stage`` tells the shop about it."""
+
+    report: StageReport
+    entry: TrackingEntry
+    notification: CustomerNotification | None
 
 
 @transaction.atomic(savepoint=False)
@@ -122,31 +183,121 @@ def tracking_record_stage(
     """Record one stage of a shipment and tell the shop (and, for the stages a customer hears
     of, ``MAILED_STAGES``, the customer). A repeated stage changes nothing, and the record's
     status only moves up (a late lower stage is recorded, not made current)."""
-    record = tracking_record_for_update(shipment_id)
-    if record is None:  # the shipment's first stage (or another worker is writing it: its insert is waited for)
-        TrackingRecord.objects.bulk_create([TrackingRecord(shipment_id=shipment_id, order_id=order_id, status=status)],
-                                           ignore_conflicts=True)
-        record = tracking_record_for_update(shipment_id)
-    # The record's lock orders the stages of one shipment. Its status is the highest stage
-    # recorded so far, so a stage above it (the usual case: stages arrive in order) cannot
-    # have been recorded yet; only a stage at or below it needs looking up.
-    rank, current_rank = stage_rank(status), stage_rank(record.status)
-    if rank <= current_rank and record.entries.filter(status=status).exists():
+    report = StageReport(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
+                         timestamp=timestamp)
+    recorded = tracking_stages_record([report])[0]
+    if recorded is None:
         return None
-    entry = TrackingEntry.objects.create(record=record, status=status, message=message, timestamp=timestamp)
-    if rank > current_rank:
-        record.status = status
-        record.save(update_fields=["status", "updated_at"])
-    notification = None
-    if status in MAILED_STAGES:
-        notification = _notification_add(order_id=order_id, status=status, contact=_contact_locked(order_id),
-                                          shipment_id=shipment_id, details={"timestamp": timestamp.isoformat()})
+    shop_tell_stage(recorded)
+    return recorded.entry
+
+
+@transaction.atomic(savepoint=False)
+def tracking_stages_record(reports: Sequence[StageReport]) -> list[StageRecorded | None]:
+    """Record stages of shipments, several at once (a worker's batch), with set-based statements;
+    for each report, what was recorded (None: a stage recorded before, or twice in ``reports``).
+    The caller tells the shop about each one (``shop_tell_stage``).
+
+    Locks, each set in one statement in primary-key order: the tracking records, then the
+    contacts (``support.locks``). A record or contact not there yet is inserted first (conflicts
+    ignored, in key order), so two workers recording the same new shipment wait for each other's
+    insert, never in a cycle.
+    """
+    if not reports:
+        return []
+    records = _tracking_records_locked(reports)
+    statuses = {report.status for report in reports}
+    recorded_before = set(TrackingEntry.objects.filter(record__in=records.values(), status__in=statuses)
+                          .values_list("record_id", "status"))
+    now = timezone.now()
+    entries: list[TrackingEntry | None] = []
+    moved: dict[int, str] = {}  # record id -> its new status
+    for report in reports:
+        record = records[report.shipment_id]
+        if (record.pk, report.status) in recorded_before:
+            entries.append(None)
+            continue
+        recorded_before.add((record.pk, report.status))
+        entries.append(TrackingEntry(record=record, status=report.status, message=report.message,
+                                     timestamp=report.timestamp, recorded_at=now))
+        if stage_rank(report.status) > stage_rank(record.status):
+            record.status = report.status
+            moved[record.pk] = report.status
+    TrackingEntry.objects.bulk_create([entry for entry in entries if entry is not None])
+    for status in set(moved.values()):  # forward only, and under the records' locks
+        TrackingRecord.objects.filter(pk__in=[pk for pk, to in moved.items() if to == status]).update(
+            status=status, updated_at=now)
+    mailed = [_Wanted(order_id=report.order_id, status=report.status, shipment_id=report.shipment_id,
+                      details={"timestamp": report.timestamp.isoformat()})
+              for report, entry in zip(reports, entries, strict=True)
+              if entry is not None and report.status in MAILED_STAGES]
+    notifications = _notifications_add(mailed, _contacts_locked({w.order_id for w in mailed}) if mailed else {})
+    return [None if entry is None else StageRecorded(report=report, entry=entry,
+                                                      notification=notifications.get((report.order_id, report.status)))
+            for report, entry in zip(reports, entries, strict=True)]
+
+
+def shop_tell_stage(recorded: StageRecorded) -> None:
+    """Tell the shop what the customer now knows of the delivery. Caller holds the transaction
+    that recorded the stage (``tracking_stages_record``)."""
+    order_id, shipment_id, status = recorded.report.order_id, recorded.report.shipment_id, recorded.report.status
+    message, timestamp, notification = recorded.report.message, recorded.report.timestamp, recorded.notification
     outbox_emit(
         queue=CUSTOMER_NOTIFICATIONS, type=CustomerNotified.TYPE, correlation_id=order_id, producer=PRODUCER,
         payload=CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
                                  timestamp=timestamp, notification_id=notification.pk if notification else None),
     )
-    return entry
+
+
+def _tracking_records_locked(reports: Sequence[StageReport]) -> dict[str, TrackingRecord]:
+    """The tracking record of every shipment in ``reports``, locked; a shipment's first stage
+    creates it (at the lowest stage reported, so that the record's status moves up from there)."""
+    first: dict[str, StageReport] = {}
+    for report in sorted(reports, key=lambda r: stage_rank(r.status)):
+        first.setdefault(report.shipment_id, report)
+    TrackingRecord.objects.bulk_create(
+        [TrackingRecord(shipment_id=shipment_id, order_id=first[shipment_id].order_id, status=first[shipment_id].status)
+         for shipment_id in sorted(first)], ignore_conflicts=True)
+    return {record.shipment_id: record for record in tracking_records_for_update(first)}
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """A notification to write once: of ``status`` for ``order_id``."""
+
+    order_id: UUID
+    status: str
+    shipment_id: str = ""
+    details: dict[str, Any] | None = None
+
+
+def _notifications_add(wanted: Sequence[_Wanted], contacts: dict[UUID, CustomerContact]
+                       ) -> dict[tuple[UUID, str], CustomerNotification]:
+    """``_notification_add`` for many orders at once: each notification written once (one
+    statement reads those written before, one writes the new ones), mailed right after the
+    caller's transaction commits. Caller holds the orders' contact locks (``_contacts_locked``).
+    Returns them by (order id, status)."""
+    if not wanted:
+        return {}
+    found = {(n.order_id, n.status): n for n in CustomerNotification.objects.filter(
+        order_id__in={w.order_id for w in wanted}, status__in={w.status for w in wanted})}
+    new: list[CustomerNotification] = []
+    for want in wanted:
+        key = (want.order_id, want.status)
+        if key in found:
+            continue
+        contact = contacts[want.order_id]
+        found[key] = CustomerNotification(
+            order_id=want.order_id, status=want.status, shipment_id=want.shipment_id, recipient=contact.email,
+            details=want.details or {},
+            subject=subject_render(status=want.status, order_id=want.order_id,
+                                   language=contact.language or settings.CUSTOMER_LANGUAGE_DEFAULT))
+        new.append(found[key])
+    CustomerNotification.objects.bulk_create(new)
+    to_mail = [n.pk for n in new if n.recipient]
+    if to_mail:
+        transaction.on_commit(partial(notifications_send_now, notification_ids=to_mail))
+    return found
 
 
 @transaction.atomic(savepoint=False)
@@ -159,7 +310,16 @@ def customer_tell_order_outcome(*, order_id: UUID, outcome: Outcome, message: st
 @transaction.atomic(savepoint=False)
 def customer_tell_order_paid(*, order_id: UUID) -> CustomerNotification:
     """Tell the customer their order is paid and confirmed (the warehouse started picking it). Once."""
-    return _notification_add(order_id=order_id, status="paid", contact=_contact_locked(order_id))
+    return customer_tell_orders_paid([order_id])[order_id]
+
+
+@transaction.atomic(savepoint=False)
+def customer_tell_orders_paid(order_ids: Sequence[UUID]) -> dict[UUID, CustomerNotification]:
+    """``customer_tell_order_paid`` for several orders at once: their contacts locked in one
+    statement, the notifications read and written in one statement each."""
+    found = _notifications_add([_Wanted(order_id=order_id, status="paid") for order_id in order_ids],
+                               _contacts_locked(order_ids))
+    return {order_id: found[(order_id, "paid")] for order_id in order_ids}
 
 
 @transaction.atomic(savepoint=False)
@@ -186,6 +346,15 @@ def _mail_rendered(notification: CustomerNotification, contact: CustomerContact 
         language=(contact.language if contact else "") or settings.CUSTOMER_LANGUAGE_DEFAULT,
         summary=(contact.order_summary if contact else None) or {},
         shipping_method=contact.shipping_method if contact else "")
+
+
+def _contacts_locked(order_ids: Iterable[UUID]) -> dict[UUID, CustomerContact]:
+    """The contacts of these orders, locked in one statement in primary-key order; empty ones for
+    those that have not arrived yet (inserted first, in key order, conflicts ignored)."""
+    order_ids = sorted(set(order_ids))
+    CustomerContact.objects.bulk_create([CustomerContact(order_id=order_id) for order_id in order_ids],
+                                        ignore_conflicts=True)
+    return {contact.order_id: contact for contact in customer_contacts_for_update(order_ids)}
 
 
 def _contact_locked(order_id: UUID) -> CustomerContact:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contracts.messages import OrderCancelled, OrderPaid, OrderPaymentFailed, OrderPlaced
 from messaging.envelope import Message
 from messaging.payloads import payload_validated
-from messaging.registry import message_handler
+from messaging.registry import MessageBatch, message_batch_handler, message_handler
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS
 from warehouse import services
 
@@ -13,7 +13,16 @@ CONSUMER = "warehouse.new_orders"
 FULFILMENT_CONSUMER = "warehouse.fulfilment_requests"
 
 
-@message_handler(NEW_ORDERS, OrderPlaced.TYPE, consumer=CONSUMER)
+@message_batch_handler(NEW_ORDERS, OrderPlaced.TYPE, consumer=CONSUMER)
+def on_orders_placed(batch: MessageBatch) -> None:
+    """The new orders a worker holds: every stock row they want locked first, in one statement
+    in primary-key order (the global lock order), then each order reserved in its turn."""
+    services.stock_lock(skus={item.product_id for message in batch
+                              for item in payload_validated(OrderPlaced, message).items})
+    for message in batch.each():
+        on_order_placed(message)
+
+
 def on_order_placed(message: Message) -> None:
     # The warehouse keeps what it needs to reserve and, later, to hand the order to transport.
     data = payload_validated(OrderPlaced, message)

@@ -12,7 +12,7 @@ handler never carries on after an error, the whole transaction rolls back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -49,6 +49,14 @@ class RequestedLine:
 
 
 @transaction.atomic(savepoint=False)
+def stock_lock(*, skus: Iterable[str]) -> None:
+    """Lock the stock rows of ``skus`` in one statement, in primary-key order: what a worker's
+    batch of orders will reserve, locked up front so that two batches sharing products never
+    lock them in opposite orders (``warehouse.locks``). Caller holds the transaction."""
+    list(stock_for_update(set(skus)))
+
+
+@transaction.atomic(savepoint=False)
 def stock_reserve(
     *,
     order_id: UUID,
@@ -65,27 +73,49 @@ def stock_reserve(
     answered = Reservation.objects.filter(order_id=order_id).first()
     if answered is not None:
         return answered
+    wanted = _quantities_wanted(lines)
+    items = {item.sku: item for item in stock_for_update(wanted)}
+    reservation = Reservation(order_id=order_id, recipient=recipient, shipping_address=shipping_address,
+                              shipping_method=shipping_method)
+    shortages = _stock_shortages(wanted, items)
+    if shortages:
+        return _reservation_reject(reservation, shortages)
+    return _reservation_confirm(reservation, wanted, items)
+
+
+def _quantities_wanted(lines: Sequence[RequestedLine]) -> dict[str, int]:
+    """The quantity of each sku (a sku on several lines is summed)."""
     wanted: dict[str, int] = {}
     for line in lines:
         wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-    items = {item.sku: item for item in stock_for_update(wanted)}
-    shortages = [
+    return wanted
+
+
+def _stock_shortages(wanted: dict[str, int], items: dict[str, StockItem]) -> list[Shortage]:
+    """What cannot be reserved, by sku. Caller holds the lock of the stock rows ``items``."""
+    return [
         Shortage(product_id=sku, requested=quantity, available=items[sku].quantity_on_hand if sku in items else 0)
         for sku, quantity in sorted(wanted.items())
         if sku not in items or items[sku].quantity_on_hand < quantity
     ]
-    reservation = Reservation(order_id=order_id, recipient=recipient, shipping_address=shipping_address,
-                              shipping_method=shipping_method)
-    if shortages:
-        reservation.status = Reservation.Status.REJECTED
-        reservation.reason = "Insufficient stock for: " + ", ".join(
-            f"{s.product_id} (requested {s.requested}, available {s.available})" for s in shortages
-        )
-        reservation.save(force_insert=True)
-        outbox_publish(type=OrderRejected.TYPE, correlation_id=order_id, producer=PRODUCER,
-                       payload=OrderRejected(order_id=order_id, message=reservation.reason, unavailable=shortages))
-        return reservation
 
+
+def _reservation_reject(reservation: Reservation, shortages: list[Shortage]) -> Reservation:
+    """Store the reservation as rejected, naming what is short, and answer ``order.rejected``."""
+    reservation.status = Reservation.Status.REJECTED
+    reservation.reason = "Insufficient stock for: " + ", ".join(
+        f"{s.product_id} (requested {s.requested}, available {s.available})" for s in shortages
+    )
+    reservation.save(force_insert=True)
+    order_id = reservation.order_id
+    outbox_publish(type=OrderRejected.TYPE, correlation_id=order_id, producer=PRODUCER,
+                   payload=OrderRejected(order_id=order_id, message=reservation.reason, unavailable=shortages))
+    return reservation
+
+
+def _reservation_confirm(reservation: Reservation, wanted: dict[str, int], items: dict[str, StockItem]) -> Reservation:
+    """Take the stock, store the reservation and its lines, and answer ``order.confirmed``.
+    Caller holds the lock of the stock rows ``items`` and found enough of each."""
     reservation.status = Reservation.Status.RESERVED
     reservation.save(force_insert=True)
     for sku, quantity in wanted.items():
@@ -100,6 +130,7 @@ def stock_reserve(
         ReservationLine(reservation=reservation, stock_item=items[sku], quantity=quantity)
         for sku, quantity in wanted.items()
     )
+    order_id = reservation.order_id
     outbox_publish(
         type=OrderConfirmed.TYPE, correlation_id=order_id, producer=PRODUCER,
         payload=OrderConfirmed(

@@ -3,10 +3,12 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from messaging.models import OutboxMessage
-from messaging.outbox import outbox_emit, outbox_write
+from messaging.outbox import outbox_buffered, outbox_emit, outbox_write
+from messaging.timers import timer_cancel, timer_set
 from shop.models import Order
 from shop.services import Contact, OrderItem, order_place
 
@@ -126,4 +128,47 @@ def test_a_payload_that_breaks_its_contract_is_refused_and_writes_nothing():
     with pytest.raises(ValueError, match="order_id"), transaction.atomic():
         outbox_emit(queue="customer_notifications", type="customer.notified", correlation_id="x",
                     payload={**notified_payload("x"), "order_id": "not-a-uuid"}, producer="test")
+    assert OutboxMessage.objects.count() == 0
+
+
+
+def charge_due(order_id: str) -> dict:
+    return {"order_id": order_id, "payment_id": str(uuid.uuid4())}
+
+
+def test_rows_kept_in_a_buffered_block_are_written_with_one_insert_in_the_order_written():
+    # given
+    order_ids = [str(uuid.uuid4()) for _ in range(3)]
+    # when
+    with transaction.atomic(), CaptureQueriesContext(connection) as statements, outbox_buffered():
+        for order_id in order_ids:
+            outbox_emit(queue="payment_requests", type="payment.charge_due", correlation_id=order_id,
+                        payload=charge_due(order_id), producer="payments")
+        assert OutboxMessage.objects.count() == 0  # kept, not written yet
+    # then
+    inserts = [s["sql"] for s in statements.captured_queries if s["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    assert list(OutboxMessage.objects.order_by("id").values_list("correlation_id", flat=True)) == order_ids
+
+
+def test_a_buffered_block_that_raises_writes_nothing():
+    # when
+    with pytest.raises(RuntimeError), transaction.atomic(), outbox_buffered():
+        outbox_emit(queue="payment_requests", type="payment.charge_due", correlation_id="o1",
+                    payload=charge_due(str(uuid.uuid4())), producer="payments")
+        raise RuntimeError("the handler failed")
+    # then
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_timer_set_and_cancelled_in_one_buffered_block_is_gone():
+    # given
+    order_id = str(uuid.uuid4())
+    # when
+    with transaction.atomic(), outbox_buffered():
+        timer_set(queue="payment_requests", type="payment.charge_due", correlation_id=order_id,
+                  payload=charge_due(order_id), producer="payments", after=60)
+        cancelled = timer_cancel(correlation_id=order_id, type="payment.charge_due")
+    # then
+    assert cancelled == 1
     assert OutboxMessage.objects.count() == 0
