@@ -118,11 +118,13 @@ class SimulatedPaymentProvider:
         db = sqlite3.connect(store, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")  # workers in several processes read and write at once
         db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, approved INTEGER NOT NULL, "
-                   "reference TEXT NOT NULL, reason TEXT NOT NULL, voided INTEGER NOT NULL)")
+                   "reference TEXT NOT NULL, reason TEXT NOT NULL, voided INTEGER NOT NULL, "
+                   "asked INTEGER NOT NULL DEFAULT 0)")  # asked: how often the key was asked
         return db
 
     @staticmethod
     def _stored(db: sqlite3.Connection, key: str) -> ProviderAnswer | None:
+        db.execute("UPDATE answers SET asked = asked + 1 WHERE key = ?", (key,))
         row = db.execute("SELECT approved, reference, reason, voided FROM answers WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
@@ -130,9 +132,21 @@ class SimulatedPaymentProvider:
 
     @staticmethod
     def _store(db: sqlite3.Connection, key: str, answer: ProviderAnswer) -> ProviderAnswer:
-        db.execute("INSERT OR IGNORE INTO answers (key, approved, reference, reason, voided) VALUES (?, ?, ?, ?, ?)",
-                   (key, answer.approved, answer.reference, answer.reason, answer.voided))
+        db.execute("INSERT OR IGNORE INTO answers (key, approved, reference, reason, voided, asked) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", (key, answer.approved, answer.reference, answer.reason, answer.voided,
+                                                 0 if answer.voided else 1))
         return answer
+
+
+def provider_store_asked(key: str) -> tuple[int, str] | None:
+    """How often the simulated provider was asked ``key``, and the reference it answered
+    (None: never asked). For operators and tests: the provider's side of the record."""
+    store = Path(settings.PAYMENT_PROVIDER_STORE)
+    if not store.exists():
+        return None
+    with closing(sqlite3.connect(store, timeout=30)) as db:
+        row = db.execute("SELECT asked, reference FROM answers WHERE key = ?", (key,)).fetchone()
+    return None if row is None or not row[0] else (row[0], row[1])
 
 
 @cache
