@@ -10,6 +10,12 @@ captured -> refunded).
 Each service owns its transaction (``transaction.atomic``). Called from a message handler it
 joins the handler's transaction without a savepoint of its own (``savepoint=False``): the
 handler never carries on after an error, the whole transaction rolls back.
+
+The provider is never asked while a payment is locked or a transaction is open: the
+``*_ask`` functions record what they ask (a short transaction of their own), ask with an
+idempotency key and no transaction open, and return the answers; the ``*_record`` functions
+record them later, under the payment's lock, in the worker's transaction
+(docs/architecture.md, "The payment provider, outside the lock").
 """
 
 from __future__ import annotations
