@@ -350,6 +350,14 @@ SIMULATED_PAYMENT_PROVIDER = "payments.provider.SimulatedPaymentProvider"
 PAYMENT_PROVIDER = (os.environ.get("PAYMENT_PROVIDER") or "").strip()
 if PAYMENT_PROVIDER == "simulated":
     PAYMENT_PROVIDER = SIMULATED_PAYMENT_PROVIDER
+# Seconds every call to the simulated provider takes (charge, refund, void), as a real one's
+# HTTP call does; the worker asks for the payments it holds concurrently (docs/architecture.md).
+PAYMENT_PROVIDER_LATENCY = _env_float("PAYMENT_PROVIDER_LATENCY", 0.0, minimum=0.0)
+# How many provider calls one worker has in flight at once (its batch is the other bound).
+PAYMENT_PROVIDER_CONCURRENCY = _env_int("PAYMENT_PROVIDER_CONCURRENCY", 32, minimum=1)
+# The simulated provider's own store of idempotency keys and answers (not the app's database:
+# it stands for the provider's side, and survives a worker's restart).
+PAYMENT_PROVIDER_STORE = Path(os.environ.get("PAYMENT_PROVIDER_STORE", BASE_DIR / ".run" / "payment_provider.sqlite3"))
 # The shop waits this long (real seconds) for an answer to a payment request, asks again,
 # and after PAYMENT_MAX_REQUESTS requests fails the order with compensation.
 PAYMENT_TIMEOUT_SECONDS = _env_float("PAYMENT_TIMEOUT_SECONDS", 30.0)

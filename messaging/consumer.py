@@ -51,7 +51,14 @@ from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
 from messaging.models import DeadLetter, WorkerHeartbeat
 from messaging.outbox import outbox_buffered
-from messaging.registry import MessageBatch, QueueRoute, batch_handle, message_scope, route_for
+from messaging.registry import (
+    MessageBatch,
+    QueueRoute,
+    batch_handle,
+    message_scope,
+    prepared_outside_transaction,
+    route_for,
+)
 from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
@@ -94,7 +101,12 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
     type with a batch handler (``messaging.registry.message_batch_handler``) go to it together.
     The outbox rows the handlers write are inserted together before the commit
     (``messaging.outbox.outbox_buffered``).
+
+    A batch handler's ``prepare`` (a call to the outside world) runs first, before the
+    transaction opens: nothing is locked while it waits, and what it returns is recorded in
+    the transaction with the processed records (a crash in between runs it again).
     """
+    prepared = prepared_outside_transaction(route, messages)
     with transaction.atomic(), outbox_buffered():
         first_time = processed_records(consumer=route.consumer, message_ids=[m.message_id for m in messages],
                                        created=[m.created_at for m in messages])
@@ -102,7 +114,7 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
         run: list[Message] = []  # consecutive new messages of one type
         for message in messages:
             if run and message.type != run[-1].type:
-                _handle_run(route, run)
+                _handle_run(route, run, prepared)
                 run = []
             if message.message_id in first_time:
                 first_time.discard(message.message_id)  # the same message twice in the list: once
@@ -110,16 +122,16 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
                 outcomes.append(HANDLED)
             else:
                 outcomes.append(DUPLICATE)
-        _handle_run(route, run)
+        _handle_run(route, run, prepared)
         return outcomes
 
 
-def _handle_run(route: QueueRoute, messages: list[Message]) -> None:
+def _handle_run(route: QueueRoute, messages: list[Message], prepared: dict[str, Any]) -> None:
     if not messages:
         return
     batch_handler = route.batch_handler_for(messages[0].type)
     if batch_handler is not None:
-        batch_handle(batch_handler, MessageBatch(route.queue, messages))
+        batch_handle(batch_handler, MessageBatch(route.queue, messages, prepared=prepared.get(messages[0].type)))
         return
     for message in messages:
         handler = route.handler_for(message.type)

@@ -5,6 +5,13 @@ Apps declare their handlers with ``@message_handler(queue, type)`` in ``handlers
 have a ``@message_batch_handler`` instead: it receives the run of them a worker handles in one
 transaction (``MessageBatch``), reads what they need in one statement, and
 then handles each one in its own turn (``batch.each()``), as a handler of one would.
+
+A batch handler that must call the outside world (a payment provider) declares a ``prepare``:
+the worker runs it on the batch's messages BEFORE its transaction opens, with no transaction
+and no lock held, and hands its result to the handler as ``batch.prepared``; the handler then
+records it in the worker's transaction, together with the messages' processed records. The
+prepare must be safe to run again for the same messages (a redelivery after a crash runs it
+again): it asks with idempotency keys.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
 
 from messaging.envelope import InvalidMessage, Message, current_message
 from messaging.tracing import message_handling
@@ -33,9 +43,10 @@ def message_scope(queue: str, message: Message) -> Iterator[Message]:
 class MessageBatch:
     """The messages of one type a worker handles together, in order, in one transaction."""
 
-    def __init__(self, queue: str, messages: list[Message]):
+    def __init__(self, queue: str, messages: list[Message], *, prepared: Any = None):
         self.queue = queue
         self.messages = messages
+        self.prepared = prepared  # what the handler's prepare returned for these messages (None: none)
         self.handled = 0  # how many went through each()
 
     def __iter__(self) -> Iterator[Message]:
@@ -54,6 +65,7 @@ class MessageBatch:
 
 Handler = Callable[[Message], None]
 BatchHandler = Callable[[MessageBatch], None]
+Prepare = Callable[[MessageBatch], Any]
 
 
 @dataclass
@@ -62,6 +74,7 @@ class QueueRoute:
     consumer: str
     handlers: dict[str, Handler] = field(default_factory=dict)
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
+    prepares: dict[str, Prepare] = field(default_factory=dict)
 
     def batch_handler_for(self, message_type: str) -> BatchHandler | None:
         return self.batch_handlers.get(message_type)
@@ -86,13 +99,17 @@ def message_handler(queue: str, message_type: str, *, consumer: str) -> Callable
     return register
 
 
-def message_batch_handler(queue: str, message_type: str, *, consumer: str) -> Callable[[BatchHandler], BatchHandler]:
+def message_batch_handler(queue: str, message_type: str, *, consumer: str,
+                          prepare: Prepare | None = None) -> Callable[[BatchHandler], BatchHandler]:
     """Register ``func(batch)`` as the handler of ``message_type`` on ``queue``: it receives the
     messages of that type a worker handles together (one or more, in order, duplicates left out)
-    and must handle each one inside ``batch.each()``."""
+    and must handle each one inside ``batch.each()``. ``prepare(batch)``, if given, runs first
+    with no transaction open (``prepared_outside_transaction``); its result is ``batch.prepared``."""
     def register(func: BatchHandler) -> BatchHandler:
         route = _route_new_type(queue, message_type, consumer)
         route.batch_handlers[message_type] = func
+        if prepare is not None:
+            route.prepares[message_type] = prepare
         route.handlers[message_type] = lambda message: batch_handle(func, MessageBatch(queue, [message]))
         return func
 
@@ -107,6 +124,20 @@ def batch_handle(handler: BatchHandler, batch: MessageBatch) -> None:
     if batch.handled != len(batch):
         raise RuntimeError(f"{handler.__qualname__} handled {batch.handled} of {len(batch)} messages "
                            f"on {batch.queue}: a batch handler must go through batch.each()")
+
+
+def prepared_outside_transaction(route: QueueRoute, messages: list[Message]) -> dict[str, Any]:
+    """Run the prepares of the messages' types (each once, on that type's messages in order), by
+    type. Caller has no transaction open: a prepare calls the outside world and opens the short
+    transactions it needs itself."""
+    prepared = {}
+    for message_type, prepare in route.prepares.items():
+        of_type = [message for message in messages if message.type == message_type]
+        if of_type:
+            if connection.in_atomic_block:
+                raise RuntimeError(f"the prepare of {message_type} on {route.queue} must run with no transaction open")
+            prepared[message_type] = prepare(MessageBatch(route.queue, of_type))
+    return prepared
 
 
 def _route_new_type(queue: str, message_type: str, consumer: str) -> QueueRoute:

@@ -36,6 +36,8 @@ class Payment(models.Model):
     refund_reference = models.CharField(max_length=64, blank=True)
     reason = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="requests received for this payment")
+    charge_attempt = models.PositiveIntegerField(
+        default=0, help_text="the charge asked of the provider (its idempotency key is <id>:<attempt>); 0: not asked")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     captured_at = models.DateTimeField(null=True, blank=True)

@@ -30,6 +30,7 @@ class CountingProvider(SimulatedPaymentProvider):
     def __init__(self) -> None:
         self.charges: list[str] = []
         self.refunds: list[str] = []
+        self.voids: list[str] = []
 
     def charge(self, *, idempotency_key, amount, currency, method):
         self.charges.append(idempotency_key)
@@ -38,6 +39,10 @@ class CountingProvider(SimulatedPaymentProvider):
     def refund(self, *, idempotency_key, reference, amount, currency):
         self.refunds.append(idempotency_key)
         return super().refund(idempotency_key=idempotency_key, reference=reference, amount=amount, currency=currency)
+
+    def void(self, *, idempotency_key, charge_key):
+        self.voids.append(idempotency_key)
+        return super().void(idempotency_key=idempotency_key, charge_key=charge_key)
 
 
 @pytest.fixture
@@ -94,7 +99,7 @@ def test_approved_charge_is_captured_once_however_often_its_timer_comes(order_id
     # then
     payment.refresh_from_db()
     assert payment.status == "captured" and payment.provider_reference.startswith("PAY-")
-    assert provider.charges == [str(payment.id)]
+    assert provider.charges == [f"{payment.id}:1"]  # the idempotency key: payment id and attempt
     assert results(order_id) == [("payment.captured", payment.provider_reference)]
 
 
@@ -253,6 +258,7 @@ def test_a_payment_request_is_charged_from_its_payload(order_id):
 VALID_REQUEST = {"request_number": 1, "amount": "9.99", "currency": "EUR", "method": "credit_card"}
 
 
+@pytest.mark.django_db(transaction=True)  # charge_due and order.cancelled ask the provider outside any transaction
 @pytest.mark.parametrize(("message_type", "payload"), [
     ("payment.requested", {**VALID_REQUEST, "order_id": None}),  # no order
     ("payment.requested", {**VALID_REQUEST, "amount": "-1.00"}),
@@ -318,6 +324,7 @@ def test_a_request_and_a_cancellation_at_once_make_one_payment_that_is_never_cha
     assert charge_timers(order_id) == []
 
 
+@pytest.mark.django_db(transaction=True)  # the provider is asked before the worker's transaction opens
 def test_charge_timers_due_together_lock_their_payments_at_once_and_each_answers_as_its_own(provider):
     # given: three pending payments; their timers due together, one of them twice, beside a
     # request of another type and a timer for a payment that does not exist
@@ -334,16 +341,17 @@ def test_charge_timers_due_together_lock_their_payments_at_once_and_each_answers
         outcomes = deliver_together(route_for(PAYMENT_REQUESTS), batch)
     # then: every payment charged once, its answer caused by its own timer
     assert outcomes == ["handled"] * 6
-    assert provider.charges == [str(p.id) for p in payments]
+    assert sorted(provider.charges) == sorted(f"{p.id}:1" for p in payments)  # asked concurrently
     for order, timer in zip(orders, timers, strict=True):
         [answer] = OutboxMessage.objects.filter(queue="payment_results", correlation_id=str(order))
         assert (answer.type, answer.causation_id) == ("payment.captured", timer.message_id)
     assert Payment.objects.get(order_id=other).status == "pending"  # the request between them was handled too
-    # the first run of timers (four messages) read (and locked) their payments in one statement,
-    # the last one in another; none was looked up on its own
+    # before the transaction, every timer's payment locked in one statement (to record the
+    # attempt); in it, the first run of timers (four messages) in one, the last one in another;
+    # none was looked up on its own
     reads = [q["sql"] for q in statements.captured_queries
              if q["sql"].startswith("SELECT") and 'FROM "payments_payment"' in q["sql"]]
-    assert len([sql for sql in reads if '"payments_payment"."id" IN (' in sql]) == 2
+    assert len([sql for sql in reads if '"payments_payment"."id" IN (' in sql]) == 3
     assert not [sql for sql in reads if '"payments_payment"."id" = ' in sql]
 
 
