@@ -8,6 +8,12 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging (outbox, relay, consumers)"
 
     def ready(self) -> None:
+        from django.conf import settings
+
+        from messaging.metrics import metrics_multiprocess_start
+
+        # every process of the system counts into the same folder (before it counts anything)
+        metrics_multiprocess_start(settings.PROMETHEUS_MULTIPROC_DIR)
         post_migrate.connect(_housekeeping_ensure, sender=self)
 
 

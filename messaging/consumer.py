@@ -49,9 +49,9 @@ from messaging.envelope import InvalidMessage, Message, decode
 from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
+from messaging.metrics import message_observed
 from messaging.models import DeadLetter, WorkerHeartbeat
 from messaging.registry import MessageBatch, QueueRoute, batch_handle, message_scope, route_for
-from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
 
