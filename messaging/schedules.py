@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Schedules an earlier version wrote whose task is gone (the timed steps are timers now).
-RETIRED = ("stalled-steps-resume",)
-
 
 @dataclass(frozen=True)
 class Housekeeping:
@@ -28,4 +25,3 @@ def schedules_ensure(jobs: list[Housekeeping]) -> None:
             name=job.name,
             defaults={"func": job.func, "schedule_type": Schedule.MINUTES, "minutes": job.minutes, "repeats": -1},
         )
-    Schedule.objects.filter(name__in=RETIRED).delete()
