@@ -45,7 +45,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 
 from config.errors import DomainError
 from messaging import broker, topology
-from messaging.envelope import InvalidMessage, Message, decode
+from messaging.envelope import InvalidMessage, Message, decode, message_properties_build
 from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
@@ -312,15 +312,9 @@ class QueueWorker:
         headers = dict(getattr(properties, "headers", None) or {})
         headers["x-retry-attempt"] = attempt
         headers["x-last-error"] = repr(exc)[:500]
-        retry_properties = pika.BasicProperties(
-            content_type=properties.content_type,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=properties.message_id,
-            correlation_id=properties.correlation_id,
-            type=properties.type,
-            timestamp=properties.timestamp,
-            headers=headers,
-        )
+        retry_properties = message_properties_build(
+            message_id=properties.message_id, correlation_id=properties.correlation_id, type=properties.type,
+            timestamp=properties.timestamp, headers=headers, content_type=properties.content_type)
         try:
             # Confirmed publish to the delay queue, then ack the original: the message is
             # never in neither place (at worst in both, which the processed record absorbs).
