@@ -597,7 +597,8 @@ PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=()
 
 # --- observability (README "Seeing the flow") ---------------------------------------------
 # The queue workers' and web workers' metric files (prometheus_client's multiprocess mode; see
-# observability/metrics.py, which hands this folder to prometheus_client and makes it).
+# messaging/metrics.py, which hands this folder to prometheus_client and makes it as every
+# process starts: MessagingConfig.ready).
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(BASE_DIR / ".run" / "prometheus")
 # /metrics: a scraper with "Authorization: Bearer <METRICS_TOKEN>", staff, or (unless behind a
 # TLS proxy) a client whose address (config/client_address.py) is loopback.

@@ -11,21 +11,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from config.errors import DomainError
 from messaging.bounded_json import json_loads_bounded
 from messaging.models import DeadLetter, DeadLetterChange, OutboxMessage, ProcessedMessage
 from messaging.services import dead_letter_edit, dead_letters_redrive
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RelayStateFilter(admin.SimpleListFilter):
@@ -58,20 +48,11 @@ class ProcessedMessageAdmin(ReadOnlyAdmin):
     search_fields = ["message_id"]
 
 
-class DeadLetterChangeInline(admin.TabularInline):
+class DeadLetterChangeInline(ReadOnlyInline):
     """The letter's trail: every edit and re-drive, who and when, the body before and after."""
 
     model = DeadLetterChange
-    extra = 0
-    fields = ["at", "action", "by", "body_before", "body_after"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    fields = readonly_fields = ["at", "action", "by", "body_before", "body_after"]
 
 
 class PayloadForm(forms.Form):

@@ -56,15 +56,6 @@ def connect(*, heartbeat: int = 30) -> pika.BlockingConnection:
     raise AMQPConnectionError("no broker node answers: " + "; ".join(failures))
 
 
-def broker_reachable() -> bool:
-    try:
-        conn = connect()
-    except Exception:
-        return False
-    conn.close()
-    return True
-
-
 def queue_depths(queues: list[str]) -> dict[str, tuple[int, int] | None]:
     """{queue: (messages ready, consumers)} by passive declare; None when it does not exist."""
     result: dict[str, tuple[int, int] | None] = {}

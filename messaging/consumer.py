@@ -45,10 +45,11 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 
 from config.errors import DomainError
 from messaging import broker, topology
-from messaging.envelope import InvalidMessage, Message, decode
+from messaging.envelope import InvalidMessage, Message, decode, message_properties_build
 from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.inbox import processed_records
+from messaging.metrics import message_observed
 from messaging.models import DeadLetter, WorkerHeartbeat
 from messaging.outbox import outbox_buffered
 from messaging.registry import (
@@ -59,9 +60,11 @@ from messaging.registry import (
     prepared_outside_transaction,
     route_for,
 )
-from observability.metrics import message_observed
 
 logger = logging.getLogger("messaging.consumer")
+
+# A delivery as pika hands it over: (method, properties, body).
+Delivery = tuple[Any, Any, bytes]
 
 HANDLED = "handled"
 DUPLICATE = "duplicate"
@@ -327,15 +330,9 @@ class QueueWorker:
         headers = dict(getattr(properties, "headers", None) or {})
         headers["x-retry-attempt"] = attempt
         headers["x-last-error"] = repr(exc)[:500]
-        retry_properties = pika.BasicProperties(
-            content_type=properties.content_type,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=properties.message_id,
-            correlation_id=properties.correlation_id,
-            type=properties.type,
-            timestamp=properties.timestamp,
-            headers=headers,
-        )
+        retry_properties = message_properties_build(
+            message_id=properties.message_id, correlation_id=properties.correlation_id, type=properties.type,
+            timestamp=properties.timestamp, headers=headers, content_type=properties.content_type)
         try:
             # Confirmed publish to the delay queue, then ack the original: the message is
             # never in neither place (at worst in both, which the processed record absorbs).
@@ -439,48 +436,11 @@ class Worker:
 
     def _consume(self, *, max_messages: int | None, idle_exit_seconds: float | None) -> None:
         connection = broker.connect()
-        received: dict[str, list[tuple[Any, Any, bytes]]] = {q.queue: [] for q in self.queue_workers}
-        channels = {}
+        received: dict[str, list[Delivery]] = {q.queue: [] for q in self.queue_workers}
         try:
-            for queue_worker in self.queue_workers:
-                channel = channels[queue_worker.queue] = connection.channel()
-                if len(channels) == 1:
-                    topology.declare(channel)
-                channel.confirm_delivery()  # retries are re-published and must be confirmed before the ack
-                channel.basic_qos(prefetch_count=queue_worker.prefetch)
-                channel.basic_consume(queue_worker.queue, on_message_callback=(
-                    lambda _channel, method, properties, body, into=received[queue_worker.queue]:
-                        into.append((method, properties, body))))
-                logger.info("queue=%s consumer=%s started (prefetch %d)",
-                            queue_worker.queue, queue_worker.route.consumer, queue_worker.prefetch)
-            idle_since = time.monotonic()
-            seen = 0
-            while not self._stopping and (max_messages is None or seen < max_messages):
-                self._beat()
-                waiting = any(received.values())
-                connection.process_data_events(time_limit=0 if waiting else self.IDLE_WAIT_SECONDS)
-                if not any(received.values()):
-                    self._acks_flush(channels)  # idle: nothing more is coming right now
-                    if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
-                        break
-                    continue
-                for queue_worker in self.queue_workers:  # a batch of each queue in turn
-                    deliveries = received[queue_worker.queue]
-                    if not deliveries or self._stopping:
-                        continue
-                    limit = queue_worker.transaction_batch
-                    if max_messages is not None:
-                        limit = min(limit, max_messages - seen)
-                        if limit <= 0:
-                            break
-                    batch, deliveries[:] = deliveries[:limit], deliveries[limit:]
-                    try:
-                        queue_worker.handle(channels[queue_worker.queue], batch)
-                    except DatabaseAway:
-                        self._acks_flush(channels)  # what committed is acked; the rest goes back
-                        raise
-                    seen += len(batch)
-                idle_since = time.monotonic()
+            channels = self._channels_open(connection, received)
+            self._deliveries_handle(connection, channels, received, max_messages=max_messages,
+                                    idle_exit_seconds=idle_exit_seconds)
             # Ack what was handled; what was received but not handled goes back when the channels close.
             self._acks_flush(channels)
             for channel in channels.values():
@@ -489,6 +449,62 @@ class Worker:
             if connection.is_open:
                 connection.close()
             close_old_connections()
+
+    def _channels_open(self, connection, received: dict[str, list[Delivery]]) -> dict[str, Any]:
+        """A channel per queue (the first declares the topology), each delivery appended to its queue's list."""
+        channels = {}
+        for queue_worker in self.queue_workers:
+            channel = channels[queue_worker.queue] = connection.channel()
+            if len(channels) == 1:
+                topology.declare(channel)
+            channel.confirm_delivery()  # retries are re-published and must be confirmed before the ack
+            channel.basic_qos(prefetch_count=queue_worker.prefetch)
+            channel.basic_consume(queue_worker.queue, on_message_callback=(
+                lambda _channel, method, properties, body, into=received[queue_worker.queue]:
+                    into.append((method, properties, body))))
+            logger.info("queue=%s consumer=%s started (prefetch %d)",
+                        queue_worker.queue, queue_worker.route.consumer, queue_worker.prefetch)
+        return channels
+
+    def _deliveries_handle(self, connection, channels: dict[str, Any], received: dict[str, list[Delivery]], *,
+                           max_messages: int | None, idle_exit_seconds: float | None) -> None:
+        """Receive and handle until stopped, ``max_messages`` handled, or idle for ``idle_exit_seconds``."""
+        idle_since = time.monotonic()
+        seen = 0
+        while not self._stopping and (max_messages is None or seen < max_messages):
+            self._beat()
+            waiting = any(received.values())
+            connection.process_data_events(time_limit=0 if waiting else self.IDLE_WAIT_SECONDS)
+            if not any(received.values()):
+                self._acks_flush(channels)  # idle: nothing more is coming right now
+                if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                    return
+                continue
+            seen += self._batches_handle(channels, received,
+                                         room=None if max_messages is None else max_messages - seen)
+            idle_since = time.monotonic()
+
+    def _batches_handle(self, channels: dict[str, Any], received: dict[str, list[Delivery]], *,
+                        room: int | None) -> int:
+        """A batch of each queue in turn, at most ``room`` deliveries in all. Returns how many."""
+        handled = 0
+        for queue_worker in self.queue_workers:
+            deliveries = received[queue_worker.queue]
+            if not deliveries or self._stopping:
+                continue
+            limit = queue_worker.transaction_batch
+            if room is not None:
+                limit = min(limit, room - handled)
+                if limit <= 0:
+                    break
+            batch, deliveries[:] = deliveries[:limit], deliveries[limit:]
+            try:
+                queue_worker.handle(channels[queue_worker.queue], batch)
+            except DatabaseAway:
+                self._acks_flush(channels)  # what committed is acked; the rest goes back
+                raise
+            handled += len(batch)
+        return handled
 
     def _acks_flush(self, channels: dict) -> None:
         for queue_worker in self.queue_workers:

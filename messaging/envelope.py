@@ -1,4 +1,5 @@
-"""The message as handlers see it, and its decoding from an AMQP delivery."""
+"""The message as handlers see it, its decoding from an AMQP delivery, and the AMQP properties
+every message is sent with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import pika
 
 from messaging.bounded_json import JSONTooDeep, json_loads_bounded
 
@@ -81,3 +84,19 @@ def _written_at(timestamp: Any) -> datetime | None:
         return datetime.fromtimestamp(timestamp, UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def message_properties_build(*, message_id: str, correlation_id: str, type: str, timestamp: int | None,
+                             headers: dict[str, Any], content_type: str | None = "application/json",
+                             ) -> pika.BasicProperties:
+    """The properties of a message sent (by the relay, or again by a worker that retries it):
+    persistent, and the contract's message_id, correlation_id (the order) and type."""
+    return pika.BasicProperties(
+        content_type=content_type,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        type=type,
+        timestamp=timestamp,
+        headers=headers,
+    )

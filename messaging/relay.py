@@ -38,6 +38,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from messaging import broker, topology, tracing
+from messaging.envelope import message_properties_build
 from messaging.faults import fault_point
 from messaging.heartbeats import Heartbeat
 from messaging.lease import PendingRow, outbox_lease, outbox_mark_published, outbox_next_due, outbox_put_off
@@ -65,15 +66,8 @@ def message_properties(row: PendingRow) -> pika.BasicProperties:
                PUBLISHED_AT_MS: int(time.time() * 1000)}
     if row.traceparent:
         headers[TRACEPARENT] = row.traceparent
-    return pika.BasicProperties(
-        content_type="application/json",
-        delivery_mode=pika.DeliveryMode.Persistent,
-        message_id=row.message_id,
-        correlation_id=row.correlation_id,
-        type=row.type,
-        timestamp=row.created,
-        headers=headers,
-    )
+    return message_properties_build(message_id=row.message_id, correlation_id=row.correlation_id, type=row.type,
+                                    timestamp=row.created, headers=headers)
 
 
 class OutboxWakeup:

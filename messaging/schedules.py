@@ -1,16 +1,18 @@
 """Periodic housekeeping as django-q2 schedules, run by the stock ``manage.py qcluster``.
 
-Each app lists its own in ``HOUSEKEEPING`` (name -> task and period); they are written after
-every ``migrate`` (post_migrate), so a deployment has them without a step of its own.
-Timed steps of the order flow are not schedules but timers (``messaging.timers``).
+Each app names its own in its ``AppConfig.ready`` (``schedules_on_migrate``: name, task and
+period); they are written after every ``migrate`` of the app (post_migrate), so a deployment
+has them without a step of its own. Timed steps of the order flow are not schedules but
+timers (``messaging.timers``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-# Schedules an earlier version wrote whose task is gone (the timed steps are timers now).
-RETIRED = ("stalled-steps-resume",)
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 @dataclass(frozen=True)
@@ -28,4 +30,12 @@ def schedules_ensure(jobs: list[Housekeeping]) -> None:
             name=job.name,
             defaults={"func": job.func, "schedule_type": Schedule.MINUTES, "minutes": job.minutes, "repeats": -1},
         )
-    Schedule.objects.filter(name__in=RETIRED).delete()
+
+
+def schedules_on_migrate(app: AppConfig, *jobs: Housekeeping) -> None:
+    """Write ``jobs`` after every ``migrate`` of ``app`` (call it from the app's ``ready``)."""
+
+    def ensure(sender: AppConfig, **kwargs: Any) -> None:
+        schedules_ensure(list(jobs))
+
+    post_migrate.connect(ensure, sender=app, weak=False, dispatch_uid=f"schedules:{app.label}")

@@ -82,9 +82,6 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "stock.adjusted": (),
 }
 
-# Events no version publishes any more: their bindings go too.
-RETIRED_EVENTS: tuple[str, ...] = ()
-
 # Queues added at start-up by an app that is not part of the product's flow (the demo's
 # simulated actors): ``queue_add()``.
 _extra_queues: list[str] = []
@@ -213,7 +210,7 @@ def _queue_declare(channel, spec: QueueSpec) -> None:
         # A subscription an earlier version had and this one dropped (payments heard
         # order.confirmed until the shop sent it payment.requested) would deliver messages
         # nobody handles here: unbind it (unbinding what is not bound changes nothing).
-        for event in sorted(set(EVENT_SUBSCRIPTIONS) | set(RETIRED_EVENTS)):
+        for event in sorted(EVENT_SUBSCRIPTIONS):
             if spec.name not in EVENT_SUBSCRIPTIONS.get(event, ()):
                 channel.queue_unbind(queue=spec.name, exchange=EVENTS_EXCHANGE, routing_key=event)
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from messaging.admin import ReadOnlyAdmin
+from config.admin_readonly import ReadOnlyAdmin
 from observability.models import AuditRun
 
 

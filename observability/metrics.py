@@ -1,61 +1,22 @@
-"""Prometheus metrics: what the queue workers count, and what the database says at scrape time.
+"""Prometheus metrics: what /metrics shows, and what the database says at scrape time.
 
-The workers are separate processes, so the counters and the histogram run in
-prometheus_client's multiprocess mode: each process writes its own files under
-``settings.PROMETHEUS_MULTIPROC_DIR`` (handed to prometheus_client below) and ``/metrics``
-adds them up with ``MultiProcessCollector``. The database figures (outbox backlog, relay lag,
-dead letters, orders per status) are not counted anywhere: a collector computes them from the
+The queue workers count into prometheus_client's multiprocess files (messaging/metrics.py,
+which also turns that mode on as each process starts); ``/metrics`` adds every process's files
+up with ``MultiProcessCollector``. The database figures (outbox backlog, relay lag, dead
+letters, orders per status) are not counted anywhere: a collector computes them from the
 database on each scrape.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-# prometheus_client chooses multiprocess mode from PROMETHEUS_MULTIPROC_DIR when it is first
-# imported, which django_q does while Django sets up, before settings could be consulted. So the
-# folder is handed over here and the choice made again, before the metrics below exist; the
-# variable also tells MultiProcessCollector, django_q's cluster and the processes this one
-# starts where the files are.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.PROMETHEUS_MULTIPROC_DIR
-Path(settings.PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
-values.ValueClass = values.get_value_class()
-
-logger = logging.getLogger("observability.metrics")
-
-# Outcomes as messaging/consumer.py names them.
-HANDLED_OUTCOMES = ("handled", "duplicate")
-FAILED_OUTCOMES = ("retry", "parked")
-
-# registry=None: in multiprocess mode only the per-scrape registry below exposes them.
-MESSAGES_HANDLED = Counter(
-    "logistics_messages_handled_total",
-    "Messages a queue worker handled and acked (outcome: handled, or duplicate = already handled before)",
-    ["queue", "outcome"],
-    registry=None,
-)
-MESSAGES_FAILED = Counter(
-    "logistics_messages_failed_total",
-    "Messages a queue worker could not handle (outcome: retry = sent to a delay queue, parked = dead letter)",
-    ["queue", "outcome"],
-    registry=None,
-)
-HANDLER_SECONDS = Histogram(
-    "logistics_message_handler_seconds",
-    "Time a queue worker spent on one message: decode, handler transaction, ack (every outcome)",
-    ["queue"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-    registry=None,
-)
+# registry=None: in multiprocess mode only the per-scrape registry below exposes it.
 # Requests let through without their request budget checked because the shared store (Redis)
 # did not answer (config/throttling.py): the limits fail open, and this says how often.
 REQUEST_LIMITS_UNCHECKED = Counter(
@@ -66,29 +27,9 @@ REQUEST_LIMITS_UNCHECKED = Counter(
 )
 
 
-
 def request_limits_unchecked(*, scope: str) -> None:
     """One request let through without its budget checked (settings.REQUEST_LIMITS_UNCHECKED_CALLABLE)."""
     REQUEST_LIMITS_UNCHECKED.labels(scope=scope).inc()
-
-
-_warned = False
-
-
-def message_observed(*, queue: str, outcome: str, seconds: float) -> None:
-    """Count one delivery (called by the queue worker right after its log line). Never raises:
-    a metrics problem must not stop messages being handled."""
-    global _warned
-    try:
-        if outcome in FAILED_OUTCOMES:
-            MESSAGES_FAILED.labels(queue=queue, outcome=outcome).inc()
-        else:
-            MESSAGES_HANDLED.labels(queue=queue, outcome=outcome).inc()
-        HANDLER_SECONDS.labels(queue=queue).observe(max(0.0, seconds))
-    except Exception:  # noqa: BLE001
-        if not _warned:
-            _warned = True
-            logger.warning("could not record message metrics", exc_info=True)
 
 
 def _now():

@@ -27,7 +27,7 @@ from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.tracing import trace_id_of
 from observability.models import AuditRun
 from observability.tracing import trace_url
-from shop.models import FINAL_STATUSES, OrderStatus
+from shop.models import FINAL_STATUSES, Order, OrderStatus
 from shop.selectors import order_counts_by_status, order_find, order_status_changes, orders_newest, orders_stalled
 from transport.models import Vehicle
 from transport.selectors import vehicle_counts
@@ -330,60 +330,11 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
     if order is None and not messages:
         return None
     ids = [str(m.message_id) for m in messages]
-    known = set(ids)
-    causes = {m.causation_id for m in messages if m.causation_id}
-    # A cause may be a message of another correlation id; anything else is an HTTP request.
-    elsewhere = [c for c in causes - known if _is_uuid(c)]
-    message_causes = known | {
-        str(mid) for mid in OutboxMessage.objects.filter(message_id__in=elsewhere).values_list("message_id", flat=True)}
-    handled_by: dict[str, list[tuple[str, datetime]]] = {}
-    for consumer, message_id, processed_at in (
-        ProcessedMessage.objects.filter(message_id__in=known | causes).order_by("processed_at", "id")
-        .values_list("consumer", "message_id", "processed_at")
-    ):
-        handled_by.setdefault(message_id, []).append((consumer, processed_at))
+    message_causes = _message_causes(messages)
+    handled_by = _handlers_of(set(ids) | {m.causation_id for m in messages if m.causation_id})
     handled_at = {mid: rows[0][1] for mid, rows in handled_by.items()}
-    hops = []
-    for index, message in enumerate(messages, start=1):
-        message_id = str(message.message_id)
-        consumers = handled_by.get(message_id, [])
-        first_handled = consumers[0][1] if consumers else None
-        caused_by_message = message.causation_id in message_causes
-        hops.append({
-            "index": index,
-            "message_id": message_id,
-            "queue": message.queue,
-            "type": message.type,
-            "producer": message.producer,
-            "causation_id": message.causation_id or None,
-            "caused_by": "message" if caused_by_message else ("request" if message.causation_id else None),
-            "handled_by": [{"consumer": c, "processed_at": _iso(at)} for c, at in consumers],
-            "created_at": _iso(message.created_at),
-            "due_at": _iso(message.due_at),
-            "published_at": _iso(message.published_at),
-            "handled_at": _iso(first_handled),
-            "timer_wait_ms": _ms(message.due_at, message.created_at) if message.due_at else None,
-            "write_to_publish_ms": _ms(message.published_at, max(message.created_at, message.due_at or
-                                                                 message.created_at)),
-            "publish_to_handle_ms": _ms(first_handled, message.published_at),
-            "cause_to_write_ms": (
-                _ms(message.created_at, handled_at.get(message.causation_id)) if caused_by_message else None),
-            "attempts": message.attempts,
-            "last_error": message.last_error or None,
-        })
-    history = []
-    if order is not None:
-        history = [
-            {"status": status, "label": STAGE_LABELS.get(status, status), "at": _iso(at), "note": note}
-            for status, at, note in order.history.order_by("at", "id").values_list("status", "at", "note")
-        ]
-    dead_letters = [
-        {"queue": q, "type": t, "message_id": mid, "reason": reason, "error": error[:300],
-         "created_at": _iso(created), "redriven_at": _iso(redriven)}
-        for q, t, mid, reason, error, created, redriven in DeadLetter.objects.filter(correlation_id=order_id)
-        .order_by("created_at", "id")
-        .values_list("queue", "type", "message_id", "reason", "error", "created_at", "redriven_at")
-    ]
+    hops = [_hop(index, message, handled_by.get(str(message.message_id), []), message_causes, handled_at)
+            for index, message in enumerate(messages, start=1)]
     ends = [m.created_at for m in messages] + [handled_at[mid] for mid in ids if mid in handled_at]
     first = messages[0].created_at if messages else None
     trace_id = next((trace_id_of(m.traceparent) for m in messages if trace_id_of(m.traceparent)), "")
@@ -394,13 +345,79 @@ def order_journey(*, order_id: str) -> dict[str, Any] | None:
         "shipment_id": (order.shipment_id or None) if order else None,
         "created_at": _iso(order.created_at) if order else None,
         "hops": hops,
-        "status_history": history,
-        "dead_letters": dead_letters,
+        "status_history": _status_history(order) if order is not None else [],
+        "dead_letters": _dead_letters(order_id),
         "total_ms": _ms(max(ends), first) if ends and first else None,
         # one trace per order: the request's trace id, carried by every message that followed
         "trace_id": trace_id,
         "trace_url": trace_url(trace_id),
     }
+
+
+def _message_causes(messages: list[OutboxMessage]) -> set[str]:
+    """The causation ids among ``messages`` that name a message (theirs, or one of another
+    correlation id); any other cause is an HTTP request."""
+    known = {str(m.message_id) for m in messages}
+    elsewhere = [c for c in {m.causation_id for m in messages if m.causation_id} - known if _is_uuid(c)]
+    return known | {
+        str(mid) for mid in OutboxMessage.objects.filter(message_id__in=elsewhere).values_list("message_id", flat=True)}
+
+
+def _handlers_of(message_ids: set[str]) -> dict[str, list[tuple[str, datetime]]]:
+    """Each message's consumers and when each handled it, the first first."""
+    handled_by: dict[str, list[tuple[str, datetime]]] = {}
+    for consumer, message_id, processed_at in (
+        ProcessedMessage.objects.filter(message_id__in=message_ids).order_by("processed_at", "id")
+        .values_list("consumer", "message_id", "processed_at")
+    ):
+        handled_by.setdefault(message_id, []).append((consumer, processed_at))
+    return handled_by
+
+
+def _hop(index: int, message: OutboxMessage, consumers: list[tuple[str, datetime]], message_causes: set[str],
+         handled_at: dict[str, datetime]) -> dict[str, Any]:
+    """One message of the journey, with its steps' times (``order_journey`` says which)."""
+    first_handled = consumers[0][1] if consumers else None
+    caused_by_message = message.causation_id in message_causes
+    return {
+        "index": index,
+        "message_id": str(message.message_id),
+        "queue": message.queue,
+        "type": message.type,
+        "producer": message.producer,
+        "causation_id": message.causation_id or None,
+        "caused_by": "message" if caused_by_message else ("request" if message.causation_id else None),
+        "handled_by": [{"consumer": c, "processed_at": _iso(at)} for c, at in consumers],
+        "created_at": _iso(message.created_at),
+        "due_at": _iso(message.due_at),
+        "published_at": _iso(message.published_at),
+        "handled_at": _iso(first_handled),
+        "timer_wait_ms": _ms(message.due_at, message.created_at) if message.due_at else None,
+        "write_to_publish_ms": _ms(message.published_at, max(message.created_at, message.due_at or
+                                                             message.created_at)),
+        "publish_to_handle_ms": _ms(first_handled, message.published_at),
+        "cause_to_write_ms": (
+            _ms(message.created_at, handled_at.get(message.causation_id)) if caused_by_message else None),
+        "attempts": message.attempts,
+        "last_error": message.last_error or None,
+    }
+
+
+def _status_history(order: Order) -> list[dict[str, Any]]:
+    return [
+        {"status": status, "label": STAGE_LABELS.get(status, status), "at": _iso(at), "note": note}
+        for status, at, note in order.history.order_by("at", "id").values_list("status", "at", "note")
+    ]
+
+
+def _dead_letters(order_id: str) -> list[dict[str, Any]]:
+    return [
+        {"queue": q, "type": t, "message_id": mid, "reason": reason, "error": error[:300],
+         "created_at": _iso(created), "redriven_at": _iso(redriven)}
+        for q, t, mid, reason, error, created, redriven in DeadLetter.objects.filter(correlation_id=order_id)
+        .order_by("created_at", "id")
+        .values_list("queue", "type", "message_id", "reason", "error", "created_at", "redriven_at")
+    ]
 
 
 def _is_uuid(value: str) -> bool:

@@ -7,15 +7,13 @@ alone is not enough) may read it.
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers
-from rest_framework.exceptions import NotFound
 
 from config.openapi import COMMON_ERRORS, NOT_FOUND
 from config.permissions import ModelPermission
+from config.read_api import ReadApi
 from payments.models import Payment
 from payments.selectors import payment_list
 
@@ -54,32 +52,21 @@ class PaymentFilter(django_filters.FilterSet):
         fields = ["order_id", "status"]
 
 
-@extend_schema_view(get=extend_schema(summary="Payments, the latest first (permission payments.view_payment)",
-                                      responses={200: PaymentRecordOut(many=True), **COMMON_ERRORS}))
-class PaymentListApi(generics.ListAPIView):
-    name = "Payments"
+class PaymentReadApi(ReadApi):
     permission_classes = [CanViewPayments]
     serializer_class = PaymentRecordOut
-    filterset_class = PaymentFilter
+    rows = staticmethod(payment_list)
 
-    def get_queryset(self):
-        return payment_list()
+
+@extend_schema_view(get=extend_schema(summary="Payments, the latest first (permission payments.view_payment)",
+                                      responses={200: PaymentRecordOut(many=True), **COMMON_ERRORS}))
+class PaymentListApi(PaymentReadApi, generics.ListAPIView):
+    name = "Payments"
+    filterset_class = PaymentFilter
 
 
 @extend_schema_view(get=extend_schema(summary="One payment (permission payments.view_payment)",
                                       responses={200: PaymentRecordOut, 404: NOT_FOUND, **COMMON_ERRORS}))
-class PaymentDetailApi(generics.RetrieveAPIView):
+class PaymentDetailApi(PaymentReadApi, generics.RetrieveAPIView):
     name = "Payment"
-    permission_classes = [CanViewPayments]
-    serializer_class = PaymentRecordOut
-    lookup_url_kwarg = "payment_id"
-
-    def get_queryset(self):
-        return payment_list()
-
-    def get_object(self):
-        try:  # an id that is no UUID names no payment: 404, not a database error
-            UUID(self.kwargs[self.lookup_url_kwarg])
-        except ValueError:
-            raise NotFound("payment not found") from None
-        return super().get_object()
+    lookup_url_kwarg = "payment_id"  # a malformed id names no payment: 404 (config/read_api.py)

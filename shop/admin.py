@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.admin_display import address_text, id_link, order_links, short_code
+from config.admin_readonly import ReadOnlyInline
 from config.errors import DomainError
 from shop.models import Customer, IdempotentRequest, Order, OrderLine, OrderStatusChange, Product
 from shop.selectors import CANCEL_ORDERS_PERMISSION
@@ -21,22 +22,6 @@ class CustomerAdmin(admin.ModelAdmin):
     list_display = ["name", "email", "user", "created_at"]
     search_fields = ["name", "email", "user__username"]
     raw_id_fields = ["user"]
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """Rows written with the order or by its messages: shown, never added, changed or deleted by hand."""
-
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class OrderLineInline(ReadOnlyInline):

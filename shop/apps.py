@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class ShopConfig(AppConfig):
@@ -7,12 +6,8 @@ class ShopConfig(AppConfig):
     verbose_name = "Shop (orders)"
 
     def ready(self) -> None:
+        from messaging.schedules import Housekeeping, schedules_on_migrate
         from shop import handlers  # noqa: F401 - registers the queue handlers
 
-        post_migrate.connect(_housekeeping_ensure, sender=self)
-
-
-def _housekeeping_ensure(sender, **kwargs) -> None:
-    from messaging.schedules import Housekeeping, schedules_ensure
-
-    schedules_ensure([Housekeeping("idempotency-keys-prune", "shop.tasks.idempotency_keys_prune", minutes=60)])
+        schedules_on_migrate(self, Housekeeping("idempotency-keys-prune", "shop.tasks.idempotency_keys_prune",
+                                                minutes=60))

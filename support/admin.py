@@ -1,53 +1,25 @@
 """What messages wrote, shown read-only: staff change nothing here by hand; actions call services."""
 
 from django.contrib import admin, messages
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.admin_display import id_link, order_links, short_code
+from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
 from support.services import notifications_mail_again
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by messages: shown, never added, edited or deleted by hand."""
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-
-class TrackingEntryInline(admin.TabularInline):
+class TrackingEntryInline(ReadOnlyInline):
     model = TrackingEntry
-    extra = 0
-    can_delete = False
     readonly_fields = ["status", "message", "timestamp", "recorded_at"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 @admin.register(TrackingRecord)
 class TrackingRecordAdmin(ReadOnlyAdmin):
     list_display = ["shipment", "order", "status", "updated_at"]
     list_display_links = ["shipment"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), "see_also"]
+    readonly_fields = ["see_also"]
 
     @admin.display(description="shipment", ordering="shipment_id")
     def shipment(self, record: TrackingRecord) -> str:

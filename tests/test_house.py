@@ -4,6 +4,10 @@
   needs travels in messages (their payloads are defined once, in contracts/).
 * Product code never imports the demo (simulation/), and config/ and accounts/ (the ground
   floor) no app.
+* messaging/ is the ground floor of the apps: it imports none of them, nor observability (the
+  read model reads messaging, never the reverse); what it counts lives with it.
+* No module edits the environment or patches a library when it is imported: that happens once,
+  as a process starts (settings, an AppConfig's ready).
 * Every row lock of an app is taken in its locks.py.
 * The tests stop, kill and pause only servers they started themselves (tests/fault/servers.py):
   never the machine's RabbitMQ through its own ``rabbitmqctl``.
@@ -52,6 +56,29 @@ def test_the_ground_floor_imports_no_app(package):
     """config/, and accounts/ (the sign-in and the API tokens that the shop and transport share)."""
     found = {str(p.relative_to(ROOT)): sorted(imported(p) & set(APPS)) for p in modules(package)}
     assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_messaging_imports_no_app_and_not_the_read_model():
+    found = {str(p.relative_to(ROOT)): sorted(imported(p) & set(APPS) - {"messaging"}) for p in modules("messaging")}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def edits_at_import(path: Path) -> list[str]:
+    """Statements at a module's top level that assign to ``os.environ[...]`` or to an attribute
+    of another module (``values.ValueClass = ...``)."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        for target in targets:
+            if isinstance(target, ast.Subscript | ast.Attribute):
+                found.append(ast.unparse(target))
+    return found
+
+
+@pytest.mark.parametrize("package", (*APPS, "config", "contracts"))
+def test_no_module_edits_the_environment_or_a_library_when_imported(package):
+    found = {str(p.relative_to(ROOT)): edits_at_import(p) for p in modules(package)}
+    assert {path: edits for path, edits in found.items() if edits} == {}
 
 
 def test_contracts_import_nothing_of_the_project():

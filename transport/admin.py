@@ -3,28 +3,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.admin_display import address_text, id_link, order_links, short_code
+from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline, count_noun
 from transport.models import NEXT_STAGE, Driver, Shipment, TrackingEvent, Vehicle
 from transport.selectors import shipments_waiting_count, vehicle_counts
 from transport.services import driver_assign, shipment_advance, vehicles_dispatch
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-class DriverInline(admin.TabularInline):
+class DriverInline(ReadOnlyInline):
     """Who drives the vehicle (change the assignment on the driver's own page)."""
 
     model = Driver
-    extra = 0
-    can_delete = False
     fields = readonly_fields = ["user", "created_at"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Driver)
@@ -67,25 +56,17 @@ class VehicleAdmin(admin.ModelAdmin):
         assigned = vehicles_dispatch()
         free = vehicle_counts().get(Vehicle.Status.AVAILABLE, 0)
         waiting = shipments_waiting_count()
-        left = f"now {_count(free, 'free vehicle')}, {_count(waiting, 'shipment')} waiting"
+        left = f"now {count_noun(free, 'free vehicle')}, {count_noun(waiting, 'shipment')} waiting"
         if assigned:
-            self.message_user(request, f"{_count(assigned, 'vehicle')} dispatched to waiting shipments ({left}).",
+            self.message_user(request, f"{count_noun(assigned, 'vehicle')} dispatched to waiting shipments ({left}).",
                               messages.SUCCESS)
         else:
             self.message_user(request, f"Nothing to dispatch ({left}).", messages.WARNING)
 
 
-class TrackingEventInline(admin.TabularInline):
+class TrackingEventInline(ReadOnlyInline):
     model = TrackingEvent
-    extra = 0
-    can_delete = False
     readonly_fields = ["status", "message", "vehicle_code", "timestamp"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Shipment)
@@ -158,16 +139,16 @@ class ShipmentAdmin(admin.ModelAdmin):
                 skipped.append(status)
         if advanced:
             stages = ", ".join(f"{advanced.count(s)} to {s}" for s in sorted(set(advanced)))
-            self.message_user(request, f"{_count(len(advanced), 'shipment')} moved to the next stage ({stages}).",
+            self.message_user(request, f"{count_noun(len(advanced), 'shipment')} moved to the next stage ({stages}).",
                               messages.SUCCESS)
         if skipped:
             by_status = ", ".join(f"{skipped.count(s)} {s}" for s in sorted(set(skipped)))
-            self.message_user(request, f"{_count(len(skipped), 'shipment')} without a next stage to record, "
+            self.message_user(request, f"{count_noun(len(skipped), 'shipment')} without a next stage to record, "
                               f"left as they were ({by_status}).", messages.WARNING)
 
 
 @admin.register(TrackingEvent)
-class TrackingEventAdmin(admin.ModelAdmin):
+class TrackingEventAdmin(ReadOnlyAdmin):
     """What the stages wrote, for inspection: no tracking event is added, edited or deleted by
     hand (a stage is recorded through the shipments' action, or by a driver)."""
 
@@ -178,12 +159,3 @@ class TrackingEventAdmin(admin.ModelAdmin):
     @admin.display(description="shipment", ordering="shipment_id")
     def shipment_link(self, event: TrackingEvent) -> str:
         return id_link("transport_shipment_change", event.shipment_id)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

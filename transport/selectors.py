@@ -1,14 +1,9 @@
-from uuid import UUID
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 
 from transport.models import Driver, Shipment, ShipmentStatus, Vehicle
-
-
-def vehicle_list() -> QuerySet[Vehicle]:
-    return Vehicle.objects.order_by("code")
 
 
 def vehicle_counts() -> dict[str, int]:
@@ -17,10 +12,6 @@ def vehicle_counts() -> dict[str, int]:
 
 def shipments_waiting_count() -> int:
     return Shipment.objects.filter(status=ShipmentStatus.AWAITING_VEHICLE).count()
-
-
-def shipment_get_for_order(*, order_id: UUID) -> Shipment | None:
-    return Shipment.objects.filter(order_id=order_id).select_related("vehicle").first()
 
 
 def shipment_status_get(*, shipment_id: str, vehicle_id: int | None = None) -> str | None:

@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from config.admin_display import address_text, age, id_link, order_links
+from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline, count_noun
 from config.errors import DomainError
 from warehouse.models import Reservation, ReservationLine, StockAdjustment, StockItem
 from warehouse.selectors import pick_list, stock_with_holds
@@ -36,25 +37,14 @@ class StockAdjustmentForm(forms.Form):
     note = forms.CharField(max_length=500, required=False, help_text="e.g. the delivery note or what broke.")
 
 
-class StockAdjustmentInline(admin.TabularInline):
+class StockAdjustmentInline(ReadOnlyInline):
     """The product's history: every adjustment, newest first."""
 
     model = StockAdjustment
-    extra = 0
-    can_delete = False
     fields = readonly_fields = ["made_at", "reason", "quantity", "change", "on_hand_after", "held",
                                 "available_after", "made_by", "note"]
     ordering = ["-made_at"]
     verbose_name_plural = "history (adjustments)"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(StockItem)
@@ -152,7 +142,7 @@ class StockItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockAdjustment)
-class StockAdjustmentAdmin(admin.ModelAdmin):
+class StockAdjustmentAdmin(ReadOnlyAdmin):
     """Every adjustment of every product: the stock's history, read-only."""
 
     list_display = ["made_at", "stock_item", "reason", "quantity", "change", "on_hand_after", "held",
@@ -161,27 +151,10 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
     search_fields = ["stock_item__sku", "made_by", "note"]
     list_select_related = ["stock_item"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: StockAdjustment | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: StockAdjustment | None = None) -> bool:
-        return False
-
-
-class ReservationLineInline(admin.TabularInline):
+class ReservationLineInline(ReadOnlyInline):
     model = ReservationLine
-    extra = 0
-    can_delete = False
     fields = readonly_fields = ["stock_item", "bin", "quantity"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="bin")
     def bin(self, line: ReservationLine) -> str:
@@ -263,14 +236,10 @@ class ReservationAdmin(admin.ModelAdmin):
             else:
                 not_picking.append(status)
         if moved:
-            self.message_user(request, f"{_count(moved, 'order')} picked and handed to transport.",
+            self.message_user(request, f"{count_noun(moved, 'order')} picked and handed to transport.",
                               messages.SUCCESS)
         if not_picking:
             by_status = ", ".join(f"{not_picking.count(s)} {s}" for s in sorted(set(not_picking)))
-            self.message_user(request, f"{_count(len(not_picking), 'order')} not being picked, left as "
+            self.message_user(request, f"{count_noun(len(not_picking), 'order')} not being picked, left as "
                               f"they were ({by_status}).", messages.WARNING)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 

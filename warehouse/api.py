@@ -13,6 +13,7 @@ from rest_framework import generics, serializers
 
 from config.openapi import COMMON_ERRORS, NOT_FOUND
 from config.permissions import ModelPermission
+from config.read_api import ReadApi
 from warehouse.models import StockItem
 from warehouse.selectors import stock_with_holds
 
@@ -51,26 +52,22 @@ class StockFilter(django_filters.FilterSet):
         return queryset.filter(quantity_on_hand__gt=0) if value == "true" else queryset.filter(quantity_on_hand__lte=0)
 
 
-@extend_schema_view(get=extend_schema(summary="The stock, by product (warehouse staff)",
-                                      responses={200: StockItemOut(many=True), **COMMON_ERRORS}))
-class StockListApi(generics.ListAPIView):
-    name = "Stock"
+class StockReadApi(ReadApi):
     permission_classes = [CanViewStock]
     serializer_class = StockItemOut
-    filterset_class = StockFilter
+    rows = staticmethod(stock_with_holds)
 
-    def get_queryset(self):
-        return stock_with_holds()
+
+@extend_schema_view(get=extend_schema(summary="The stock, by product (warehouse staff)",
+                                      responses={200: StockItemOut(many=True), **COMMON_ERRORS}))
+class StockListApi(StockReadApi, generics.ListAPIView):
+    name = "Stock"
+    filterset_class = StockFilter
 
 
 @extend_schema_view(get=extend_schema(summary="One product's stock (warehouse staff)",
                                       responses={200: StockItemOut, 404: NOT_FOUND, **COMMON_ERRORS}))
-class StockDetailApi(generics.RetrieveAPIView):
+class StockDetailApi(StockReadApi, generics.RetrieveAPIView):
     name = "Stock of one product"
-    permission_classes = [CanViewStock]
-    serializer_class = StockItemOut
     lookup_field = "sku"
     lookup_url_kwarg = "product_id"
-
-    def get_queryset(self):
-        return stock_with_holds()

@@ -4,12 +4,7 @@ from uuid import UUID
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from warehouse.models import Reservation, StockAdjustment, StockItem
-
-
-def stock_list() -> QuerySet[StockItem]:
-    return StockItem.objects.order_by("sku")
-
+from warehouse.models import Reservation, StockItem
 
 # The reservations whose units are set aside and not yet handed to transport.
 HELD = (Reservation.Status.RESERVED, Reservation.Status.PICKING)
@@ -28,11 +23,6 @@ def stock_held(*, stock_item_id: int) -> int:
     """The units of one stock item held for orders (reserved or being picked)."""
     return Reservation.objects.filter(status__in=HELD, lines__stock_item_id=stock_item_id).aggregate(
         held=Coalesce(Sum("lines__quantity"), 0))["held"]
-
-
-def stock_adjustments(*, sku: str) -> QuerySet[StockAdjustment]:
-    """One product's stock history, newest first."""
-    return StockAdjustment.objects.filter(stock_item__sku=sku).order_by("-made_at")
 
 
 def pick_list() -> QuerySet[Reservation]:

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from messaging.history import history_partitions_ensure
+from messaging.metrics import message_observed
 from messaging.models import DeadLetter, OutboxMessage
 from observability import metrics
 from shop.models import Order
@@ -148,10 +149,10 @@ def test_the_worker_hook_counts_handled_and_failed_messages_and_their_latency():
         "le_0.025": counted("logistics_message_handler_seconds_bucket", {"queue": queue, "le": "0.025"}),
     }
     # when
-    metrics.message_observed(queue=queue, outcome="handled", seconds=0.03)
-    metrics.message_observed(queue=queue, outcome="handled", seconds=0.02)
-    metrics.message_observed(queue=queue, outcome="duplicate", seconds=0.001)
-    metrics.message_observed(queue=queue, outcome="parked", seconds=0.2)
+    message_observed(queue=queue, outcome="handled", seconds=0.03)
+    message_observed(queue=queue, outcome="handled", seconds=0.02)
+    message_observed(queue=queue, outcome="duplicate", seconds=0.001)
+    message_observed(queue=queue, outcome="parked", seconds=0.2)
     # then
     after = {
         "handled": counted("logistics_messages_handled_total", {"queue": queue, "outcome": "handled"}),
