@@ -13,7 +13,6 @@ from contracts.messages import (
     ShipmentStatusChanged,
 )
 from messaging.envelope import Message
-from messaging.payloads import payload_validated
 from messaging.registry import message_handler
 from messaging.topology import DELIVERY_UPDATES, SUPPORT_REQUESTS
 from support import services
@@ -23,16 +22,14 @@ CONSUMER = "support.delivery_updates"
 REQUESTS_CONSUMER = "support.support_requests"
 
 
-@message_handler(DELIVERY_UPDATES, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
-def on_shipment_status_changed(message: Message) -> None:
-    data = payload_validated(ShipmentStatusChanged, message)
+@message_handler(DELIVERY_UPDATES, ShipmentStatusChanged, consumer=CONSUMER)
+def on_shipment_status_changed(data: ShipmentStatusChanged, message: Message) -> None:
     services.tracking_record_stage(order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
                                    message=data.message, timestamp=data.timestamp)
 
 
-@message_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_placed(message: Message) -> None:
-    data = payload_validated(OrderPlaced, message)
+@message_handler(SUPPORT_REQUESTS, OrderPlaced, consumer=REQUESTS_CONSUMER)
+def on_order_placed(data: OrderPlaced, message: Message) -> None:
     # mailed: the account's own address only; the order's contact_email is the delivery's
     services.customer_contact_record(
         order_id=data.order_id, name=data.recipient, email=data.account_email,
@@ -44,29 +41,25 @@ def on_order_placed(message: Message) -> None:
             total=data.total, currency=data.currency))
 
 
-@message_handler(SUPPORT_REQUESTS, OrderRejected.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_rejected(message: Message) -> None:
-    data = payload_validated(OrderRejected, message)
+@message_handler(SUPPORT_REQUESTS, OrderRejected, consumer=REQUESTS_CONSUMER)
+def on_order_rejected(data: OrderRejected, message: Message) -> None:
     services.customer_tell_order_rejected(
         order_id=data.order_id, message=data.message,
         unavailable=[services.Shortage(product_id=s.product_id, requested=s.requested, available=s.available)
                      for s in data.unavailable])
 
 
-@message_handler(SUPPORT_REQUESTS, PickingStarted.TYPE, consumer=REQUESTS_CONSUMER)
-def on_picking_started(message: Message) -> None:
+@message_handler(SUPPORT_REQUESTS, PickingStarted, consumer=REQUESTS_CONSUMER)
+def on_picking_started(data: PickingStarted, message: Message) -> None:
     # the warehouse picks an order once it is paid: the customer hears it is paid and confirmed
-    data = payload_validated(PickingStarted, message)
     services.customer_tell_order_paid(order_id=data.order_id)
 
 
-@message_handler(SUPPORT_REQUESTS, OrderCancelled.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderCancelled, message)
+@message_handler(SUPPORT_REQUESTS, OrderCancelled, consumer=REQUESTS_CONSUMER)
+def on_order_cancelled(data: OrderCancelled, message: Message) -> None:
     services.customer_tell_order_outcome(order_id=data.order_id, outcome="cancelled", message=data.message)
 
 
-@message_handler(SUPPORT_REQUESTS, OrderPaymentFailed.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderPaymentFailed, message)
+@message_handler(SUPPORT_REQUESTS, OrderPaymentFailed, consumer=REQUESTS_CONSUMER)
+def on_order_payment_failed(data: OrderPaymentFailed, message: Message) -> None:
     services.customer_tell_order_outcome(order_id=data.order_id, outcome="payment_failed", message=data.message)

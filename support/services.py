@@ -142,9 +142,9 @@ def tracking_record_stage(
         notification = _notification_add(order_id=order_id, status=status, contact=_contact_locked(order_id),
                                           shipment_id=shipment_id, details={"timestamp": timestamp.isoformat()})
     outbox_emit(
-        queue=CUSTOMER_NOTIFICATIONS, type=CustomerNotified.TYPE, correlation_id=order_id, producer=PRODUCER,
-        payload=CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
-                                 timestamp=timestamp, notification_id=notification.pk if notification else None),
+        CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
+                         timestamp=timestamp, notification_id=notification.pk if notification else None),
+        queue=CUSTOMER_NOTIFICATIONS, correlation_id=order_id, producer=PRODUCER,
     )
     return entry
 
