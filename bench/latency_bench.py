@@ -31,6 +31,7 @@ def one_run() -> dict:
     from django.db import transaction
     from django.utils import timezone
 
+    from contracts.messages import CustomerNotified
     from messaging.models import OutboxMessage, ProcessedMessage
     from messaging.outbox import outbox_emit
 
@@ -47,9 +48,9 @@ def one_run() -> dict:
         for i in range(MESSAGES):
             with transaction.atomic():
                 row = outbox_emit(
-                    queue="customer_notifications", type="customer.notified", correlation_id=order_id, producer="bench",
-                    payload={"order_id": order_id, "shipment_id": "SHP-BENCH", "status": "vehicle_assigned",
-                             "message": f"bench {i}", "timestamp": timezone.now().isoformat()},
+                    CustomerNotified(order_id=order_id, shipment_id="SHP-BENCH", status="vehicle_assigned",
+                                     message=f"bench {i}", timestamp=timezone.now()),
+                    queue="customer_notifications", correlation_id=order_id, producer="bench",
                 )
             committed_at[str(row.message_id)] = time.time()
             time.sleep(gap)

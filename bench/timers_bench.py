@@ -68,9 +68,9 @@ def timers_set(*, transactions: int, rate_per_s: float | None, producer: str, rn
     paced at ``rate_per_s`` (None: as fast as they go). Returns the seconds it took."""
     from django.db import transaction
 
+    from contracts.messages import PaymentChargeDue
     from messaging.timers import timer_set
     from messaging.topology import PAYMENT_REQUESTS
-    from payments.services import CHARGE_DUE
 
     started = time.monotonic()
     for i in range(transactions):
@@ -81,9 +81,8 @@ def timers_set(*, transactions: int, rate_per_s: float | None, producer: str, rn
         order_id = uuid.uuid4()
         with transaction.atomic():
             for _ in range(TIMERS_PER_TRANSACTION):
-                timer_set(queue=PAYMENT_REQUESTS, type=CHARGE_DUE, correlation_id=order_id, producer=producer,
-                          payload={"order_id": str(order_id), "payment_id": str(uuid.uuid4())},
-                          after=rng.uniform(*after))
+                timer_set(PaymentChargeDue(order_id=order_id, payment_id=uuid.uuid4()), queue=PAYMENT_REQUESTS,
+                          correlation_id=order_id, producer=producer, after=rng.uniform(*after))
     return time.monotonic() - started
 
 
@@ -192,16 +191,16 @@ def far_timers_insert(count: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
+    from contracts.messages import PaymentChargeDue
     from messaging.models import OutboxMessage
     from messaging.topology import PAYMENT_REQUESTS
-    from payments.services import CHARGE_DUE
 
     tomorrow = timezone.now() + timedelta(days=1)
     rows = []
     for i in range(count):
         order_id, due = str(uuid.uuid4()), tomorrow + timedelta(microseconds=600 * i)
         payload = {"order_id": order_id, "payment_id": str(uuid.uuid4())}
-        rows.append(OutboxMessage(queue=PAYMENT_REQUESTS, type=CHARGE_DUE, correlation_id=order_id,
+        rows.append(OutboxMessage(queue=PAYMENT_REQUESTS, type=PaymentChargeDue.TYPE, correlation_id=order_id,
                                   producer=FAR_PRODUCER, payload=payload, due_at=due, next_attempt_at=due))
     with transaction.atomic():
         OutboxMessage.objects.bulk_create(rows, batch_size=5000)

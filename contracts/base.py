@@ -25,6 +25,24 @@ class Contract(BaseModel):
                 raise RuntimeError(f"two contracts for {message_type}: {_registry[message_type]} and {cls}")
             _registry[message_type] = cls
 
+    @classmethod
+    def message_types(cls) -> tuple[str, ...]:
+        """Every message type this contract serves (its ``TYPES``, else its ``TYPE``)."""
+        return cls.TYPES or ((cls.TYPE,) if cls.TYPE else ())
+
+    def message_type(self) -> str:
+        """The message type of this instance: ``TYPE``; a contract with ``TYPES`` says which one
+        from its fields (``_message_type_of_fields``), and it must be one of them."""
+        if self.TYPE:
+            return self.TYPE
+        message_type = self._message_type_of_fields()
+        if message_type not in self.TYPES:
+            raise ValueError(f"{type(self).__name__} of type {message_type!r}: not one of its types {self.TYPES}")
+        return message_type
+
+    def _message_type_of_fields(self) -> str:
+        raise NotImplementedError(f"{type(self).__name__} serves {self.TYPES}: it must say which one an instance is")
+
     def payload(self) -> dict[str, Any]:
         """The JSON object sent as the message body."""
         return self.model_dump(mode="json")

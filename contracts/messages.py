@@ -188,6 +188,9 @@ class PaymentResult(Contract):
     reference: Annotated[str, Field(max_length=64)] = ""
     reason: Text = ""
 
+    def _message_type_of_fields(self) -> str:
+        return f"payment.{self.status}"
+
 
 class PaymentChargeDue(Contract):
     """Payments' timer: the provider's answer to a charge is due."""

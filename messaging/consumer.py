@@ -132,14 +132,16 @@ def deliver_together(route: QueueRoute, messages: list[Message]) -> list[str]:
 def _handle_run(route: QueueRoute, messages: list[Message], prepared: dict[str, Any]) -> None:
     if not messages:
         return
+    # every payload validated before any handler of the run runs (InvalidMessage -> parked)
+    pairs = [(route.validated(message), message) for message in messages]
     batch_handler = route.batch_handler_for(messages[0].type)
     if batch_handler is not None:
-        batch_handle(batch_handler, MessageBatch(route.queue, messages, prepared=prepared.get(messages[0].type)))
+        batch_handle(batch_handler, MessageBatch(route.queue, pairs, prepared=prepared.get(messages[0].type)))
         return
-    for message in messages:
+    for data, message in pairs:
         handler = route.handler_for(message.type)
         with message_scope(route.queue, message):
-            handler(message)
+            handler(data, message)
 
 
 def dead_letter_record(

@@ -18,7 +18,6 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -64,66 +63,66 @@ def outbox_flush() -> None:
 
 
 def outbox_emit(
+    command: Contract,
     *,
     queue: str,
-    type: str,
     correlation_id: UUID | str,
-    payload: Contract | dict[str, Any],
     producer: str,
     due_at: datetime | None = None,
 ) -> OutboxMessage:
-    """Write a message for one queue. Caller holds the transaction of the state change it announces.
+    """Write ``command`` (its type from its contract) for one queue. Caller holds the transaction
+    of the state change it announces.
 
     ``due_at``: the relay publishes it no earlier (a timer, see ``messaging.timers``).
     """
     if queue not in topology.work_queues():
         raise ValueError(f"unknown queue {queue!r}")
-    return outbox_write(exchange=topology.exchange(), routing_key=queue, type=type, correlation_id=correlation_id,
-                        payload=payload, producer=producer, due_at=due_at)
+    return outbox_write(command, exchange=topology.exchange(), routing_key=queue, correlation_id=correlation_id,
+                        producer=producer, due_at=due_at)
 
 
 def outbox_publish(
+    event: Contract,
     *,
-    type: str,
     correlation_id: UUID | str,
-    payload: Contract | dict[str, Any],
     producer: str,
 ) -> OutboxMessage | None:
-    """Write an event for every queue subscribed to ``type``. Caller holds the transaction.
+    """Write ``event`` for every queue subscribed to its type (from its contract). Caller holds the transaction.
 
     An event the topology knows but no queue subscribes to (``picking.started`` when no
     simulated actor listens, say) is not written: there is no one to deliver it to.
     """
-    if type not in topology.EVENT_SUBSCRIPTIONS:
-        raise ValueError(f"unknown event {type!r}")
-    if not topology.EVENT_SUBSCRIPTIONS[type]:
+    message_type = _message_type(event)
+    if message_type not in topology.EVENT_SUBSCRIPTIONS:
+        raise ValueError(f"unknown event {message_type!r}")
+    if not topology.EVENT_SUBSCRIPTIONS[message_type]:
         return None
-    return outbox_write(exchange=EVENTS_EXCHANGE, routing_key=type, type=type, correlation_id=correlation_id,
-                        payload=payload, producer=producer)
+    return outbox_write(event, exchange=EVENTS_EXCHANGE, routing_key=message_type, correlation_id=correlation_id,
+                        producer=producer)
 
 
 def outbox_write(
+    payload: Contract,
     *,
     exchange: str,
     routing_key: str,
-    type: str,
     correlation_id: UUID | str,
-    payload: Contract | dict[str, Any],
     producer: str,
     due_at: datetime | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> OutboxMessage:
-    """Insert the outbox row (the payload checked against its contract). Caller holds a transaction on ``using``."""
+    """Insert the outbox row of ``payload`` (its type from its contract). Caller holds a transaction on ``using``."""
+    message_type = _message_type(payload)
     if not connections[using].in_atomic_block:
-        raise RuntimeError(f"{type} must be written inside the transaction of the change it announces")
-    body = payload_json(type, payload)
+        raise RuntimeError(f"{message_type} must be written inside the transaction of the change it announces")
+    body = payload_json(payload)
     # What caused this message: the message being handled, else the HTTP request being served.
     cause = current_message.get()
     causation_id = cause.message_id if cause else (current_request_id.get() or "")
     now = timezone.now()
     # next_attempt_at: when the relay may send it (at once, or a timer's due time)
     row = OutboxMessage(
-        exchange=exchange, queue=routing_key, type=type, correlation_id=str(correlation_id),
+        exchange=exchange, queue=routing_key, type=message_type, correlation_id=str(correlation_id),
         causation_id=causation_id, producer=producer, payload=body, due_at=due_at, created_at=now,
         next_attempt_at=due_at or now, traceparent=traceparent_now(),
     )
@@ -132,6 +131,12 @@ def outbox_write(
         buffered.append(row)
         return row
     return _outbox_insert_many([row], using=using)[0]
+
+
+def _message_type(payload: Contract) -> str:
+    if not isinstance(payload, Contract):
+        raise TypeError(f"a message payload is a contract instance (contracts/), not {type(payload).__name__}")
+    return payload.message_type()
 
 
 # Every column of a new row but the id, which the database numbers.

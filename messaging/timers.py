@@ -16,7 +16,6 @@ must change nothing: every handler of a timer checks the state it acts on (under
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 from django.db import connection
@@ -28,22 +27,21 @@ from messaging.outbox import outbox_emit, outbox_flush
 
 
 def timer_set(
+    payload: Contract,
     *,
     queue: str,
-    type: str,
     correlation_id: UUID | str,
-    payload: Contract | dict[str, Any],
     producer: str,
     after: float,
 ) -> OutboxMessage:
-    """Send ``type`` to ``queue`` ``after`` seconds from now (0 or less: due now). Caller holds the transaction."""
+    """Send ``payload`` (its type from its contract) to ``queue`` ``after`` seconds from now (0 or
+    less: due now). Caller holds the transaction."""
     due_at = timezone.now() + timedelta(seconds=max(after, 0.0))
-    return outbox_emit(queue=queue, type=type, correlation_id=correlation_id, payload=payload, producer=producer,
-                       due_at=due_at)
+    return outbox_emit(payload, queue=queue, correlation_id=correlation_id, producer=producer, due_at=due_at)
 
 
-def timer_cancel(*, correlation_id: UUID | str, type: str) -> int:
-    """Cancel the timers of ``type`` set for ``correlation_id`` that have not gone out yet.
+def timer_cancel(contract: type[Contract], *, correlation_id: UUID | str) -> int:
+    """Cancel the timers of ``contract``'s type(s) set for ``correlation_id`` that have not gone out yet.
 
     Caller holds the transaction (and the lock of the state the timer was set for). A timer the
     relay is publishing at this moment may still arrive: its handler finds the state moved on.
@@ -52,7 +50,8 @@ def timer_cancel(*, correlation_id: UUID | str, type: str) -> int:
     if not connection.in_atomic_block:
         raise RuntimeError("timer_cancel() must run inside the transaction of the change that cancels")
     outbox_flush()  # a timer set earlier in this transaction and still kept is cancelled too
+    types = contract.message_types()
     deleted, _ = OutboxMessage.objects.filter(
-        correlation_id=str(correlation_id), type=type, due_at__isnull=False, published_at__isnull=True,
+        correlation_id=str(correlation_id), type__in=types, due_at__isnull=False, published_at__isnull=True,
     ).delete()
     return deleted

@@ -216,7 +216,7 @@ def payment_compensation_record(*, order_id: UUID, reason: str, call: ProviderCa
         if payment.charge_attempt and not covered:
             raise PaymentMovedOn(f"payment {payment.pk} was asked to charge meanwhile: voided once asked again")
         _payment_move(payment, Payment.Status.VOIDED, reason=reason)
-        timer_cancel(correlation_id=order_id, type=CHARGE_DUE)  # one already on its way finds it voided
+        timer_cancel(PaymentChargeDue, correlation_id=order_id)  # one already on its way finds it voided
     elif payment.status == Payment.Status.CAPTURED:
         # given back by a refund, or by the void of the charge that was captured meanwhile
         if not covered or call.status not in (Payment.Status.CAPTURED, Payment.Status.PENDING):
@@ -272,17 +272,15 @@ def _payment_move(payment: Payment, status: str, **changes: Any) -> None:
 
 def _charge_when_answered(payment: Payment) -> None:
     """The provider's answer to the charge comes after its latency: a timer on payments' own queue."""
-    timer_set(queue=PAYMENT_REQUESTS, type=CHARGE_DUE, correlation_id=payment.order_id, producer=PRODUCER,
-              payload=PaymentChargeDue(order_id=payment.order_id, payment_id=payment.id),
-              after=payment_provider().latency_seconds())
+    timer_set(PaymentChargeDue(order_id=payment.order_id, payment_id=payment.id), queue=PAYMENT_REQUESTS,
+              correlation_id=payment.order_id, producer=PRODUCER, after=payment_provider().latency_seconds())
 
 
 def _result_emit(payment: Payment) -> None:
     """Tell the shop how the payment stands. Caller holds the payment's row lock."""
     refunded = payment.status == Payment.Status.REFUNDED
     outbox_emit(
-        queue=PAYMENT_RESULTS, type=f"payment.{payment.status}", correlation_id=payment.order_id, producer=PRODUCER,
-        payload=PaymentResult(
+        PaymentResult(
             order_id=payment.order_id,
             payment_id=payment.id,
             status=payment.status,
@@ -291,4 +289,5 @@ def _result_emit(payment: Payment) -> None:
             reference=payment.refund_reference if refunded else payment.provider_reference,
             reason=payment.reason,
         ),
+        queue=PAYMENT_RESULTS, correlation_id=payment.order_id, producer=PRODUCER,
     )

@@ -192,10 +192,7 @@ def _order_placed_announce(order: Order, *, customer: Customer, contact: Contact
     """Publish ``order.placed`` in the order's transaction."""
     shipping_address, shipping_method = order.shipping_address, order.shipping_method
     outbox_publish(
-        type=OrderPlaced.TYPE,
-        correlation_id=order.id,
-        producer=PRODUCER,
-        payload=OrderPlaced(
+        OrderPlaced(
             order_id=order.id,
             recipient=contact.name,
             contact_email=contact.email,
@@ -209,6 +206,8 @@ def _order_placed_announce(order: Order, *, customer: Customer, contact: Contact
             currency=order.currency,
             placed_at=order.created_at,
         ),
+        correlation_id=order.id,
+        producer=PRODUCER,
     )
 
 
@@ -256,14 +255,13 @@ def _payment_request(order: Order) -> None:
     queue. Caller holds the order's lock and saves ``payment_requests`` and ``payment_due_at``."""
     order.payment_requests += 1
     outbox_emit(
-        queue=PAYMENT_REQUESTS, type=PaymentRequested.TYPE, correlation_id=order.id, producer=PRODUCER,
-        payload=PaymentRequested(order_id=order.id, request_number=order.payment_requests, amount=order.total,
-                                 currency=order.currency, method=order.payment_method),
+        PaymentRequested(order_id=order.id, request_number=order.payment_requests, amount=order.total,
+                         currency=order.currency, method=order.payment_method),
+        queue=PAYMENT_REQUESTS, correlation_id=order.id, producer=PRODUCER,
     )
     timer = timer_set(
-        queue=PAYMENT_RESULTS, type=PAYMENT_DEADLINE_DUE, correlation_id=order.id, producer=PRODUCER,
-        payload=PaymentDeadlineDue(order_id=order.id, request_number=order.payment_requests),
-        after=payment_timeout_seconds(),
+        PaymentDeadlineDue(order_id=order.id, request_number=order.payment_requests),
+        queue=PAYMENT_RESULTS, correlation_id=order.id, producer=PRODUCER, after=payment_timeout_seconds(),
     )
     order.payment_due_at = timer.due_at
 
@@ -272,7 +270,7 @@ def _payment_clock_stop(order: Order) -> None:
     """The payment was answered or the order ended: its deadline timer goes. Caller holds the
     order's lock and saves ``payment_due_at``."""
     order.payment_due_at = None
-    timer_cancel(correlation_id=order.id, type=PAYMENT_DEADLINE_DUE)
+    timer_cancel(PaymentDeadlineDue, correlation_id=order.id)
 
 
 @transaction.atomic(savepoint=False)
@@ -284,7 +282,7 @@ def order_payment_timeout(*, order_id: UUID | str, request_number: int) -> Order
     if order.status != OrderStatus.CONFIRMED or order.payment_requests != request_number:
         return order
     if order.payment_requests < settings.PAYMENT_MAX_REQUESTS:
-        timer_cancel(correlation_id=order.id, type=PAYMENT_DEADLINE_DUE)  # none should be left; never two
+        timer_cancel(PaymentDeadlineDue, correlation_id=order.id)  # none should be left; never two
         _payment_request(order)
         order.save(update_fields=["payment_requests", "payment_due_at", "updated_at"])
         return order
@@ -301,8 +299,7 @@ def _order_fail_payment(order: Order, reason: str) -> None:
     order.payment_message = reason
     _payment_clock_stop(order)
     order.save(update_fields=["status", "payment_status", "payment_message", "payment_due_at", "updated_at"])
-    outbox_publish(type=OrderPaymentFailed.TYPE, correlation_id=order.id, producer=PRODUCER,
-                   payload=OrderPaymentFailed(order_id=order.id, message=reason))
+    outbox_publish(OrderPaymentFailed(order_id=order.id, message=reason), correlation_id=order.id, producer=PRODUCER)
 
 
 @transaction.atomic(savepoint=False)
@@ -328,8 +325,8 @@ def order_payment_result_apply(
         _payment_clock_stop(order)
         order.save(update_fields=["status", "payment_status", "payment_reference", "payment_message",
                                   "payment_due_at", "updated_at"])
-        outbox_emit(queue=FULFILMENT_REQUESTS, type=OrderPaid.TYPE, correlation_id=order.id, producer=PRODUCER,
-                    payload=OrderPaid(order_id=order.id))
+        outbox_emit(OrderPaid(order_id=order.id), queue=FULFILMENT_REQUESTS, correlation_id=order.id,
+                    producer=PRODUCER)
     elif status == "declined":
         order.payment_status = "declined"
         _order_fail_payment(order, f"payment declined: {reason}")
@@ -360,8 +357,7 @@ def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
     _order_advance(order, OrderStatus.CANCELLED, note)
     _payment_clock_stop(order)
     order.save(update_fields=["status", "payment_due_at", "updated_at"])
-    outbox_publish(type=OrderCancelled.TYPE, correlation_id=order.id, producer=PRODUCER,
-                   payload=OrderCancelled(order_id=order.id, message=message))
+    outbox_publish(OrderCancelled(order_id=order.id, message=message), correlation_id=order.id, producer=PRODUCER)
     return order
 
 

@@ -19,7 +19,6 @@ from django.conf import settings
 from contracts.messages import PickingStarted, ShipmentStatusChanged
 from contracts.stages import NEXT_STAGE
 from messaging.envelope import Message
-from messaging.payloads import payload_validated
 from messaging.registry import message_handler
 from messaging.timers import timer_set
 from simulation.clock import scaled
@@ -32,8 +31,6 @@ CONSUMER = "simulation.actors"
 PRODUCER = "simulation"
 SUBSCRIPTIONS = (PickingStarted.TYPE, ShipmentStatusChanged.TYPE)
 
-PICKING_DONE = SimulatedPickingDone.TYPE
-STAGE_REACHED = SimulatedStageReached.TYPE
 
 
 def picking_seconds() -> float:
@@ -45,33 +42,28 @@ def stage_seconds() -> float:
     return scaled(random.uniform(low, high))
 
 
-@message_handler(SIM_ACTORS, PickingStarted.TYPE, consumer=CONSUMER)
-def on_picking_started(message: Message) -> None:
+@message_handler(SIM_ACTORS, PickingStarted, consumer=CONSUMER)
+def on_picking_started(data: PickingStarted, message: Message) -> None:
     """A picker takes the order; done after SIM_PICKING_SECONDS."""
-    data = payload_validated(PickingStarted, message)
-    timer_set(queue=SIM_ACTORS, type=PICKING_DONE, correlation_id=data.order_id, producer=PRODUCER,
-              payload=SimulatedPickingDone(order_id=data.order_id), after=picking_seconds())
+    timer_set(SimulatedPickingDone(order_id=data.order_id), queue=SIM_ACTORS, correlation_id=data.order_id,
+              producer=PRODUCER, after=picking_seconds())
 
 
-@message_handler(SIM_ACTORS, PICKING_DONE, consumer=CONSUMER)
-def on_picking_done(message: Message) -> None:
-    data = payload_validated(SimulatedPickingDone, message)
+@message_handler(SIM_ACTORS, SimulatedPickingDone, consumer=CONSUMER)
+def on_picking_done(data: SimulatedPickingDone, message: Message) -> None:
     warehouse.picking_complete(order_id=data.order_id)
 
 
-@message_handler(SIM_ACTORS, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
-def on_shipment_status_changed(message: Message) -> None:
+@message_handler(SIM_ACTORS, ShipmentStatusChanged, consumer=CONSUMER)
+def on_shipment_status_changed(data: ShipmentStatusChanged, message: Message) -> None:
     """The driver of a shipment with a vehicle drives it to its next stage in SIM_STAGE_SECONDS."""
-    data = payload_validated(ShipmentStatusChanged, message)
     next_stage = NEXT_STAGE.get(data.status)
     if next_stage is None:  # waiting for a vehicle, or delivered: nothing to drive
         return
-    timer_set(queue=SIM_ACTORS, type=STAGE_REACHED, correlation_id=data.order_id, producer=PRODUCER,
-              payload=SimulatedStageReached(order_id=data.order_id, shipment_id=data.shipment_id, status=next_stage),
-              after=stage_seconds())
+    timer_set(SimulatedStageReached(order_id=data.order_id, shipment_id=data.shipment_id, status=next_stage),
+              queue=SIM_ACTORS, correlation_id=data.order_id, producer=PRODUCER, after=stage_seconds())
 
 
-@message_handler(SIM_ACTORS, STAGE_REACHED, consumer=CONSUMER)
-def on_stage_reached(message: Message) -> None:
-    data = payload_validated(SimulatedStageReached, message)
+@message_handler(SIM_ACTORS, SimulatedStageReached, consumer=CONSUMER)
+def on_stage_reached(data: SimulatedStageReached, message: Message) -> None:
     transport.shipment_advance(shipment_id=data.shipment_id, to_status=data.status)

@@ -13,7 +13,6 @@ from contracts.messages import (
     ShipmentStatusChanged,
 )
 from messaging.envelope import Message
-from messaging.payloads import payload_validated
 from messaging.registry import MessageBatch, message_batch_handler, message_handler
 from messaging.topology import DELIVERY_UPDATES, SUPPORT_REQUESTS
 from support import services
@@ -23,22 +22,21 @@ CONSUMER = "support.delivery_updates"
 REQUESTS_CONSUMER = "support.support_requests"
 
 
-@message_batch_handler(DELIVERY_UPDATES, ShipmentStatusChanged.TYPE, consumer=CONSUMER)
-def on_shipment_status_changed(batch: MessageBatch) -> None:
+@message_batch_handler(DELIVERY_UPDATES, ShipmentStatusChanged, consumer=CONSUMER)
+def on_shipment_status_changed(batch: MessageBatch[ShipmentStatusChanged]) -> None:
     """The stages a worker holds, recorded together (set-based), then the shop told of each."""
-    stages = [payload_validated(ShipmentStatusChanged, message) for message in batch]
     recorded = services.tracking_stages_record([
         services.StageReport(order_id=data.order_id, shipment_id=data.shipment_id, status=data.status,
-                             message=data.message, timestamp=data.timestamp) for data in stages])
-    for _message, stage in zip(batch.each(), recorded, strict=True):
+                             message=data.message, timestamp=data.timestamp) for data in batch.payloads])
+    for _pair, stage in zip(batch.each(), recorded, strict=True):
         if stage is not None:
             services.shop_tell_stage(stage)
 
 
-@message_batch_handler(SUPPORT_REQUESTS, OrderPlaced.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_placed(batch: MessageBatch) -> None:
+@message_batch_handler(SUPPORT_REQUESTS, OrderPlaced, consumer=REQUESTS_CONSUMER)
+def on_order_placed(batch: MessageBatch[OrderPlaced]) -> None:
     """New orders' contacts, kept together (set-based)."""
-    placed = [payload_validated(OrderPlaced, message) for message in batch]
+    placed = batch.payloads
     # mailed: the account's own address only; the order's contact_email is the delivery's
     services.customer_contacts_record([services.ContactReport(
         order_id=data.order_id, name=data.recipient, email=data.account_email,
@@ -52,30 +50,27 @@ def on_order_placed(batch: MessageBatch) -> None:
         pass  # written together above; nothing more for each
 
 
-@message_handler(SUPPORT_REQUESTS, OrderRejected.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_rejected(message: Message) -> None:
-    data = payload_validated(OrderRejected, message)
+@message_handler(SUPPORT_REQUESTS, OrderRejected, consumer=REQUESTS_CONSUMER)
+def on_order_rejected(data: OrderRejected, message: Message) -> None:
     services.customer_tell_order_rejected(
         order_id=data.order_id, message=data.message,
         unavailable=[services.Shortage(product_id=s.product_id, requested=s.requested, available=s.available)
                      for s in data.unavailable])
 
 
-@message_batch_handler(SUPPORT_REQUESTS, PickingStarted.TYPE, consumer=REQUESTS_CONSUMER)
-def on_picking_started(batch: MessageBatch) -> None:
+@message_batch_handler(SUPPORT_REQUESTS, PickingStarted, consumer=REQUESTS_CONSUMER)
+def on_picking_started(batch: MessageBatch[PickingStarted]) -> None:
     # the warehouse picks an order once it is paid: the customer hears it is paid and confirmed
-    services.customer_tell_orders_paid([payload_validated(PickingStarted, message).order_id for message in batch])
-    for _message in batch.each():
+    services.customer_tell_orders_paid([data.order_id for data in batch.payloads])
+    for _pair in batch.each():
         pass  # written together above; nothing more for each
 
 
-@message_handler(SUPPORT_REQUESTS, OrderCancelled.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_cancelled(message: Message) -> None:
-    data = payload_validated(OrderCancelled, message)
+@message_handler(SUPPORT_REQUESTS, OrderCancelled, consumer=REQUESTS_CONSUMER)
+def on_order_cancelled(data: OrderCancelled, message: Message) -> None:
     services.customer_tell_order_outcome(order_id=data.order_id, outcome="cancelled", message=data.message)
 
 
-@message_handler(SUPPORT_REQUESTS, OrderPaymentFailed.TYPE, consumer=REQUESTS_CONSUMER)
-def on_order_payment_failed(message: Message) -> None:
-    data = payload_validated(OrderPaymentFailed, message)
+@message_handler(SUPPORT_REQUESTS, OrderPaymentFailed, consumer=REQUESTS_CONSUMER)
+def on_order_payment_failed(data: OrderPaymentFailed, message: Message) -> None:
     services.customer_tell_order_outcome(order_id=data.order_id, outcome="payment_failed", message=data.message)

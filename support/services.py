@@ -243,9 +243,9 @@ def shop_tell_stage(recorded: StageRecorded) -> None:
     order_id, shipment_id, status = recorded.report.order_id, recorded.report.shipment_id, recorded.report.status
     message, timestamp, notification = recorded.report.message, recorded.report.timestamp, recorded.notification
     outbox_emit(
-        queue=CUSTOMER_NOTIFICATIONS, type=CustomerNotified.TYPE, correlation_id=order_id, producer=PRODUCER,
-        payload=CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
-                                 timestamp=timestamp, notification_id=notification.pk if notification else None),
+        CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
+                         timestamp=timestamp, notification_id=notification.pk if notification else None),
+        queue=CUSTOMER_NOTIFICATIONS, correlation_id=order_id, producer=PRODUCER,
     )
 
 

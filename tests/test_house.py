@@ -9,6 +9,9 @@
 * No module edits the environment or patches a library when it is imported: that happens once,
   as a process starts (settings, an AppConfig's ready).
 * Every row lock of an app is taken in its locks.py.
+* Handlers and emits name only contracts: no code outside messaging/ validates a payload by hand
+  (``payload_validated``) or names a message type beside its contract (``type=`` to an emit or
+  a timer, a type string to ``@message_handler``).
 * The tests stop, kill and pause only servers they started themselves (tests/fault/servers.py):
   never the machine's RabbitMQ through its own ``rabbitmqctl``.
 """
@@ -91,6 +94,36 @@ def test_every_row_lock_of_an_app_is_in_its_locks_module(app):
     # the relay's lease (messaging/lease.py) is the one lock that is no app's row lock
     allowed = {"locks.py", "lease.py"} if app == "messaging" else {"locks.py"}
     assert {p.name for p in modules(app) if "select_for_update" in p.read_text()} <= allowed
+
+
+EMITS = {"outbox_publish", "outbox_emit", "outbox_write", "timer_set", "timer_cancel"}
+HANDLER_REGISTRATIONS = {"message_handler", "message_batch_handler"}
+
+
+def called_name(node: ast.Call) -> str:
+    return node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+
+
+def contract_repeated_by_hand(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        name, where = called_name(node), f"{path.relative_to(ROOT)}:{node.lineno}"
+        if name == "payload_validated":
+            found.append(f"{where} validates a payload by hand")
+        elif name in EMITS and any(keyword.arg in ("type", "payload") for keyword in node.keywords):
+            found.append(f"{where} passes type=/payload= to {name}")
+        elif name in HANDLER_REGISTRATIONS and len(node.args) >= 2 and (
+                isinstance(node.args[1], ast.Constant)
+                or (isinstance(node.args[1], ast.Attribute) and node.args[1].attr in ("TYPE", "TYPES"))):
+            found.append(f"{where} registers {name} for a type, not a contract")
+    return found
+
+
+@pytest.mark.parametrize("package", sorted({*APPS, "bench", "tests"} - {"messaging"}))
+def test_handlers_and_emits_name_only_contracts(package):
+    assert [problem for path in modules(package) for problem in contract_repeated_by_hand(path)] == []
 
 
 def test_no_second_orm():

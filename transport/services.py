@@ -53,9 +53,9 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
     TrackingEvent.objects.create(shipment=shipment, status=shipment.status, message=message, vehicle_code=code,
                                  timestamp=now)
     outbox_publish(
-        type=ShipmentStatusChanged.TYPE, correlation_id=shipment.order_id, producer=PRODUCER,
-        payload=ShipmentStatusChanged(order_id=shipment.order_id, shipment_id=shipment.id, status=shipment.status,
-                                      message=message, vehicle_id=code or None, timestamp=now),
+        ShipmentStatusChanged(order_id=shipment.order_id, shipment_id=shipment.id, status=shipment.status,
+                              message=message, vehicle_id=code or None, timestamp=now),
+        correlation_id=shipment.order_id, producer=PRODUCER,
     )
 
 

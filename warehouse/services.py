@@ -108,8 +108,8 @@ def _reservation_reject(reservation: Reservation, shortages: list[Shortage]) -> 
     )
     reservation.save(force_insert=True)
     order_id = reservation.order_id
-    outbox_publish(type=OrderRejected.TYPE, correlation_id=order_id, producer=PRODUCER,
-                   payload=OrderRejected(order_id=order_id, message=reservation.reason, unavailable=shortages))
+    outbox_publish(OrderRejected(order_id=order_id, message=reservation.reason, unavailable=shortages),
+                   correlation_id=order_id, producer=PRODUCER)
     return reservation
 
 
@@ -132,12 +132,12 @@ def _reservation_confirm(reservation: Reservation, wanted: dict[str, int], items
     )
     order_id = reservation.order_id
     outbox_publish(
-        type=OrderConfirmed.TYPE, correlation_id=order_id, producer=PRODUCER,
-        payload=OrderConfirmed(
+        OrderConfirmed(
             order_id=order_id,
             message="All items reserved: " + ", ".join(f"{q} x {s}" for s, q in wanted.items()),
             items=[ReservedLine(product_id=s, quantity=q) for s, q in wanted.items()],
         ),
+        correlation_id=order_id, producer=PRODUCER,
     )
     return reservation
 
@@ -152,8 +152,7 @@ def picking_start(*, order_id: UUID) -> Reservation | None:
         return reservation
     reservation.status = Reservation.Status.PICKING
     reservation.save(update_fields=["status"])
-    outbox_publish(type=PickingStarted.TYPE, correlation_id=order_id, producer=PRODUCER,
-                   payload=PickingStarted(order_id=order_id))
+    outbox_publish(PickingStarted(order_id=order_id), correlation_id=order_id, producer=PRODUCER)
     return reservation
 
 
@@ -199,8 +198,7 @@ def picking_complete(*, order_id: UUID) -> Reservation | None:
     reservation.save(update_fields=["status", "picked_at"])
     lines = reservation.lines.select_related("stock_item").order_by("stock_item__sku")
     outbox_emit(
-        queue=SHIPPING_ORDERS, type=ShipmentRequested.TYPE, correlation_id=order_id, producer=PRODUCER,
-        payload=ShipmentRequested(
+        ShipmentRequested(
             order_id=order_id,
             recipient=reservation.recipient,
             shipping_address=reservation.shipping_address,
@@ -208,6 +206,7 @@ def picking_complete(*, order_id: UUID) -> Reservation | None:
             items=[ReservedLine(product_id=line.stock_item.sku, quantity=line.quantity) for line in lines],
             picked_at=reservation.picked_at,
         ),
+        queue=SHIPPING_ORDERS, correlation_id=order_id, producer=PRODUCER,
     )
     return reservation
 
@@ -256,10 +255,10 @@ def stock_adjust(*, sku: str, reason: str, quantity: int, note: str = "", made_b
     adjustment = StockAdjustment.objects.create(
         stock_item=item, reason=reason, quantity=quantity, change=change, on_hand_after=on_hand + change,
         held=held, available_after=item.quantity_on_hand + change, note=note[:500], made_by=made_by[:150])
-    outbox_publish(type=StockAdjusted.TYPE, correlation_id=adjustment.id, producer=PRODUCER,
-                   payload=StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku, reason=reason,
-                                         change=change, on_hand=adjustment.on_hand_after, held=held,
-                                         available=adjustment.available_after, adjusted_at=adjustment.made_at))
+    outbox_publish(StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku, reason=reason, change=change,
+                                 on_hand=adjustment.on_hand_after, held=held, available=adjustment.available_after,
+                                 adjusted_at=adjustment.made_at),
+                   correlation_id=adjustment.id, producer=PRODUCER)
     logger.info("stock of %s %s by %s: %+d (on hand %d, held %d)", item.sku, reason, made_by or "?", change,
                 adjustment.on_hand_after, held)
     return adjustment

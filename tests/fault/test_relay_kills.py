@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from contracts.messages import OrderPlaced
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.outbox import outbox_emit
 from messaging.relay import OutboxRelay
@@ -132,8 +133,8 @@ def test_rows_confirmed_before_the_connection_broke_stay_marked_published(transa
     with transaction.atomic():
         for _ in range(5):
             order_id = str(uuid.uuid4())
-            outbox_emit(queue="new_orders", type="order.placed", correlation_id=order_id, producer="shop",
-                        payload=order_placed_payload(order_id))
+            outbox_emit(OrderPlaced.model_validate(order_placed_payload(order_id)), queue="new_orders",
+                        correlation_id=order_id, producer="shop")
     relay = OutboxRelay(install_signal_handlers=False)
     relay._publisher = _BreaksMidBatch(relay._ensure_publisher(), after=2)
 

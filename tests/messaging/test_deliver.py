@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 
+from contracts import Contract
 from messaging.consumer import DUPLICATE, HANDLED, deliver, deliver_together
-from messaging.envelope import Message, current_message
+from messaging.envelope import InvalidMessage, Message, current_message
 from messaging.models import OutboxMessage, ProcessedMessage
 from messaging.registry import message_batch_handler, message_handler, route_for
 from messaging.topology import NEW_ORDERS
@@ -46,7 +47,7 @@ def test_a_failing_handler_rolls_back_everything_with_the_processed_record(catal
     route = route_for(NEW_ORDERS)
     stock = StockItem.objects.get(sku="PRD001").quantity_on_hand
 
-    def outbox_down(**kwargs):
+    def outbox_down(*args, **kwargs):
         raise RuntimeError("outbox unavailable")
 
     monkeypatch.setattr("warehouse.services.outbox_publish", outbox_down)
@@ -70,11 +71,11 @@ def test_messages_handled_together_share_one_transaction_all_or_nothing(catalogu
     real_publish = __import__("warehouse.services", fromlist=["outbox_publish"]).outbox_publish
     published = []
 
-    def third_fails(**kwargs):
-        published.append(kwargs)
+    def third_fails(*args, **kwargs):
+        published.append(args)
         if len(published) == 3:
             raise RuntimeError("outbox unavailable")
-        return real_publish(**kwargs)
+        return real_publish(*args, **kwargs)
 
     # when: the third handler fails after the first two did all their work
     monkeypatch.setattr("warehouse.services.outbox_publish", third_fails)
@@ -99,53 +100,82 @@ BATCH_QUEUE = "test_batch_handler"
 seen: list = []
 
 
-@message_batch_handler(BATCH_QUEUE, "test.counted", consumer="tests.batch")
+class Counted(Contract):
+    TYPE = "test.counted"
+    n: int
+
+
+class Single(Contract):
+    TYPE = "test.single"
+
+
+class Skipped(Contract):
+    TYPE = "test.skipped"
+
+
+@message_batch_handler(BATCH_QUEUE, Counted, consumer="tests.batch")
 def _counted(batch):
-    ids = [message.message_id for message in batch]  # what a batch handler reads at once
-    for message in batch.each():
-        seen.append(("counted", tuple(ids), message.message_id, current_message.get().message_id))
+    ns = tuple(data.n for data in batch.payloads)  # what a batch handler reads at once
+    for data, message in batch.each():
+        seen.append(("counted", ns, data.n, message.message_id, current_message.get().message_id))
 
 
-@message_handler(BATCH_QUEUE, "test.single", consumer="tests.batch")
-def _single(message):
-    seen.append(("single", message.message_id, current_message.get().message_id))
+@message_handler(BATCH_QUEUE, Single, consumer="tests.batch")
+def _single(data, message):
+    seen.append(("single", type(data).__name__, message.message_id, current_message.get().message_id))
 
 
 def test_messages_with_a_batch_handler_reach_it_together_in_runs_duplicates_left_out():
     seen.clear()
     route = route_for(BATCH_QUEUE)
 
-    def make(message_type: str) -> Message:
+    def make(message_type: str, payload: dict | None = None) -> Message:
         return Message(queue=BATCH_QUEUE, message_id=str(uuid.uuid4()), type=message_type,
-                       correlation_id="c", causation_id="", payload={})
+                       correlation_id="c", causation_id="", payload=payload or {})
 
-    a1, a2, b1, a3 = make("test.counted"), make("test.counted"), make("test.single"), make("test.counted")
+    a1, a2, b1, a3 = (make("test.counted", {"n": 1}), make("test.counted", {"n": "2"}), make("test.single"),
+                      make("test.counted", {"n": 3}))
     # when: two of the batch handler's type, another type, one more, and a repeat of the first
     outcomes = deliver_together(route, [a1, a2, b1, a3, a1])
-    # then: the first two reach it together, the other type on its own, the third alone; each
-    # message handled once, in order, as the current message of its own turn
+    # then: the first two reach it together, validated (n as the contract's int), the other type
+    # on its own, the third alone; each message handled once, in order, as the current message
+    # of its own turn
     assert outcomes == [HANDLED, HANDLED, HANDLED, HANDLED, DUPLICATE]
-    pair = (a1.message_id, a2.message_id)
     assert seen == [
-        ("counted", pair, a1.message_id, a1.message_id),
-        ("counted", pair, a2.message_id, a2.message_id),
-        ("single", b1.message_id, b1.message_id),
-        ("counted", (a3.message_id,), a3.message_id, a3.message_id),
+        ("counted", (1, 2), 1, a1.message_id, a1.message_id),
+        ("counted", (1, 2), 2, a2.message_id, a2.message_id),
+        ("single", "Single", b1.message_id, b1.message_id),
+        ("counted", (3,), 3, a3.message_id, a3.message_id),
     ]
     # delivered again, all are duplicates and nothing runs
     seen.clear()
     assert deliver_together(route, [a2, a3]) == [DUPLICATE, DUPLICATE]
     assert seen == []
     # one delivered alone (a worker handling it on its own) reaches the batch handler alone
-    a4 = make("test.counted")
+    a4 = make("test.counted", {"n": 4})
     assert deliver(route, a4) == HANDLED
-    assert seen == [("counted", (a4.message_id,), a4.message_id, a4.message_id)]
+    assert seen == [("counted", (4,), 4, a4.message_id, a4.message_id)]
 
 
+def test_an_invalid_payload_in_a_batch_fails_it_before_any_handler_runs_and_records_none():
+    seen.clear()
+    route = route_for(BATCH_QUEUE)
+    good, bad = (Message(queue=BATCH_QUEUE, message_id=str(uuid.uuid4()), type="test.counted", correlation_id="c",
+                         causation_id="", payload=payload) for payload in ({"n": 1}, {"n": "many"}))
+    # when
+    with pytest.raises(InvalidMessage, match=r"^invalid test.counted payload: \{'n': 'Input should be a valid "
+                                             r"integer, unable to parse string as an integer'\}$"):
+        deliver_together(route, [good, bad])
+    # then: the batch handler never ran, nothing recorded (the worker then handles each alone)
+    assert seen == []
+    assert not ProcessedMessage.objects.filter(message_id__in=[good.message_id, bad.message_id]).exists()
+    assert deliver(route, good) == HANDLED
+    assert seen == [("counted", (1,), 1, good.message_id, good.message_id)]
 
-@message_batch_handler(BATCH_QUEUE, "test.skipped", consumer="tests.batch")
+
+@message_batch_handler(BATCH_QUEUE, Skipped, consumer="tests.batch")
 def _skips_the_last(batch):
-    for message in batch.each():
+    for _data, message in batch.each():
         seen.append(("skipping", message.message_id))
         if len(seen) == len(batch) - 1:
             break

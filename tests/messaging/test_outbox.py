@@ -6,8 +6,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from contracts.messages import CustomerNotified, OrderCancelled, OrderPaid, PaymentChargeDue, PaymentResult
 from messaging.models import OutboxMessage
-from messaging.outbox import outbox_buffered, outbox_emit, outbox_write
+from messaging.outbox import outbox_buffered, outbox_emit, outbox_publish, outbox_write
 from messaging.timers import timer_cancel, timer_set
 from shop.models import Order
 from shop.services import Contact, OrderItem, order_place
@@ -60,12 +61,12 @@ def test_a_rolled_back_order_leaves_no_message(catalogue, make_customer):
 @pytest.mark.django_db(transaction=True)
 def test_outbox_emit_refuses_to_run_outside_a_transaction():
     with pytest.raises(RuntimeError, match="inside the transaction"):
-        outbox_emit(queue="new_orders", type="order.placed", correlation_id="x", payload={}, producer="test")
+        outbox_emit(OrderPaid(order_id=uuid.uuid4()), queue="fulfilment_requests", correlation_id="x", producer="test")
 
 
 def test_outbox_emit_refuses_an_unknown_queue():
     with pytest.raises(ValueError, match="unknown queue"), transaction.atomic():
-        outbox_emit(queue="nowhere", type="x", correlation_id="x", payload={}, producer="test")
+        outbox_emit(OrderPaid(order_id=uuid.uuid4()), queue="nowhere", correlation_id="x", producer="test")
 
 
 @pytest.mark.django_db(transaction=True)  # PostgreSQL detaches old partitions concurrently: no transaction
@@ -109,8 +110,8 @@ def test_the_written_row_is_what_the_returned_object_says(using):
     order_id = str(uuid.uuid4())
     # when
     with transaction.atomic(using=using):
-        returned = outbox_write(exchange="logistics", routing_key="customer_notifications", type="customer.notified",
-                                correlation_id=order_id, payload=notified_payload(order_id), producer="support",
+        returned = outbox_write(CustomerNotified.model_validate(notified_payload(order_id)), exchange="logistics",
+                                routing_key="customer_notifications", correlation_id=order_id, producer="support",
                                 using=using)
     # then: the payload as its contract writes it; due at once
     stored = OutboxMessage.objects.using(using).get()
@@ -124,16 +125,43 @@ def test_the_written_row_is_what_the_returned_object_says(using):
     assert abs(stored.next_attempt_at - stored.created_at) < timedelta(seconds=1)
 
 
-def test_a_payload_that_breaks_its_contract_is_refused_and_writes_nothing():
-    with pytest.raises(ValueError, match="order_id"), transaction.atomic():
-        outbox_emit(queue="customer_notifications", type="customer.notified", correlation_id="x",
-                    payload={**notified_payload("x"), "order_id": "not-a-uuid"}, producer="test")
+def test_a_payload_that_is_not_a_contract_instance_is_refused_and_writes_nothing():
+    with pytest.raises(TypeError, match="a message payload is a contract instance"), transaction.atomic():
+        outbox_emit(notified_payload(str(uuid.uuid4())), queue="customer_notifications", correlation_id="x",
+                    producer="test")
     assert OutboxMessage.objects.count() == 0
 
 
+def test_an_event_is_written_with_the_type_of_its_contract():
+    # given
+    order_id = uuid.uuid4()
+    # when
+    with transaction.atomic():
+        outbox_publish(OrderCancelled(order_id=order_id, message="changed my mind"), correlation_id=order_id,
+                       producer="shop")
+    # then: the type is the contract's, routed to the events exchange under it
+    row = OutboxMessage.objects.get()
+    assert (row.type, row.exchange, row.queue, row.correlation_id, row.payload) == (
+        "order.cancelled", "logistics.events", "order.cancelled", str(order_id),
+        {"order_id": str(order_id), "message": "changed my mind"})
 
-def charge_due(order_id: str) -> dict:
-    return {"order_id": order_id, "payment_id": str(uuid.uuid4())}
+
+@pytest.mark.parametrize("status", ["captured", "declined", "refunded"])
+def test_a_contract_of_several_types_is_written_with_the_type_its_fields_say(status):
+    # given
+    order_id = uuid.uuid4()
+    result = PaymentResult(order_id=order_id, payment_id=uuid.uuid4(), status=status, amount="10.00", currency="EUR")
+    # when
+    with transaction.atomic():
+        outbox_emit(result, queue="payment_results", correlation_id=order_id, producer="payments")
+    # then
+    assert result.message_type() == f"payment.{status}"
+    assert OutboxMessage.objects.get().type == f"payment.{status}"
+
+
+
+def charge_due(order_id: str) -> PaymentChargeDue:
+    return PaymentChargeDue(order_id=order_id, payment_id=uuid.uuid4())
 
 
 def test_rows_kept_in_a_buffered_block_are_written_with_one_insert_in_the_order_written():
@@ -142,8 +170,7 @@ def test_rows_kept_in_a_buffered_block_are_written_with_one_insert_in_the_order_
     # when
     with transaction.atomic(), CaptureQueriesContext(connection) as statements, outbox_buffered():
         for order_id in order_ids:
-            outbox_emit(queue="payment_requests", type="payment.charge_due", correlation_id=order_id,
-                        payload=charge_due(order_id), producer="payments")
+            outbox_emit(charge_due(order_id), queue="payment_requests", correlation_id=order_id, producer="payments")
         assert OutboxMessage.objects.count() == 0  # kept, not written yet
     # then
     inserts = [s["sql"] for s in statements.captured_queries if s["sql"].startswith("INSERT")]
@@ -154,8 +181,8 @@ def test_rows_kept_in_a_buffered_block_are_written_with_one_insert_in_the_order_
 def test_a_buffered_block_that_raises_writes_nothing():
     # when
     with pytest.raises(RuntimeError), transaction.atomic(), outbox_buffered():
-        outbox_emit(queue="payment_requests", type="payment.charge_due", correlation_id="o1",
-                    payload=charge_due(str(uuid.uuid4())), producer="payments")
+        outbox_emit(charge_due(str(uuid.uuid4())), queue="payment_requests", correlation_id="o1",
+                    producer="payments")
         raise RuntimeError("the handler failed")
     # then
     assert OutboxMessage.objects.count() == 0
@@ -166,9 +193,9 @@ def test_a_timer_set_and_cancelled_in_one_buffered_block_is_gone():
     order_id = str(uuid.uuid4())
     # when
     with transaction.atomic(), outbox_buffered():
-        timer_set(queue="payment_requests", type="payment.charge_due", correlation_id=order_id,
-                  payload=charge_due(order_id), producer="payments", after=60)
-        cancelled = timer_cancel(correlation_id=order_id, type="payment.charge_due")
+        timer_set(charge_due(order_id), queue="payment_requests", correlation_id=order_id, producer="payments",
+                  after=60)
+        cancelled = timer_cancel(PaymentChargeDue, correlation_id=order_id)
     # then
     assert cancelled == 1
     assert OutboxMessage.objects.count() == 0

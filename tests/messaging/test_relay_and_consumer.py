@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 import messaging.consumer as consumer
+from contracts.messages import OrderPlaced
 from messaging.consumer import QueueWorker
 from messaging.lease import outbox_next_due
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
@@ -25,8 +26,8 @@ def test_relay_publishes_committed_rows_with_envelope_and_marks_them(broker):
     order_ids = [str(uuid.uuid4()) for _ in range(3)]
     with transaction.atomic():
         rows = [
-            outbox_emit(queue="new_orders", type="order.placed", correlation_id=oid,
-                        payload=order_placed_payload(oid), producer="shop")
+            outbox_emit(OrderPlaced.model_validate(order_placed_payload(oid)), queue="new_orders",
+                        correlation_id=oid, producer="shop")
             for oid in order_ids
         ]
     # when

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from contracts.messages import OrderPlaced
 from messaging.lease import outbox_lease
 from messaging.models import OutboxMessage
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL, outbox_emit
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def emit(order_id: str | None = None) -> OutboxMessage:
     order_id = order_id or str(uuid.uuid4())
-    return outbox_emit(queue="new_orders", type="order.placed", correlation_id=order_id, producer="shop",
-                       payload=order_placed_payload(order_id))
+    return outbox_emit(OrderPlaced.model_validate(order_placed_payload(order_id)), queue="new_orders",
+                       correlation_id=order_id, producer="shop")
 
 
 def backlog(rows: int) -> list[OutboxMessage]:

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from contracts.messages import PaymentChargeDue, PaymentRequested
 from messaging.consumer import QueueWorker
 from messaging.lease import outbox_lease_sql, outbox_next_due
 from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
@@ -23,14 +24,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def charge_timer(after: float, order_id: str | None = None) -> OutboxMessage:
     order_id = order_id or str(uuid.uuid4())
     with transaction.atomic():
-        return timer_set(queue="payment_requests", type="payment.charge_due", correlation_id=order_id,
-                         producer="payments", payload={"order_id": order_id, "payment_id": str(uuid.uuid4())},
-                         after=after)
+        return timer_set(PaymentChargeDue(order_id=order_id, payment_id=uuid.uuid4()), queue="payment_requests",
+                         correlation_id=order_id, producer="payments", after=after)
 
 
-def payment_requested() -> dict:
-    return {"order_id": str(uuid.uuid4()), "request_number": 1, "amount": "19.99", "currency": "EUR",
-            "method": "credit_card"}
+def payment_requested() -> PaymentRequested:
+    return PaymentRequested(order_id=uuid.uuid4(), request_number=1, amount="19.99", currency="EUR",
+                            method="credit_card")
 
 
 def relay_once() -> int:
@@ -54,16 +54,15 @@ def test_a_timer_is_an_outbox_row_with_its_due_time_written_in_the_callers_trans
     assert outbox_next_due() == timer.due_at
     # outside a transaction a timer cannot be set
     with pytest.raises(RuntimeError):
-        timer_set(queue="payment_requests", type="payment.charge_due", correlation_id="x", producer="p",
-                  payload={}, after=0)
+        timer_set(PaymentChargeDue(order_id=uuid.uuid4(), payment_id=uuid.uuid4()), queue="payment_requests",
+                  correlation_id="x", producer="p", after=0)
 
 
 def test_the_relay_sends_a_timer_when_it_is_due_and_not_before(broker):
     # given: one timer due in 1.5 s and a message for now
     timer = charge_timer(after=1.5)
     with transaction.atomic():
-        now_row = outbox_emit(queue="payment_requests", type="payment.requested", correlation_id="o",
-                              producer="shop", payload=payment_requested())
+        now_row = outbox_emit(payment_requested(), queue="payment_requests", correlation_id="o", producer="shop")
     relay = OutboxRelay(install_signal_handlers=False)
     # when / then: only the message for now goes out
     assert relay.run(once=True).published == 1
@@ -119,8 +118,7 @@ def test_timers_not_due_are_not_read_by_a_lease(broker):
         for i in range(2000)
     ])
     with transaction.atomic():
-        outbox_emit(queue="payment_requests", type="payment.requested", correlation_id="o", producer="shop",
-                    payload=payment_requested())
+        outbox_emit(payment_requested(), queue="payment_requests", correlation_id="o", producer="shop")
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
     # when
@@ -151,7 +149,7 @@ def test_a_cancelled_timer_is_never_sent_and_a_sent_one_is_not_touched(broker):
     other_order = charge_timer(after=0.2)
     # when
     with transaction.atomic():
-        cancelled = timer_cancel(correlation_id=order_id, type="payment.charge_due")
+        cancelled = timer_cancel(PaymentChargeDue, correlation_id=order_id)
     # then
     assert cancelled == 1
     assert not OutboxMessage.objects.filter(pk=waiting.pk).exists()

@@ -53,7 +53,7 @@ def test_the_payment_request_and_its_deadline_commit_together_or_not_at_all(cata
     # given: a placed order, and the outbox refusing the deadline timer
     order_id = customer_client.post("/api/orders/", SEED_ORDER, format="json").json()["order_id"]
 
-    def timer_refused(**kwargs):
+    def timer_refused(*args, **kwargs):
         raise RuntimeError("outbox unavailable")
 
     monkeypatch.setattr("shop.services.timer_set", timer_refused)

@@ -11,9 +11,9 @@ from django.utils import timezone
 from config.errors import Conflict
 from messaging.envelope import InvalidMessage, Message
 from messaging.models import OutboxMessage
-from messaging.registry import route_for
 from shop.models import Order
 from shop.services import Contact, OrderItem, order_cancel, order_place
+from tests.handling import handled
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,7 @@ def receive(order: Order, step: str) -> None:
             pass  # refused, as it must be once picking started or the order ended
         return
     msg = message(order, step)
-    route_for(msg.queue).handler_for(msg.type)(msg)
+    handled(msg)
 
 
 def history(order: Order) -> list[tuple[str, str]]:
@@ -226,5 +226,5 @@ def test_a_payload_that_breaks_its_contract_is_refused_and_changes_nothing(order
     broken = Message(**{**msg.__dict__, "payload": {**msg.payload, **change}})
     before = state(order)
     with pytest.raises(InvalidMessage):
-        route_for(broken.queue).handler_for(broken.type)(broken)
+        handled(broken)
     assert state(order) == before

@@ -10,7 +10,7 @@ from contracts.stages import SHIPMENT_STAGES
 from messaging.envelope import InvalidMessage, Message
 from messaging.models import OutboxMessage
 from messaging.topology import SHIPPING_ORDERS
-from transport import handlers
+from tests.handling import handled
 from transport.models import NEXT_STAGE, Shipment, ShipmentStatus, Vehicle
 from transport.services import shipment_advance, shipment_create, vehicles_dispatch
 
@@ -154,8 +154,8 @@ def test_a_shipment_request_makes_a_shipment(catalogue):
         "items": [{"product_id": "PRD001", "quantity": 1}], "picked_at": "2025-05-01T12:00:00Z",
     })
     # when
-    handlers.on_shipment_requested(message)
-    handlers.on_shipment_requested(message)  # and a redelivery
+    handled(message)
+    handled(message)  # and a redelivery
     # then
     shipment = Shipment.objects.get(order_id=order_id)
     assert (shipment.recipient, shipment.shipping_address, shipment.shipping_method, shipment.status) == (
@@ -166,7 +166,7 @@ def test_a_shipment_request_makes_a_shipment(catalogue):
 def test_a_broken_shipment_request_is_a_dead_letter(catalogue):
     # when
     with pytest.raises(InvalidMessage) as raised:
-        handlers.on_shipment_requested(shipment_requested({"order_id": str(uuid.uuid4()), "recipient": "A"}))
+        handled(shipment_requested({"order_id": str(uuid.uuid4()), "recipient": "A"}))
     # then
     assert str(raised.value) == ("invalid shipment.requested payload: {'shipping_address': 'Field required', "
                                  "'shipping_method': 'Field required'}")

@@ -7,7 +7,7 @@ import pytest
 from messaging.envelope import InvalidMessage, Message
 from messaging.models import OutboxMessage
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS
-from warehouse import handlers
+from tests.handling import handled
 from warehouse.models import Reservation, StockItem
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_an_order_placed_keeps_what_the_warehouse_needs(catalogue):
     # given
     order_id = str(uuid.uuid4())
     # when
-    handlers.on_order_placed(message(NEW_ORDERS, "order.placed", order_placed_payload(order_id)))
+    handled(message(NEW_ORDERS, "order.placed", order_placed_payload(order_id)))
     # then
     reservation = Reservation.objects.get(order_id=order_id)
     assert (reservation.status, reservation.recipient, reservation.shipping_address, reservation.shipping_method) == (
@@ -53,7 +53,7 @@ def test_a_broken_order_placed_is_a_dead_letter_and_reserves_nothing(catalogue, 
     order_id = str(uuid.uuid4())
     # when
     with pytest.raises(InvalidMessage) as raised:
-        handlers.on_order_placed(message(NEW_ORDERS, "order.placed", order_placed_payload(order_id, changes)))
+        handled(message(NEW_ORDERS, "order.placed", order_placed_payload(order_id, changes)))
     # then
     assert str(raised.value).startswith("invalid order.placed payload: {'" + error + "'")
     assert not Reservation.objects.exists()
@@ -61,12 +61,8 @@ def test_a_broken_order_placed_is_a_dead_letter_and_reserves_nothing(catalogue, 
     assert not OutboxMessage.objects.exists()
 
 
-@pytest.mark.parametrize("handler, type", [
-    (handlers.on_order_paid, "order.paid"),
-    (handlers.on_order_cancelled, "order.cancelled"),
-    (handlers.on_order_payment_failed, "order.payment_failed"),
-])
-def test_a_fulfilment_request_without_an_order_id_is_a_dead_letter(db, handler, type):
+@pytest.mark.parametrize("type", ["order.paid", "order.cancelled", "order.payment_failed"])
+def test_a_fulfilment_request_without_an_order_id_is_a_dead_letter(db, type):
     with pytest.raises(InvalidMessage, match=rf"^invalid {type} payload: {{'order_id': 'Field required'}}$"):
-        handler(message(FULFILMENT_REQUESTS, type, {"message": "x"}))
+        handled(message(FULFILMENT_REQUESTS, type, {"message": "x"}))
     assert not Reservation.objects.exists()

@@ -11,7 +11,7 @@ from contracts.messages import OrderCancelled, OrderedLine, OrderPaid, OrderPaym
 from messaging.envelope import Message
 from messaging.models import OutboxMessage
 from messaging.topology import FULFILMENT_REQUESTS, NEW_ORDERS
-from warehouse import handlers
+from tests.handling import handled
 from warehouse.models import Reservation, StockItem
 from warehouse.services import picking_complete
 
@@ -27,7 +27,7 @@ def message(queue: str, payload: Contract) -> Message:
 
 
 def order_placed(order_id: uuid.UUID, lines: list[tuple[str, int]]) -> None:
-    handlers.on_order_placed(message(NEW_ORDERS, OrderPlaced(
+    handled(message(NEW_ORDERS, OrderPlaced(
         order_id=order_id, recipient="Jaan Tamm", contact_email="jaan.tamm@example.com",
         shipping_address={"street": "Narva mnt 5", "city": "Tallinn"}, shipping_method="express",
         items=[OrderedLine(product_id=sku, quantity=quantity) for sku, quantity in lines],
@@ -36,15 +36,15 @@ def order_placed(order_id: uuid.UUID, lines: list[tuple[str, int]]) -> None:
 
 
 def order_paid(order_id: uuid.UUID) -> None:
-    handlers.on_order_paid(message(FULFILMENT_REQUESTS, OrderPaid(order_id=order_id)))
+    handled(message(FULFILMENT_REQUESTS, OrderPaid(order_id=order_id)))
 
 
 def order_cancelled(order_id: uuid.UUID) -> None:
-    handlers.on_order_cancelled(message(FULFILMENT_REQUESTS, OrderCancelled(order_id=order_id, message="")))
+    handled(message(FULFILMENT_REQUESTS, OrderCancelled(order_id=order_id, message="")))
 
 
 def payment_failed(order_id: uuid.UUID) -> None:
-    handlers.on_order_payment_failed(message(FULFILMENT_REQUESTS, OrderPaymentFailed(
+    handled(message(FULFILMENT_REQUESTS, OrderPaymentFailed(
         order_id=order_id, message="card declined")))
 
 
