@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -108,14 +109,44 @@ def broker_reset() -> None:
     broker.queues_purge(topology.all_queue_names())
 
 
+_STARTED: list[Processes] = []  # every Processes of this run: stopped at exit, whatever ends it
+
+
+def _stop_started() -> None:
+    for processes in list(_STARTED):
+        processes.stop()
+
+
+def _interrupted(signum: int, frame) -> None:
+    """SIGTERM/SIGHUP (``make bench`` ended by a timeout, a closed terminal) end the run as Ctrl-C
+    does: the ``with Processes()`` blocks stop what they started, atexit what is left. Once: a
+    second signal while stopping would cut the stop short."""
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def stop_on_signals() -> None:
+    """Processes started from here on are stopped when this process ends: normally, by Ctrl-C,
+    SIGTERM or SIGHUP (they run in sessions of their own, out of reach of the terminal's and of
+    ``timeout``'s signals). From the main thread."""
+    if getattr(stop_on_signals, "installed", False):
+        return
+    atexit.register(_stop_started)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupted)
+    stop_on_signals.installed = True
+
+
 class Processes:
-    """Project processes started for a benchmark, stopped at the end."""
+    """Project processes started for a benchmark, stopped at the end (also when the benchmark is
+    interrupted: ``stop_on_signals``)."""
 
     def __init__(self, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **(env or {})}
         self.cwd = cwd
         self.procs: dict[str, subprocess.Popen] = {}
+        _STARTED.append(self)
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
@@ -131,13 +162,15 @@ class Processes:
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
 

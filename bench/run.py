@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import django_setup  # noqa: E402
+from bench.common import django_setup, stop_on_signals  # noqa: E402
 
 ALL = ["relay", "latency", "pipeline", "memory", "timers", "cluster", "ha", "nodes", "history"]
 
@@ -29,6 +29,7 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(ALL)}")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    stop_on_signals()
     django_setup()
 
     from rich.console import Console
