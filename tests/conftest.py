@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -81,6 +83,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker("slow")
         if folder in ONE_WORKER_FOLDERS:
             item.add_marker(pytest.mark.xdist_group("one_worker"))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_kept():
+    """A relay or a consumer run inside a test takes SIGTERM and SIGINT for itself (to stop its
+    loop): the run's own handlers (tests/harness.py stop_on_signals, Ctrl-C) come back after it."""
+    signums = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    saved = {signum: signal.getsignal(signum) for signum in signums}
+    yield
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in saved.items():
+        if signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -300,7 +301,9 @@ def _children() -> list[int]:
 def stop_on_signals() -> None:
     """A run ended by SIGTERM (``make test`` under a timeout, SIGTERM to make) or SIGHUP stops
     every process its Systems started: they run in sessions of their own, out of reach of the
-    signals a terminal or ``timeout`` sends to a process group. From the main thread."""
+    signals a terminal or ``timeout`` sends to a process group. (Only the main thread may.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupted)
 
