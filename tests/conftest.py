@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,17 @@ def _worker_vhost_url(base: str, worker: str) -> str:
     subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, parts.username or "guest", ".*", ".*", ".*"],
                    capture_output=True, check=True)
     return urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, parts.fragment))
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A random id made at import (``str(uuid.uuid4())`` as a parameter) shows as ``uuid`` in the
+    test's name: pytest-xdist's workers must collect the same names."""
+    if isinstance(val, str) and UUID.search(val):
+        return UUID.sub("uuid", val).encode("unicode_escape").decode("ascii")
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects and xdist groups by these markers
