@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run tutorial test lint bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
+.PHONY: demo run tutorial test test-quick lint bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -88,14 +88,28 @@ pg-ha:
 pg-ha-stop:
 	scripts/pg_ha.sh stop
 
-## make test: RabbitMQ, PostgreSQL and a Redis of its own made reachable, then the whole pytest suite against them
+## make test: RabbitMQ, PostgreSQL and a Redis of its own made reachable, then the whole pytest suite against
+## them, in TEST_WORKERS processes (pytest-xdist: a test database and a RabbitMQ vhost each; the fault and
+## tutorial tests one after another on one of them). PYTEST_ARGS is added (say -n 0, or a test's path).
+## pytest is exec'd: a SIGTERM to make reaches it, and it stops every process the tests started.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 test: install-dev
 	scripts/ensure_rabbitmq.sh
 	scripts/ensure_chromium.sh
 	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
 	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
 	  REDIS_URL=$$(scripts/ensure_redis.sh) && export REDIS_URL && \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  exec $(PYTEST) $(PYTEST_ARGS)
+
+## make test-quick: the loop between commits: the suite less the slow tests (fault, browser, deploy,
+## tutorial: the marker "slow", given by folder in tests/conftest.py)
+test-quick: install-dev
+	scripts/ensure_rabbitmq.sh
+	DATABASE_URL=$$(scripts/ensure_postgres.sh) && export DATABASE_URL && \
+	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
+	  REDIS_URL=$$(scripts/ensure_redis.sh) && export REDIS_URL && \
+	  exec $(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 ## make screenshots: docs/img/stock.png and docs/img/dashboard.png, from the browser tests (Chromium)
 screenshots: install-dev

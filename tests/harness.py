@@ -6,6 +6,7 @@ the ``transactional_db`` fixture) and the real RabbitMQ.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -13,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,7 +26,10 @@ from honcho.environ import parse_procfile
 from simulation.processes import procfile_commands
 
 ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = ROOT / ".run" / "test-logs"
+# pytest-xdist's worker (gw0, gw1, ...) running this process, "" without xdist
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# each xdist worker its own: a session starting empties it
+LOG_DIR = ROOT / ".run" / ("test-logs" + (f"-{XDIST_WORKER}" if XDIST_WORKER else ""))
 
 WORKERS = {
     "relay": ["relay_outbox"],
@@ -118,6 +123,7 @@ class System:
         self.procs: dict[str, list[subprocess.Popen]] = {}
         self.restarts = 0
         self.commands: dict[str, list[str]] = {}  # a Procfile's processes (start_procfile)
+        _SYSTEMS.append(self)
 
     def start(self, name: str, *, count: int = 1, env: dict[str, str] | None = None,
               args: Iterable[str] = ()) -> list[subprocess.Popen]:
@@ -245,6 +251,8 @@ class System:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         self.procs = {}
+        with contextlib.suppress(ValueError):
+            _SYSTEMS.remove(self)
 
     def log_tail(self, lines: int = 40) -> str:
         out = []
@@ -252,6 +260,52 @@ class System:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)
+
+
+_SYSTEMS: list[System] = []  # not stopped yet: stop_all() at exit, whatever ends this process
+
+
+@atexit.register
+def _stop_systems() -> None:
+    for system in list(_SYSTEMS):
+        system.stop_all(timeout=10)
+
+
+def _interrupted(signum: int, frame) -> None:
+    """SIGTERM/SIGHUP end a test run as Ctrl-C does: pytest tears its fixtures down (each System
+    stops what it started), and whatever is left stops at exit. Once: a second signal while the
+    fixtures are torn down would cut that short (stop_all() ends in SIGKILL after its timeout)."""
+    signal.signal(signum, signal.SIG_IGN)
+    for child in _children():  # pytest-xdist's workers, when this is the process that leads them
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _children() -> list[int]:
+    """This process's children that share its session: not the Systems' processes (sessions of
+    their own, stopped by their System), but an xdist controller's workers."""
+    pids = []
+    for task in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += [int(pid) for pid in task.read_text().split()]
+    own_session = os.getsid(0)
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getsid(pid) == own_session:
+                found.append(pid)
+    return found
+
+
+def stop_on_signals() -> None:
+    """A run ended by SIGTERM (``make test`` under a timeout, SIGTERM to make) or SIGHUP stops
+    every process its Systems started: they run in sessions of their own, out of reach of the
+    signals a terminal or ``timeout`` sends to a process group. (Only the main thread may.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupted)
 
 
 _migrated: set[str] = set()  # the RABBITMQ_URLs whose topology this test session brought up to date
@@ -270,7 +324,7 @@ def topology_ready(connection) -> None:
     topology.declare(connection.channel())
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2,
+def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.1,
                what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

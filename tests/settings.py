@@ -46,3 +46,7 @@ DATABASES = {
 # Request limits counted in Redis (when make test gives a REDIS_URL) carry a prefix of this run's
 # own, shared with the web processes the tests start (tests/conftest.py hands it to them).
 API_THROTTLE_REDIS_PREFIX = os.environ.get("API_THROTTLE_REDIS_PREFIX") or f"logistics-test-{os.getpid()}:limits"
+
+# Passwords hashed fast: the tests sign in and make accounts with passwords hundreds of times, and
+# PBKDF2's million rounds (production's hasher) took most of their time; no test is about the hasher.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

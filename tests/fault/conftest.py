@@ -28,6 +28,7 @@ from django.conf import settings
 from messaging import broker as broker_mod
 from messaging import topology
 from tests.fault.servers import Postgres, RabbitCluster, rabbitmq_installed
+from tests.fault.tools import stocked
 from tests.harness import LOG_DIR, System, topology_ready
 
 
@@ -141,6 +142,26 @@ def own_postgres():
     server.database_migrated()
     yield server
     server.destroy()
+
+
+@pytest.fixture
+def initial_stock(transactional_db) -> dict[str, int]:
+    """The demo catalogue with 1000 of every product on the suite's test database: the stock
+    before the test's orders (tools.stocked() on a database of the test's own)."""
+    return stocked()
+
+
+@pytest.fixture
+def on_rabbitmq_node(rabbitmq_node, settings, monkeypatch) -> str:
+    """The tests' own node in use (a module's ``fault_rabbitmq`` asks for it)."""
+    return use_broker(rabbitmq_node.url, settings, monkeypatch)
+
+
+@pytest.fixture
+def on_rabbitmq_cluster(rabbitmq_cluster, settings, monkeypatch) -> str:
+    """The tests' own three nodes in use, all named in RABBITMQ_URL (a module's ``fault_rabbitmq``
+    asks for it)."""
+    return use_broker(rabbitmq_cluster.url, settings, monkeypatch)
 
 
 def use_broker(url: str, settings, monkeypatch) -> str:

@@ -18,11 +18,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import ROOT
+from tests.harness import ROOT, XDIST_WORKER
 
 CLUSTER_SCRIPT = ROOT / "scripts" / "rabbitmq_cluster.sh"
 POSTGRES_SCRIPT = ROOT / "scripts" / "ensure_postgres.sh"
 PG_HA_SCRIPT = ROOT / "scripts" / "pg_ha.sh"
+XDIST_INDEX = int(XDIST_WORKER[2:]) if XDIST_WORKER.startswith("gw") else 0
 
 
 def rabbitmq_installed() -> bool:
@@ -39,8 +40,13 @@ def _free(port: int) -> bool:
 
 
 def free_port_run(count: int, *, offsets: tuple[int, ...] = (0,), start: int = 21000, stop: int = 29000) -> int:
-    """The first port P from ``start`` such that P..P+count-1 are free, each also at every offset."""
-    for port in range(start, stop, count):
+    """The first port P from ``start`` such that P..P+count-1 are free, each also at every offset.
+
+    Each pytest-xdist worker looks from a point of its own in the range (gw1 16 runs further than
+    gw0, ...), so that two workers asking at the same moment do not both take the same free port."""
+    runs = range(start, stop, count)
+    shift = (16 * XDIST_INDEX) % len(runs)
+    for port in [*runs[shift:], *runs[:shift]]:
         if all(_free(port + i + offset) for i in range(count) for offset in offsets):
             return port
     raise RuntimeError(f"no {count} free ports between {start} and {stop}")

@@ -6,25 +6,20 @@ import logging
 import time
 
 import pytest
-from django.core.management import call_command
 from pika.exceptions import AMQPConnectionError
 
 from messaging import broker as broker_mod
-from messaging.models import DeadLetter, OutboxMessage
+from messaging.models import OutboxMessage
 from shop.models import Order
-from tests.fault.conftest import use_broker
 from tests.fault.tools import (
     CONSUMERS,
     Supervisor,
+    assert_each_order_delivered_once,
     duplicates_absorbed,
     effects,
-    expected_stock,
     messages_settled,
     place_order,
     processed_matches_outbox,
-    queue_depths,
-    stock,
-    vehicles_all_available,
 )
 
 pytestmark = [
@@ -52,9 +47,9 @@ def reachable() -> bool:
 
 
 @pytest.fixture
-def fault_rabbitmq(rabbitmq_node, settings, monkeypatch) -> str:
+def fault_rabbitmq(on_rabbitmq_node) -> str:
     """The tests' own node, not the fault vhost of the broker the suite found running."""
-    return use_broker(rabbitmq_node.url, settings, monkeypatch)
+    return on_rabbitmq_node
 
 
 def broker_start(node) -> float:
@@ -67,10 +62,9 @@ def broker_start(node) -> float:
     return time.monotonic() - started
 
 
-def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_system, make_customer, rabbitmq_node):
+def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_system, initial_stock, make_customer,
+                                                                       rabbitmq_node):
     # given: every worker running, orders flowing
-    call_command("load_demo_data", stock=1000, verbosity=0)
-    initial = stock()
     system = fault_system
     system.start_all(("relay", "scheduler", *CONSUMERS))
     supervisor = Supervisor(system, ("relay", *CONSUMERS))
@@ -136,13 +130,5 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(fault_syst
     )
     assert unpublished_new == DURING
     assert supervisor.deaths == {}, "a worker died during the outage"
-    assert found.lost == 0
-    assert found.statuses == {"delivered": len(ordered)}
-    assert found.missing == []
-    assert found.doubled == []
-    assert processed == outbox_rows == exactly_once
-    assert stock() == expected_stock(initial, ordered, ordered)
-    assert vehicles_all_available()
-    assert DeadLetter.objects.count() == 0
-    assert all(depth == (0, 1) for depth in queue_depths().values()), queue_depths()
+    assert_each_order_delivered_once(ordered, initial_stock)
     assert settle_seconds < 120

@@ -17,28 +17,24 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-import requests
-from django.core.management import call_command
 from django.db import connections
 
-from messaging.models import DeadLetter
 from shop.models import Order
-from shop.services import customer_create
 from tests.fault.ordering import ITEMS, OrderClient, full_speed_at, rate
 from tests.fault.servers import PostgresPair, database_migrated, free_port_run
 from tests.fault.tools import (
     CONSUMERS,
     Supervisor,
+    answers,
+    assert_each_order_delivered_once,
+    customer_tokens,
     database_at,
     duplicates_absorbed,
     effects,
-    expected_stock,
     log_count,
     messages_settled,
     processed_matches_outbox,
-    queue_depths,
-    stock,
-    vehicles_all_available,
+    stocked,
     wait_for,
 )
 
@@ -65,9 +61,8 @@ def test_primary_killed_and_standby_promoted_while_orders_flow(postgres_pair, fa
     url = database_migrated(postgres_pair.url)
     with database_at(url):
         # given: the whole system on a primary with a synchronous standby, one URL naming both
-        call_command("load_demo_data", stock=1000, verbosity=0)
-        initial = stock()
-        tokens = [customer_create(username=f"ha-{n}", email=f"ha-{n}@example.com")[1] for n in range(2)]
+        initial = stocked()
+        tokens = customer_tokens("ha", 2)
         system = fault_system
         port = free_port_run(1, start=18000, stop=19000)
         system.env.update({"DATABASE_URL": url, "WEB_PORT": str(port), "WEB_WORKERS": "2",
@@ -75,7 +70,7 @@ def test_primary_killed_and_standby_promoted_while_orders_flow(postgres_pair, fa
         system.start_all(("web", "relay", "scheduler", *CONSUMERS))
         supervisor = Supervisor(system, ("web", "relay", "scheduler", *CONSUMERS))
         base_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _ready(base_url), timeout=90, what="the web answering /readyz with 200")
+        wait_for(lambda: answers(f"{base_url}/readyz"), timeout=90, what="the web answering /readyz with 200")
         client = OrderClient(base_url, tokens)
         client.start()
         try:
@@ -145,19 +140,4 @@ def test_primary_killed_and_standby_promoted_while_orders_flow(postgres_pair, fa
         # nobody died or was restarted: the web, the relay, the workers and qcluster found the new primary
         assert supervisor.deaths == {}
         assert system.restarts == 0
-        assert found.lost == 0
-        assert found.statuses == {"delivered": len(placed)}
-        assert found.missing == []
-        assert found.doubled == []
-        assert processed == outbox_rows == exactly_once
-        assert stock() == expected_stock(initial, ordered, placed)
-        assert vehicles_all_available()
-        assert DeadLetter.objects.count() == 0
-        assert all(depth == (0, 1) for depth in queue_depths().values()), queue_depths()
-
-
-def _ready(base_url: str) -> bool:
-    try:
-        return requests.get(f"{base_url}/readyz", timeout=30).status_code == 200
-    except requests.RequestException:
-        return False
+        assert_each_order_delivered_once(ordered, initial)

@@ -12,27 +12,24 @@ import time
 
 import pytest
 import requests
-from django.core.management import call_command
 from django.db import connections
 
-from messaging.models import DeadLetter
 from shop.models import Order
-from shop.services import customer_create
 from tests.fault.servers import free_port_run
 from tests.fault.tools import (
     CONSUMERS,
     Supervisor,
+    answers,
+    assert_each_order_delivered_once,
+    customer_tokens,
     database_at,
     duplicates_absorbed,
     effects,
-    expected_stock,
     log_count,
     messages_settled,
     order_body,
     processed_matches_outbox,
-    queue_depths,
-    stock,
-    vehicles_all_available,
+    stocked,
     wait_for,
 )
 
@@ -58,23 +55,26 @@ class Api:
         self.posted += 1
         return session.post(f"{self.base_url}/api/orders/", json=order_body(ITEMS), timeout=30)
 
+    @property
+    def readyz(self) -> str:
+        return f"{self.base_url}/readyz"
+
     def ready(self) -> int:
-        return requests.get(f"{self.base_url}/readyz", timeout=30).status_code
+        return requests.get(self.readyz, timeout=30).status_code
 
 
 def test_database_restarted_and_killed_while_orders_flow(fault_system, own_postgres):
     with database_at(own_postgres.url):
         # given: the whole system on the tests' own PostgreSQL
-        call_command("load_demo_data", stock=1000, verbosity=0)
-        initial = stock()
-        tokens = [customer_create(username=f"db-{n}", email=f"db-{n}@example.com")[1] for n in range(2)]
+        initial = stocked()
+        tokens = customer_tokens("db", 2)
         system = fault_system
         port = free_port_run(1, start=18000, stop=19000)
         system.env.update({"DATABASE_URL": own_postgres.url, "WEB_PORT": str(port), "WEB_WORKERS": "1"})
         system.start_all(("web", "relay", "scheduler", *CONSUMERS))
         supervisor = Supervisor(system, ("web", "relay", *CONSUMERS))
         api = Api(f"http://127.0.0.1:{port}", tokens)
-        wait_for(lambda: _answers(api), timeout=60, what="the web answering /readyz with 200")
+        wait_for(lambda: answers(api.readyz), timeout=60, what="the web answering /readyz with 200")
         placed: list[str] = []
         refused: list[requests.Response] = []
         ready_while_down: list[int] = []
@@ -111,7 +111,7 @@ def test_database_restarted_and_killed_while_orders_flow(fault_system, own_postg
             own_postgres.start_again()
             back_after = time.monotonic() - killed_at
             connections["default"].close()  # this process's own connection went with the server
-            wait_for(lambda: _answers(api), timeout=60, what="/readyz answering 200 again")
+            wait_for(lambda: answers(api.readyz), timeout=60, what="/readyz answering 200 again")
             place(ORDERS_PER_PHASE)
             settle_seconds = supervisor.wait(
                 lambda: Order.objects.filter(pk__in=placed, status="delivered").count() == len(placed)
@@ -146,19 +146,4 @@ def test_database_restarted_and_killed_while_orders_flow(fault_system, own_postg
         assert Order.objects.count() == len(placed) == 3 * ORDERS_PER_PHASE
         # nobody died: the web, the relay and the workers reconnected on their own
         assert supervisor.deaths == {}
-        assert found.lost == 0
-        assert found.statuses == {"delivered": len(placed)}
-        assert found.missing == []
-        assert found.doubled == []
-        assert processed == outbox_rows == exactly_once
-        assert stock() == expected_stock(initial, ordered, placed)
-        assert vehicles_all_available()
-        assert DeadLetter.objects.count() == 0
-        assert all(depth == (0, 1) for depth in queue_depths().values()), queue_depths()
-
-
-def _answers(api: Api) -> bool:
-    try:
-        return api.ready() == 200
-    except requests.RequestException:
-        return False
+        assert_each_order_delivered_once(ordered, initial)

@@ -13,16 +13,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import pika
+import requests
+from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
 from config.database_url import database_settings
 from messaging import broker as broker_mod
-from messaging.models import OutboxMessage, ProcessedMessage
+from messaging.models import DeadLetter, OutboxMessage, ProcessedMessage
 from messaging.registry import route_for
 from messaging.topology import EVENT_SUBSCRIPTIONS, EVENTS_EXCHANGE, work_queues
 from payments.models import Payment
 from shop.models import Order, OrderStatusChange
+from shop.services import customer_create
 from simulation.demo_data import SEED_ORDER
 from support.mails import MAILED_STAGES
 from support.models import CustomerNotification, TrackingEntry
@@ -73,6 +76,27 @@ def place_order(client, items: list[tuple[str, int]]) -> str:
 
 def stock() -> dict[str, int]:
     return dict(StockItem.objects.values_list("sku", "quantity_on_hand"))
+
+
+def stocked(quantity: int = 1000) -> dict[str, int]:
+    """The demo catalogue with ``quantity`` of every product (plenty for a fault test's orders),
+    on the database this process uses now; returns the stock."""
+    call_command("load_demo_data", stock=quantity, verbosity=0)
+    return stock()
+
+
+def customer_tokens(prefix: str, count: int) -> list[str]:
+    """API tokens of ``count`` new customers (``<prefix>-0``, ...): a customer may place 120
+    orders a minute (API_THROTTLE_ORDERS), so tests that place more spread them."""
+    return [customer_create(username=f"{prefix}-{n}", email=f"{prefix}-{n}@example.com")[1] for n in range(count)]
+
+
+def answers(url: str, *, timeout: float = 30) -> bool:
+    """``url`` answers 200 (a web starting or a database away: /readyz)."""
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def statuses(order_ids) -> Counter:
@@ -287,6 +311,30 @@ def effects(order_ids: list[str]) -> Effects:
         once(notes[oid], {"received", "paid", *MAILED_STAGES}, f"customer notifications of {oid}")
     return Effects(orders=len(ids), statuses=statuses(order_ids), missing=missing, doubled=doubled,
                    waited_for_vehicle=waited)
+
+
+def assert_each_order_delivered_once(ordered: dict[str, list[tuple[str, int]]], initial: dict[str, int], *,
+                                     one_consumer_each: bool = True) -> None:
+    """What every fault test asserts at its end: every order of ``ordered`` (id -> items) delivered,
+    each of its effects in every app exactly once, every message handled once by each of its
+    consumers, the stock ``initial`` less what was delivered, every vehicle back, no dead letter,
+    every work queue empty (and with one consumer each unless ``one_consumer_each`` is False: a
+    test that killed some of them)."""
+    found = effects(list(ordered))
+    outbox_rows, processed, exactly_once = processed_matches_outbox()
+    assert found.lost == 0
+    assert found.statuses == {"delivered": len(ordered)}
+    assert found.missing == []
+    assert found.doubled == []
+    assert processed == outbox_rows == exactly_once
+    assert stock() == expected_stock(initial, ordered, ordered)
+    assert vehicles_all_available()
+    assert DeadLetter.objects.count() == 0
+    depths = queue_depths()
+    if one_consumer_each:
+        assert all(depth == (0, 1) for depth in depths.values()), depths
+    else:
+        assert all(depth is not None and depth[0] == 0 for depth in depths.values()), depths
 
 
 def expected_stock(initial: dict[str, int], ordered: dict[str, list[tuple[str, int]]],
