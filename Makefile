@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run tutorial test lint bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
+.PHONY: demo run tutorial test lint typecheck bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -100,9 +100,14 @@ screenshots: install-dev
 	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
 	  $(PY) scripts/screenshots.py
 
-## make lint: ruff (its rules are in pyproject.toml)
+## make lint: ruff, then mypy (the rules of both are in pyproject.toml)
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## make typecheck: mypy alone (its files and settings are in pyproject.toml)
+typecheck: install-dev
+	$(VENV)/bin/mypy
 
 ## make bench: the benchmarks in bench/, figures printed and written to bench/results/
 bench: install-dev
@@ -112,4 +117,4 @@ bench: install-dev
 	  $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .run .pytest_cache .ruff_cache
+	rm -rf .run .pytest_cache .ruff_cache .mypy_cache
