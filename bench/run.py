@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import django_setup  # noqa: E402
+from bench.common import django_setup
 
 ALL = ["relay", "latency", "pipeline", "memory", "timers", "cluster", "ha", "nodes", "history"]
 

@@ -59,7 +59,7 @@ def connect(*, heartbeat: int = 30) -> pika.BlockingConnection:
 def broker_reachable() -> bool:
     try:
         conn = connect()
-    except Exception:
+    except AMQPConnectionError:  # what connect() raises when no node answers
         return False
     conn.close()
     return True

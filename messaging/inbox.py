@@ -53,7 +53,7 @@ def processed_records(*, consumer: str, message_ids: Sequence[str], created: Seq
     if connection.vendor == "postgresql":
         # the key kept inside the partitions' days: at least the oldest day, before the end of the newest
         sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - names are the models' own, quoted; values go as parameters
             f"SELECT v.consumer, v.message_id, v.processed_at, "
             f"LEAST(GREATEST(v.created, w.oldest), w.newest - interval '1 second') "
             f"FROM (VALUES {', '.join(['(%s, %s, %s::timestamptz, %s::timestamptz)'] * len(unique))}) "
@@ -63,7 +63,7 @@ def processed_records(*, consumer: str, message_ids: Sequence[str], created: Seq
         )
     else:
         sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - names are the models' own, quoted; values go as parameters
             f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(unique))} "
             f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(fields[1].column)}"
         )

@@ -135,7 +135,7 @@ class System:
             while not self._all_started.wait(0.1):  # nothing of ours runs while honcho forks
                 self.wait(0)
             outcome["result"] = body()
-        except Exception as exc:  # handed to the main thread
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             outcome["error"] = exc
         finally:
             connections.close_all()

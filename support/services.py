@@ -32,7 +32,7 @@ from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
 from support.locks import customer_contact_for_update, notifications_to_mail_for_update, tracking_record_for_update
 from support.mails import MAILED_STAGES, RenderedMail, mail_render, subject_render
-from support.mails import track_url as track_url  # noqa: PLC0414 - callers' name for it
+from support.mails import track_url as track_url  # callers' name for it
 from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
 
 PRODUCER = "support"
@@ -228,7 +228,7 @@ def notifications_send_now(*, notification_ids: list[int]) -> int:
 
 
 @transaction.atomic
-def notifications_send(*, limit: int = 100, notification_ids: list[int] | None = None) -> int:
+def notifications_send(*, limit: int = 100, notification_ids: list[int] | None = None) -> int:  # noqa: C901 - one lock, one mail connection: its steps share both
     """Mail the notifications not sent yet (``notification_ids`` only, if given), oldest first,
     over one mail connection. Returns how many were sent.
 
