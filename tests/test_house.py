@@ -56,7 +56,7 @@ def test_contracts_import_nothing_of_the_project():
     assert {path: names for path, names in found.items() if names} == {}
 
 
-@pytest.mark.parametrize("app", (*DOMAIN, "messaging"))
+@pytest.mark.parametrize("app", [*DOMAIN, "messaging"])
 def test_every_row_lock_of_an_app_is_in_its_locks_module(app):
     # the relay's lease (messaging/lease.py) is the one lock that is no app's row lock
     allowed = {"locks.py", "lease.py"} if app == "messaging" else {"locks.py"}

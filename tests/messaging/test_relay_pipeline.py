@@ -84,7 +84,7 @@ def test_inserting_outbox_rows_notifies_once_per_transaction_and_only_on_commit(
             before_commit = notifications(conn, wait=0.2)
         after_commit = notifications(conn)
         # and a transaction that rolls back
-        with pytest.raises(RuntimeError), transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012 - the raise rolls the transaction back
             emit()
             raise RuntimeError("rolled back")
         after_rollback = notifications(conn, wait=0.2)

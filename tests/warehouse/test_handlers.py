@@ -41,7 +41,7 @@ def test_an_order_placed_keeps_what_the_warehouse_needs(catalogue):
     assert StockItem.objects.get(sku="PRD001").quantity_on_hand == 8
 
 
-@pytest.mark.parametrize("changes, error", [
+@pytest.mark.parametrize(("changes", "error"), [
     ({"items": []}, "items"),
     ({"items": [{"product_id": "PRD001", "quantity": 0}]}, "items.0.quantity"),
     ({"order_id": "not-a-uuid"}, "order_id"),
@@ -61,7 +61,7 @@ def test_a_broken_order_placed_is_a_dead_letter_and_reserves_nothing(catalogue, 
     assert not OutboxMessage.objects.exists()
 
 
-@pytest.mark.parametrize("handler, type", [
+@pytest.mark.parametrize(("handler", "type"), [
     (handlers.on_order_paid, "order.paid"),
     (handlers.on_order_cancelled, "order.cancelled"),
     (handlers.on_order_payment_failed, "order.payment_failed"),
