@@ -6,10 +6,13 @@ the admin's user form does and issues tokens one way.
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Field
 from knox.models import AuthToken
 
 from config.authentication import STAFF_REFUSED
@@ -22,7 +25,7 @@ def account_username_check(username: str) -> str:
     User = get_user_model()
     username = User.normalize_username(username)
     try:
-        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+        cast(Field, User._meta.get_field(User.USERNAME_FIELD)).run_validators(username)
     except ValidationError as exc:
         raise DomainError(" ".join(exc.messages), field="username") from None
     if User.objects.filter(username=username).exists():

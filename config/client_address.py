@@ -46,7 +46,7 @@ def client_address(request: HttpRequest) -> IPAddress:
             address = hop_address
             if not _trusted(hop_address):
                 break
-    request._client_address = address
+    request._client_address = address  # type: ignore[attr-defined]  # this request's answer, kept on it
     return address
 
 
