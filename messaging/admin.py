@@ -63,8 +63,7 @@ class DeadLetterChangeInline(admin.TabularInline):
 
     model = DeadLetterChange
     extra = 0
-    fields = ["at", "action", "by", "body_before", "body_after"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "action", "by", "body_before", "body_after")
     can_delete = False
 
     def has_add_permission(self, request, obj=None):

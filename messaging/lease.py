@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from messaging.models import OutboxMessage
@@ -69,8 +70,8 @@ def outbox_lease_sql(*, limit: int, now: datetime, using: str = DEFAULT_DB_ALIAS
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = OutboxMessage._meta
-    columns = ", ".join(f"CAST({quote(meta.get_field(name).column)} AS TEXT)" if name == "payload"
-                        else quote(meta.get_field(name).column) for name in _LEASED)
+    columns = ", ".join(f"CAST({quote(cast(Field, meta.get_field(name)).column)} AS TEXT)" if name == "payload"
+                        else quote(cast(Field, meta.get_field(name)).column) for name in _LEASED)
     due, pk = quote(meta.get_field("next_attempt_at").column), quote(meta.pk.column)
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     sql = (f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608 - names are the models' own, quoted; values go as parameters
