@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.db import transaction
@@ -87,7 +87,8 @@ def payment_charge_locked(payment: Payment | None) -> Payment | None:
     """``payment_charge`` for a payment the caller has locked (None: there is no such payment)."""
     if payment is None or payment.status != Payment.Status.PENDING:
         return payment
-    answer = payment_provider().charge(idempotency_key=str(payment.id), amount=payment.amount,
+    # Its amount is known (only a voided payment lacks one: a check constraint), so are those below.
+    answer = payment_provider().charge(idempotency_key=str(payment.id), amount=cast(Decimal, payment.amount),
                                        currency=payment.currency, method=payment.method)
     if answer.approved:
         _payment_move(payment, Payment.Status.CAPTURED, provider_reference=answer.reference,
@@ -113,7 +114,7 @@ def payment_compensate(*, order_id: UUID, reason: str) -> Payment:
         timer_cancel(correlation_id=order_id, type=CHARGE_DUE)  # one already on its way finds it voided
     elif payment.status == Payment.Status.CAPTURED:
         answer = payment_provider().refund(idempotency_key=f"refund-{payment.id}", reference=payment.provider_reference,
-                                           amount=payment.amount, currency=payment.currency)
+                                           amount=cast(Decimal, payment.amount), currency=payment.currency)
         _payment_move(payment, Payment.Status.REFUNDED, refund_reference=answer.reference,
                       refunded_at=timezone.now(), reason=reason)
         _result_emit(payment)
@@ -132,7 +133,7 @@ def _payment_locked_or_new(order_id: UUID, **new: Any) -> tuple[Payment, bool]:
         return payment, False
     made = Payment(order_id=order_id, **new)
     Payment.objects.bulk_create([made], ignore_conflicts=True)
-    payment = payment_of_order_for_update(order_id)
+    payment = cast(Payment, payment_of_order_for_update(order_id))  # ours, or the one that won the insert
     return payment, payment.pk == made.pk
 
 
@@ -162,8 +163,8 @@ def _result_emit(payment: Payment) -> None:
         payload=PaymentResult(
             order_id=payment.order_id,
             payment_id=payment.id,
-            status=payment.status,
-            amount=payment.amount,
+            status=payment.status,  # type: ignore[arg-type]  # checked by the contract
+            amount=cast(Decimal, payment.amount),  # known unless voided, and a voided payment tells nothing
             currency=payment.currency,
             reference=payment.refund_reference if refunded else payment.provider_reference,
             reason=payment.reason,

@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.authentication import AuthenticatedRequest
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
 from config.throttling import AnonThrottle, LoginThrottle, OrderPlacementThrottle, UserThrottle
@@ -70,7 +71,7 @@ class OrderItemIn(serializers.Serializer):
 class OrderIn(serializers.Serializer):
     customer = CustomerIn()
     shipping_address = AddressIn()
-    items = OrderItemIn(many=True, allow_empty=False, max_length=50)
+    items = OrderItemIn(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]  # ListSerializer's; the stubs lack it
     shipping_method = serializers.ChoiceField(SHIPPING_METHOD_CHOICES, required=False,
                                               default=ShippingMethod.STANDARD.value)
     payment_method = serializers.ChoiceField(PAYMENT_METHOD_CHOICES, required=False,
@@ -183,7 +184,7 @@ class OrderListCreateApi(GenericAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Order.objects.none()
-        return selectors.order_list(user=self.request.user)
+        return selectors.order_list(user=self.request.user)  # type: ignore[arg-type]  # IsAuthenticated: a user
 
     @extend_schema(summary="Your orders (staff: all orders), newest first; filter by status and time",
                    responses={200: OrderOut(many=True), **COMMON_ERRORS})
@@ -195,7 +196,7 @@ class OrderListCreateApi(GenericAPIView):
                    description=PLACE_ORDER_DESCRIPTION, examples=PLACE_ORDER_EXAMPLES,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
                    responses={201: OrderOut, 422: UNPROCESSABLE, **COMMON_ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         def place() -> services.Answer:
             body = OrderIn(data=request.data)
             body.is_valid(raise_exception=True)
@@ -225,7 +226,7 @@ class OrderDetailApi(GenericAPIView):
                    description="Where the order is now: `status`, the warehouse's answer, the payment, the "
                                "shipment and its latest stage, and the order's `history`, oldest first.",
                    responses={200: OrderDetailOut, 404: NOT_FOUND, **COMMON_ERRORS})
-    def get(self, request: Request, order_id: str) -> Response:
+    def get(self, request: AuthenticatedRequest, order_id: str) -> Response:
         order = selectors.order_get(user=request.user, order_id=order_id)
         return Response(OrderDetailOut(order).data)
 
@@ -238,7 +239,7 @@ class OrderCancelApi(GenericAPIView):
     @extend_schema(summary="Cancel your order before picking starts", request=None,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
                    responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: UNPROCESSABLE, **COMMON_ERRORS})
-    def post(self, request: Request, order_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, order_id: str) -> Response:
         def cancel() -> services.Answer:
             services.order_cancel(user=request.user, order_id=order_id)
             return services.Answer(status.HTTP_200_OK,
@@ -293,5 +294,5 @@ class TokenRotateApi(GenericAPIView):
     serializer_class = TokenOut
 
     @extend_schema(summary="Replace your API token", request=None, responses={200: TokenOut, **COMMON_ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         return Response({"token": services.customer_token_rotate(user=request.user)})

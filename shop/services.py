@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, user_logged_in
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -131,12 +131,12 @@ def customer_token_obtain(*, request: HttpRequest, username: str, password: str)
     return api_token_issue(user=user)
 
 
-def customer_token_rotate(*, user: AbstractUser) -> str:
+def customer_token_rotate(*, user: User) -> str:
     """Replace the user's API token with a new one: the old key stops working at once."""
     return api_token_issue(user=user)
 
 
-def customer_for_user(*, user: AbstractUser) -> Customer:
+def customer_for_user(*, user: User) -> Customer:
     """The customer profile of an authenticated user; staff get one on first order."""
     try:
         return user.customer
@@ -253,7 +253,7 @@ def request_fingerprint(*, operation: str, body: Any) -> str:
 
 
 @transaction.atomic
-def request_once(*, user: AbstractUser, key: str | None, fingerprint: str, perform: Callable[[], Answer]) -> Answer:
+def request_once(*, user: User, key: str | None, fingerprint: str, perform: Callable[[], Answer]) -> Answer:
     """``perform()`` once per user and ``key`` in 24 hours; the first answer again after that.
 
     The key's row is inserted before the work, in its transaction: a duplicate arriving
@@ -276,7 +276,7 @@ def request_once(*, user: AbstractUser, key: str | None, fingerprint: str, perfo
         if first.fingerprint != fingerprint:
             raise Unprocessable("this key was used for another request (another body or endpoint) in the last "
                                 "24 hours; use a new key", field="Idempotency-Key") from None
-        return Answer(first.response_status, first.response_body, replayed=True)
+        return Answer(cast(int, first.response_status), first.response_body, replayed=True)  # committed with it
     answer = perform()
     body = json.loads(json.dumps(answer.body, cls=DjangoJSONEncoder))  # as a replay will read it
     record.response_status, record.response_body = answer.status, body
@@ -414,7 +414,7 @@ def order_payment_result_apply(
 
 
 @transaction.atomic
-def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
+def order_cancel(*, user: User, order_id: UUID | str) -> Order:
     """The customer, or staff for the customer, cancels before picking starts: stock goes back,
     a payment is voided or refunded. NotFound unless the user may see the order (their own, or
     any with ``shop.view_order``); Forbidden for another's order without ``shop.cancel_order``;

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contracts.messages import CustomerNotified
-from contracts.stages import stage_rank
+from contracts.stages import ShipmentStage, stage_rank
 from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
 from support.locks import customer_contact_for_update, notifications_to_mail_for_update, tracking_record_for_update
@@ -126,7 +126,7 @@ def tracking_record_stage(
     if record is None:  # the shipment's first stage (or another worker is writing it: its insert is waited for)
         TrackingRecord.objects.bulk_create([TrackingRecord(shipment_id=shipment_id, order_id=order_id, status=status)],
                                            ignore_conflicts=True)
-        record = tracking_record_for_update(shipment_id)
+        record = cast(TrackingRecord, tracking_record_for_update(shipment_id))  # ours, or the other worker's
     # The record's lock orders the stages of one shipment. Its status is the highest stage
     # recorded so far, so a stage above it (the usual case: stages arrive in order) cannot
     # have been recorded yet; only a stage at or below it needs looking up.
@@ -143,8 +143,9 @@ def tracking_record_stage(
                                           shipment_id=shipment_id, details={"timestamp": timestamp.isoformat()})
     outbox_emit(
         queue=CUSTOMER_NOTIFICATIONS, type=CustomerNotified.TYPE, correlation_id=order_id, producer=PRODUCER,
-        payload=CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
-                                 timestamp=timestamp, notification_id=notification.pk if notification else None),
+        payload=CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=ShipmentStage(status),
+                                 message=message, timestamp=timestamp,
+                                 notification_id=notification.pk if notification else None),
     )
     return entry
 
@@ -195,7 +196,7 @@ def _contact_locked(order_id: UUID) -> CustomerContact:
     contact = customer_contact_for_update(order_id)
     if contact is None:  # another worker writing it meanwhile: its insert is waited for, then ours does nothing
         CustomerContact.objects.bulk_create([CustomerContact(order_id=order_id)], ignore_conflicts=True)
-        contact = customer_contact_for_update(order_id)
+        contact = cast(CustomerContact, customer_contact_for_update(order_id))  # ours, or the other worker's
     return contact
 
 
@@ -271,7 +272,7 @@ def notifications_send(*, limit: int = 100, notification_ids: list[int] | None =
                 except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
                     attempt_failed(notification, exc)
                 else:
-                    notification.subject, notification.body = message.subject, message.body  # as mailed
+                    notification.subject, notification.body = str(message.subject), str(message.body)  # as mailed
                     notification.sent_at = timezone.now()
                     sent.append(notification)
         finally:

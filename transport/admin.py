@@ -18,7 +18,7 @@ class DriverInline(admin.TabularInline):
     model = Driver
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["user", "created_at"]
+    fields = readonly_fields = ("user", "created_at")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

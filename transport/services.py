@@ -23,6 +23,7 @@ from django.utils import timezone
 from config.accounts import account_username_check, api_token_issue
 from config.errors import DomainError
 from contracts.messages import ShipmentStatusChanged
+from contracts.stages import ShipmentStage
 from messaging.outbox import outbox_publish
 from transport.locks import fleet_for_update, shipment_for_update, shipment_waiting_for_update
 from transport.models import NEXT_STAGE, RECORD_STAGE_CODENAME, Driver, Shipment, ShipmentStatus, TrackingEvent, Vehicle
@@ -40,7 +41,7 @@ def _stage_message(shipment: Shipment, status: str) -> str:
         ShipmentStatus.IN_TRANSIT: f"In transit to {city}",
         ShipmentStatus.OUT_FOR_DELIVERY: f"Out for delivery in {city}",
         ShipmentStatus.DELIVERED: "Delivered",
-    }[status]
+    }[ShipmentStatus(status)]
 
 
 def _shipment_stage_announce(shipment: Shipment) -> None:
@@ -54,8 +55,9 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
                                  timestamp=now)
     outbox_publish(
         type=ShipmentStatusChanged.TYPE, correlation_id=shipment.order_id, producer=PRODUCER,
-        payload=ShipmentStatusChanged(order_id=shipment.order_id, shipment_id=shipment.id, status=shipment.status,
-                                      message=message, vehicle_id=code or None, timestamp=now),
+        payload=ShipmentStatusChanged(order_id=shipment.order_id, shipment_id=shipment.id,
+                                      status=ShipmentStage(shipment.status), message=message,
+                                      vehicle_id=code or None, timestamp=now),
     )
 
 
@@ -119,7 +121,7 @@ def shipment_advance(*, shipment_id: str, to_status: str, vehicle_id: int | None
     if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
         return shipment
     _shipment_stage_record(shipment, to_status)
-    if to_status == ShipmentStatus.DELIVERED:
+    if to_status == ShipmentStatus.DELIVERED and shipment.vehicle is not None:  # it has one past awaiting_vehicle
         vehicle_release(vehicle=shipment.vehicle, location=shipment.shipping_address.get("city") or "")
     return shipment
 

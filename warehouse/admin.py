@@ -42,8 +42,8 @@ class StockAdjustmentInline(admin.TabularInline):
     model = StockAdjustment
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["made_at", "reason", "quantity", "change", "on_hand_after", "held",
-                                "available_after", "made_by", "note"]
+    fields = readonly_fields = ("made_at", "reason", "quantity", "change", "on_hand_after", "held",
+                                "available_after", "made_by", "note")
     ordering = ["-made_at"]
     verbose_name_plural = "history (adjustments)"
 
@@ -73,13 +73,13 @@ class StockItemAdmin(admin.ModelAdmin):
 
     # A new product starts with nothing on the shelf (received through an adjustment); a stock
     # row is then shown, never edited or deleted: its units change only by adjustments.
-    def get_fields(self, request: HttpRequest, obj: StockItem | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: StockItem | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["sku", "name", "location"]
-        return ["sku", "name", "bin", "on_hand", "held", "available", "updated_at", "adjust"]
+            return ("sku", "name", "location")
+        return ("sku", "name", "bin", "on_hand", "held", "available", "updated_at", "adjust")
 
-    def get_readonly_fields(self, request: HttpRequest, obj: StockItem | None = None) -> list[str]:
-        return [] if obj is None else self.get_fields(request, obj)
+    def get_readonly_fields(self, request: HttpRequest, obj: StockItem | None = None) -> tuple[str, ...]:
+        return () if obj is None else self.get_fields(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: StockItem | None = None) -> bool:
         return False
@@ -96,11 +96,11 @@ class StockItemAdmin(admin.ModelAdmin):
 
     @admin.display(description="on hand (on the shelf)", ordering="on_hand")
     def on_hand(self, item: StockItem) -> int:
-        return item.on_hand
+        return item.on_hand  # type: ignore[attr-defined]  # annotated by stock_with_holds()
 
     @admin.display(description="held for orders", ordering="held")
     def held(self, item: StockItem) -> int:
-        return item.held
+        return item.held  # type: ignore[attr-defined]  # annotated by stock_with_holds()
 
     @admin.display(description="available (left to sell)", ordering="quantity_on_hand")
     def available(self, item: StockItem) -> int:
@@ -175,7 +175,7 @@ class ReservationLineInline(admin.TabularInline):
     model = ReservationLine
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["stock_item", "bin", "quantity"]
+    fields = readonly_fields = ("stock_item", "bin", "quantity")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -201,8 +201,8 @@ class ReservationAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["warehouse/admin.css"]}
 
-    fields = readonly_fields = ["order_full", "status", "reason", "recipient", "address", "shipping_method",
-                                "created_at", "picked_at", "released_at", "elsewhere"]
+    fields = readonly_fields = ("order_full", "status", "reason", "recipient", "address", "shipping_method",
+                                "created_at", "picked_at", "released_at", "elsewhere")
     actions = ["mark_picking_done"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Reservation]:

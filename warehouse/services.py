@@ -226,7 +226,7 @@ def stock_adjust(*, sku: str, reason: str, quantity: int, note: str = "", made_b
         stock_item=item, reason=reason, quantity=quantity, change=change, on_hand_after=on_hand + change,
         held=held, available_after=item.quantity_on_hand + change, note=note[:500], made_by=made_by[:150])
     outbox_publish(type=StockAdjusted.TYPE, correlation_id=adjustment.id, producer=PRODUCER,
-                   payload=StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku, reason=reason,
+                   payload=StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku, reason=reason,  # type: ignore[arg-type]  # checked by the contract
                                          change=change, on_hand=adjustment.on_hand_after, held=held,
                                          available=adjustment.available_after, adjusted_at=adjustment.made_at))
     logger.info("stock of %s %s by %s: %+d (on hand %d, held %d)", item.sku, reason, made_by or "?", change,
