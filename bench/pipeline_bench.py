@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -141,7 +142,7 @@ def orders_run(*, orders: int = ORDERS, env: dict[str, str] | None = None) -> di
 
         body = copy.deepcopy(SEED_ORDER)
         body["items"] = [{"product_id": "PRD004", "quantity": 1}]
-        resets = []
+        resets: list[Any] = []
 
         def place(i: int) -> tuple[float, str]:
             session = sessions[i % CLIENTS]

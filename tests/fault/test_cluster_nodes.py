@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -59,7 +60,7 @@ def orders_through_a_fault(system, clients, *, fault: Callable[[], None], end_fa
     rng = random.Random(seed)
     supervisor = Supervisor(system, ("relay", *CONSUMERS))
     ordered: dict[str, list[tuple[str, int]]] = {}
-    figures: dict[str, float] = {}
+    figures: dict[str, Any] = {}
     fault_on = False
     try:
         while len(ordered) < ORDERS:

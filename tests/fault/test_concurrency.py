@@ -4,6 +4,7 @@ workers of the simulated drivers (their timers) for three vehicles."""
 import itertools
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -33,7 +34,7 @@ ORDERS = 40
 
 def vehicle_intervals() -> dict[str, list[tuple]]:
     """{vehicle code: [(vehicle_assigned at, delivered at, shipment id), ...] sorted}."""
-    events = defaultdict(dict)
+    events: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     vehicle_of = {}
     for shipment_id, status, code, at in TrackingEvent.objects.values_list(
             "shipment_id", "status", "vehicle_code", "timestamp"):

@@ -37,7 +37,7 @@ NOTIFIED_CONSUMER = "shop.customer_notifications"
 
 # The message type each queue's consumer knows, a payload lacking required fields and one
 # with fields of the wrong types.
-QUEUE_SHAPES = {
+QUEUE_SHAPES: dict[str, tuple[str, dict, dict]] = {
     "sim_actors": ("sim.stage_reached", {"order_id": None, "status": "picked_up"},
                    {"order_id": None, "shipment_id": ["SHP-X"], "status": "teleported"}),
     "new_orders": ("order.placed", {"order_id": None},

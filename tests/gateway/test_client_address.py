@@ -4,6 +4,7 @@ import ipaddress
 import logging
 import os
 import time
+from typing import Any
 
 import pytest
 from django.test import Client, RequestFactory
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def address(settings, trusted: list[str], peer: str, forwarded: str | None = None) -> str:
     settings.TRUSTED_PROXIES = [ipaddress.ip_network(n) for n in trusted]
-    meta = {"REMOTE_ADDR": peer}
+    meta: dict[str, Any] = {"REMOTE_ADDR": peer}
     if forwarded is not None:
         meta["HTTP_X_FORWARDED_FOR"] = forwarded
     return str(client_address(RequestFactory().get("/", **meta)))

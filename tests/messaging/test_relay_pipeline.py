@@ -39,7 +39,7 @@ def queue_depth(broker, queue: str = "new_orders") -> int:
 
 
 def received_message_ids(broker, count: int, queue: str = "new_orders") -> list[str]:
-    ids = []
+    ids: list[str] = []
     for _ in range(count):
         method, properties, _body = broker.basic_get(queue, auto_ack=True)
         assert method is not None, f"only {len(ids)} of {count} messages on {queue}"

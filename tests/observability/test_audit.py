@@ -40,7 +40,7 @@ def run_audit(*args: str) -> tuple[int, str]:
     try:
         call_command("audit", *args, stdout=out)
     except SystemExit as exc:
-        return int(exc.code), out.getvalue()
+        return int(exc.code or 0), out.getvalue()  # SystemExit(None) is a 0
     return 0, out.getvalue()
 
 

@@ -5,6 +5,7 @@ dedupe does not hide it) changes neither the status, nor the history, nor what t
 import contextlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -53,7 +54,7 @@ def message(order: Order, step: str) -> Message:
     order_id = str(order.id)
     if step in ("confirmed", "rejected"):
         queue, type_ = "order_confirmations", f"order.{step}"
-        payload = {"order_id": order_id, "message": NOTES[step]}
+        payload: dict[str, Any] = {"order_id": order_id, "message": NOTES[step]}
         if step == "confirmed":
             payload["items"] = [{"product_id": "PRD001", "quantity": 1}, {"product_id": "PRD003", "quantity": 2}]
         else:
