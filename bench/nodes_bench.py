@@ -170,7 +170,7 @@ def node_loss_run() -> dict:
             last_order = time.time()
             wait_for(lambda: not OutboxMessage.objects.filter(pk__in=leased, published_at__isnull=True).exists(),
                      timeout=120, what="the rows node A's relay had leased published")
-            after = [row.published_at.timestamp() for row in OutboxMessage.objects.filter(  # type: ignore[union-attr]
+            after = [row.published_at.timestamp() for row in OutboxMessage.objects.filter(  # type: ignore[union-attr]  # not null: filtered below
                 pk__in=leased, published_at__gt=datetime.fromtimestamp(killed_at, tz=UTC))]
             wait_for(lambda: Order.objects.filter(pk__in=ordered, status="delivered").count() == ORDERS,
                      timeout=300, what=f"{ORDERS} orders delivered", interval=0.2)
