@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo run tutorial test test-quick lint bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
+.PHONY: demo run tutorial test test-quick lint typecheck bench screenshots install install-dev broker migrate clean cluster cluster-stop pg-ha pg-ha-stop messages
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -119,9 +119,14 @@ screenshots: install-dev
 	  RABBITMQ_URL=$$(scripts/test_vhost.sh) && export RABBITMQ_URL && \
 	  $(PY) scripts/screenshots.py
 
-## make lint: ruff (its rules are in pyproject.toml)
+## make lint: ruff, then mypy (the rules of both are in pyproject.toml)
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## make typecheck: mypy alone (its files and settings are in pyproject.toml)
+typecheck: install-dev
+	$(VENV)/bin/mypy
 
 ## make bench: the benchmarks in bench/, figures printed and written to bench/results/
 bench: install-dev
@@ -131,4 +136,4 @@ bench: install-dev
 	  exec $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .run .pytest_cache .ruff_cache
+	rm -rf .run .pytest_cache .ruff_cache .mypy_cache

@@ -22,7 +22,7 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
     if request.path.startswith("/api/"):
         if original_response is not None and original_response.status_code == 429:
             return original_response
-        response = JsonResponse({"detail": LOGIN_LOCKED}, status=429)
+        response: HttpResponse = JsonResponse({"detail": LOGIN_LOCKED}, status=429)
     else:
         minutes = max(1, round(seconds / 60))
         response = HttpResponse(f"Too many failed logins: this account or address may try again in {minutes} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import Any
 
 from bench import latency_bench
 from bench.common import ROOT, broker_reset, database_reset, median_of, write_result
@@ -75,7 +76,7 @@ def run(repeats: int = 3) -> dict:
         else:
             os.environ["RABBITMQ_URL"] = before[1]
     keys = ("relay_msgs_per_s", "commit_to_consume_p50_ms", "commit_to_consume_p99_ms")
-    figures = {
+    figures: dict[str, Any] = {
         "messages_per_relay_run": ROWS,
         "messages_per_latency_run": latency_bench.MESSAGES,
         "latency_rate_per_s": latency_bench.RATE_PER_S,

@@ -147,7 +147,7 @@ class Processes:
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         self.procs[name] = proc
         return proc

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -197,7 +198,9 @@ def failover_one_run(pair: Pair) -> dict:
         orders_made = Order.objects.count()
     return {
         "first_order_after_promotion_s": min(a.at for a in accepted() if a.at > promoted_at) - promoted_at,
-        "full_speed_after_promotion_s": full_speed_at(accepted(), since=promoted_at, rate=rate_before) - promoted_at,
+        # never back at full speed: infinitely long
+        "full_speed_after_promotion_s": (full_speed_at(accepted(), since=promoted_at, rate=rate_before)
+                                         or math.inf) - promoted_at,
         "all_delivered_after_promotion_s": delivered_at - promoted_at,
         "no_primary_s": promoted_at - killed_at,
         "orders_per_s_before": rate_before,

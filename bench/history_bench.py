@@ -34,6 +34,7 @@ import os
 import statistics
 import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 from bench.common import BENCH_DB, broker_reset, database_reset, database_switched, write_result
@@ -103,7 +104,7 @@ def history_fill(outbox_rows: int, days: int) -> int:
                    SELECT gen_random_uuid(), 'logistics.events', %s, %s, gen_random_uuid()::text, '', 'history',
                           %s::jsonb, t, t + interval '5 milliseconds', 0, '', t, ''
                    FROM (SELECT %s::timestamptz + %s::interval * g AS t FROM generate_series(0, %s - 1) AS g) AS s""",
-                [HISTORY_TYPE, HISTORY_TYPE, payload, begins, covered / max(rows, 1), rows])
+                [HISTORY_TYPE, HISTORY_TYPE, payload, begins, covered / max(rows, 1), rows])  # type: ignore[list-item]  # an interval
             cursor.execute(
                 f"""INSERT INTO messaging_processedmessage (consumer, message_id, processed_at, message_created_at)
                     SELECT c.consumer, o.message_id::text, o.published_at + interval '10 milliseconds',
@@ -194,7 +195,7 @@ def run(repeats: int = REPEATS) -> dict:
         print(f"history: {history_rows:,} rows in {fill_seconds:.0f} s", flush=True)
     database_reset()
 
-    relay = {"empty": [], "history": []}
+    relay: dict[str, list[float]] = {"empty": [], "history": []}
     for _ in range(DRAINS_PER_SIDE):
         broker_reset()
         settle()
@@ -205,7 +206,7 @@ def run(repeats: int = REPEATS) -> dict:
             relay["history"].append(relay_drain_msgs_per_s(RELAY_ROWS))
         print(f"  relay msgs/s: empty {relay['empty'][-1]:.0f}, history {relay['history'][-1]:.0f}", flush=True)
 
-    pipeline = {"empty": [], "history": []}
+    pipeline: dict[str, list[dict[str, Any]]] = {"empty": [], "history": []}
     for _ in range(PIPELINE_RUNS_PER_SIDE):
         broker_reset()
         database_reset(keep=HISTORY_TABLES)

@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -80,7 +81,7 @@ def limits_run(redis_url: str | None) -> dict:
     with _node("a", port=port, env=env), _node("b", port=other, env=env):
         urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{other}"]
         for url in urls:
-            wait_for(lambda url=url: _answers(f"{url}/healthz"), timeout=90, what=f"{url}/healthz")
+            wait_for(partial(_answers, f"{url}/healthz"), timeout=90, what=f"{url}/healthz")
 
         def one(n: int) -> int:
             return requests.get(f"{urls[n % 2]}/api/orders/", headers={"Authorization": f"Token {token}"},
@@ -169,7 +170,7 @@ def node_loss_run() -> dict:
             last_order = time.time()
             wait_for(lambda: not OutboxMessage.objects.filter(pk__in=leased, published_at__isnull=True).exists(),
                      timeout=120, what="the rows node A's relay had leased published")
-            after = [row.published_at.timestamp() for row in OutboxMessage.objects.filter(
+            after = [row.published_at.timestamp() for row in OutboxMessage.objects.filter(  # type: ignore[union-attr]  # not null: filtered below
                 pk__in=leased, published_at__gt=datetime.fromtimestamp(killed_at, tz=UTC))]
             wait_for(lambda: Order.objects.filter(pk__in=ordered, status="delivered").count() == ORDERS,
                      timeout=300, what=f"{ORDERS} orders delivered", interval=0.2)

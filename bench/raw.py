@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import time
 import uuid
+from typing import Any
 
 import pika
 
@@ -48,7 +49,7 @@ def raw_publish_msgs_per_s(url: str, *, messages: int, body: bytes, window: int 
         else:
             pump(channel_holder["ch"])
 
-    channel_holder = {}
+    channel_holder: dict[str, Any] = {}
 
     def on_select_ok(_frame):
         state["started"] = time.perf_counter()
@@ -94,7 +95,7 @@ def raw_publish_to_consume_ms(url: str, *, messages: int, rate_per_s: float) -> 
     channel.queue_declare(BASELINE_QUEUE, durable=True)
     channel.queue_purge(BASELINE_QUEUE)
     channel.confirm_delivery()
-    ready, out = multiprocessing.Event(), multiprocessing.Queue()
+    ready, out = multiprocessing.Event(), multiprocessing.Queue[Any]()
     consumer = multiprocessing.Process(target=_raw_consumer, args=(url, messages, ready, out))
     consumer.start()
     ready.wait(30)

@@ -6,6 +6,7 @@ import json
 import statistics
 import time
 import uuid
+from typing import Any
 
 from bench.common import broker_reset, database_reset, database_switched, median_of, write_result
 from bench.raw import raw_publish_msgs_per_s
@@ -133,7 +134,7 @@ def run(repeats: int = 3) -> dict:
     large = [large_table_run() for _ in range(repeats)]
     database_reset()
     broker_reset()
-    figures = {
+    figures: dict[str, Any] = {
         "messages_per_run": ROWS,
         "message_bytes": len(json.dumps(sample_payload())),
         "raw_publish_msgs_per_s": round(median_of(runs, "raw_publish_msgs_per_s")),

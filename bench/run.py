@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import django_setup, stop_on_signals  # noqa: E402
+from bench.common import django_setup, stop_on_signals
 
 ALL = ["relay", "latency", "pipeline", "memory", "timers", "worker_cpu", "cluster", "ha", "nodes", "history",
        "statements"]

@@ -31,6 +31,7 @@ import re
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from bench.common import (
     LOGS,
@@ -115,7 +116,8 @@ def lateness_run(seed: int) -> dict:
                "consumer": cpu_seconds_fine(consumer.pid) - cpu["consumer"]}
     relay_counts, worker_counts = stopped_counts("timers-relay"), stopped_counts("timers-consumer")
     processed = dict(ProcessedMessage.objects.filter(consumer=CONSUMER).values_list("message_id", "processed_at"))
-    timers = list(OutboxMessage.objects.filter(producer=PRODUCER).values_list("message_id", "due_at", "published_at"))
+    timers: list[Any] = list(OutboxMessage.objects.filter(producer=PRODUCER).values_list(
+        "message_id", "due_at", "published_at"))
     lateness = [(processed[str(mid)] - due).total_seconds() * 1000 for mid, due, _ in timers]
     publish_lateness = [(published - due).total_seconds() * 1000 for _, due, published in timers]
     # From the relay's mark (written once the broker confirmed: after the message left) to the
@@ -262,7 +264,7 @@ def idle_run() -> dict:
         loaded = idle_cpu(relay)
         visits.append(pending_autovacuum_visits())
         published = OutboxMessage.objects.filter(producer=FAR_PRODUCER, published_at__isnull=False).count()
-        queued = broker.queue_depths([PAYMENT_REQUESTS])[PAYMENT_REQUESTS][0]
+        queued = (broker.queue_depths([PAYMENT_REQUESTS])[PAYMENT_REQUESTS] or (0, 0))[0]  # None: no such queue
     deleted, _ = OutboxMessage.objects.filter(producer=FAR_PRODUCER).delete()
     return {
         "empty": empty | {"pending_autovacuumed_during_spell": visits[1] - visits[0]},

@@ -18,6 +18,8 @@ offers no Save.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.apps import AdminConfig
@@ -26,8 +28,13 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 
+if TYPE_CHECKING:  # the mixins below go in front of a ModelAdmin (AdminSite.register)
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
 
-class SelectionChecked:
+
+class SelectionChecked(_ModelAdmin):
     """``response_action`` only for selections of ids of the model."""
 
     def response_action(self, request: HttpRequest, queryset) -> HttpResponse | None:
@@ -44,7 +51,7 @@ class SelectionChecked:
         return super().response_action(request, queryset)
 
 
-class ReadOnlyPagesWithoutSave:
+class ReadOnlyPagesWithoutSave(_ModelAdmin):
     """A change page whose form has no field left to edit (every field read-only, no inline
     that takes input) shows no Save buttons: there is nothing to save."""
 
@@ -70,7 +77,7 @@ APP_ORDER = ("shop", "warehouse", "transport", "support", "payments", "messaging
              "knox", "axes", "django_q")
 
 
-class FiltersChecked:
+class FiltersChecked(_ModelAdmin):
     """A changelist whose filters cannot be built is a bad query, never a 500.
 
     Django refuses most bad filter values itself (IncorrectLookupParameters: the changelist

@@ -20,8 +20,9 @@ DATABASE_AWAY_RETRY_SECONDS = 5
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         response = Response(exc.as_dict(), status=exc.status_code)
-        if getattr(exc, "retry_after", None):
-            response["Retry-After"] = str(exc.retry_after)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
         return response
     if isinstance(exc, OperationalError | InterfaceError):
         # The database went away (restarted, failed over, out of connections): the request's
@@ -33,11 +34,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(DATABASE_AWAY_RETRY_SECONDS)
         return response
-    response = drf_exception_handler(exc, context)
-    if response is None:
+    handled = drf_exception_handler(exc, context)
+    if handled is None:
         logger.exception("unhandled API error", exc_info=exc)
         return Response({"detail": "Internal error; it has been logged."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-    return response
+    return handled
 
 
 def _wants_json(request) -> bool:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-UNKNOWN = ipaddress.ip_address("0.0.0.0")
+UNKNOWN = ipaddress.ip_address("0.0.0.0")  # noqa: S104 - the unknown client, never an address bound
 
 
 def _address(raw: str) -> IPAddress | None:
@@ -46,7 +46,7 @@ def client_address(request: HttpRequest) -> IPAddress:
             address = hop_address
             if not _trusted(hop_address):
                 break
-    request._client_address = address
+    request._client_address = address  # type: ignore[attr-defined]  # this request's answer, kept on it
     return address
 
 

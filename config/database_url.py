@@ -18,7 +18,7 @@ Django's but the exception.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -45,7 +45,8 @@ def database_settings(url: str, *, conn_max_age: int, conn_health_checks: bool, 
     import dj_database_url
 
     try:
-        return dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=conn_health_checks)
+        return cast("dict[str, Any]", dj_database_url.parse(url, conn_max_age=conn_max_age,
+                                                            conn_health_checks=conn_health_checks))
     except Exception as exc:  # dj_database_url raises several types for bad URLs
         raise ImproperlyConfigured(f"{name} is not a database URL: {_hidden(str(exc), url)}") from exc
 

@@ -81,7 +81,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
-        request.request_id = request_id
+        request.request_id = request_id  # type: ignore[attr-defined]  # for views and logs of this request
         token = current_request_id.set(request_id)
         started = time.monotonic()
         try:

@@ -9,6 +9,8 @@ database can store as UTF-8 text (an encoding error, a 500). Such documents are 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -33,7 +35,7 @@ def json_shape_check(data: object, *, max_depth: int, max_values: int) -> None:
     while pending:
         node, depth = pending.pop()
         if isinstance(node, dict):
-            children = node.values()
+            children: Iterable[object] = node.values()
             for key in node:
                 _text_check(key)
         elif isinstance(node, list):

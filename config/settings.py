@@ -12,6 +12,7 @@ import re
 import zoneinfo
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from csp.constants import NONCE, NONE, SELF
@@ -264,7 +265,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- broker -----------------------------------------------------------------
 RABBITMQ_URL = _env_amqp_urls("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-MESSAGING = {
+MESSAGING: dict[str, Any] = {
     "EXCHANGE": "logistics",
     "DEAD_LETTER_EXCHANGE": "logistics.dlx",
     # RabbitMQ's advice for quorum queues: a prefetch of 100 or more

@@ -153,7 +153,7 @@ class SharedWindow:
     def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
         # One try per request, bounded: a Redis that is away costs a request at most ``timeout``.
         self.storage = RedisStorage(url, key_prefix=prefix, wrap_exceptions=True, socket_timeout=timeout,
-                                    socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+                                    socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))  # type: ignore[arg-type]  # redis takes it
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.away_until = 0.0  # time.monotonic() before which Redis is not asked
         self._lock = threading.Lock()
@@ -193,6 +193,10 @@ class _SharedHistoryThrottle(SimpleRateThrottle):
     """DRF's sliding window with rates from settings, counted in Redis (REDIS_URL) or in this
     machine's history files; anonymous clients are counted by ``config.client_address.client_key``."""
 
+    scope: str  # every throttle below names its own
+    num_requests: int  # set from the rate by SimpleRateThrottle.__init__
+    duration: int
+
     def get_ident(self, request):
         return client_key(request)
 
@@ -208,19 +212,19 @@ class _SharedHistoryThrottle(SimpleRateThrottle):
         self.now = self.timer()
         self.oldest = None
         if settings.REDIS_URL:
-            return self._count_shared(settings.REDIS_URL)
+            return self._count_shared(settings.REDIS_URL, self.key)
         counted, history = history_count(self.key, now=self.now, duration=self.duration, limit=self.num_requests)
         if not counted and history:
             self.oldest = history[-1]
         return counted
 
-    def _count_shared(self, url: str) -> bool:
+    def _count_shared(self, url: str, key: str) -> bool:
         window = shared_window(url, settings.API_THROTTLE_REDIS_PREFIX)
         if time.monotonic() < window.away_until:
             _unchecked(self.scope)
             return True
         try:
-            counted, self.oldest = window.count(self.key, limit=self.num_requests, duration=self.duration)
+            counted, self.oldest = window.count(key, limit=self.num_requests, duration=self.duration)
         except StorageError as exc:  # the shop does not go down with its limiter
             window.away(exc.storage_error, retry_in=settings.REDIS_RETRY_SECONDS)
             _unchecked(self.scope)

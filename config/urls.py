@@ -4,11 +4,11 @@ The API answers at /api/ and, as version 1 (the current one), at /api/v1/.
 """
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from config.views import ApiDocs, ApiRedoc, ApiRootApi, ApiSchema, home
 
-api = [
+api: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="root"),
     path("", include("shop.urls")),  # the catalogue, orders
     path("", include("accounts.urls")),  # sign-in: API tokens

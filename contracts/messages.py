@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,9 +24,14 @@ Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 # a charge is for something: more than zero, and (12 digits) never more than an order's total holds
 Charge = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
-Currency = Literal[CURRENCIES]
-ShippingMethodName = Literal[tuple(str(method) for method in SHIPPING_METHODS)]
-PaymentMethodName = Literal[tuple(str(method) for method in PAYMENT_METHODS)]
+if TYPE_CHECKING:  # Literals built from the lists at run time, which a type checker cannot read
+    Currency = str
+    ShippingMethodName = str
+    PaymentMethodName = str
+else:
+    Currency = Literal[CURRENCIES]
+    ShippingMethodName = Literal[tuple(str(method) for method in SHIPPING_METHODS)]
+    PaymentMethodName = Literal[tuple(str(method) for method in PAYMENT_METHODS)]
 # a counter that a PostgreSQL integer column holds
 Count = Annotated[int, Field(ge=1, le=2**31 - 1)]
 ShipmentId = Annotated[str, Field(min_length=1, max_length=40)]

@@ -162,7 +162,7 @@ def _safe_watermark(cutoff: datetime) -> datetime:
         return cutoff - _CLOCKS  # one writer at a time; a relay's mark follows its time at once
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid() AND xact_start > now() - %s", [_SLOWEST_BATCH])
+                       "AND pid <> pg_backend_pid() AND xact_start > now() - %s", [_SLOWEST_BATCH])  # type: ignore[list-item]  # psycopg sends an interval
         oldest = cursor.fetchone()[0]
     return cutoff if oldest is None else min(cutoff, oldest - _CLOCKS)
 

@@ -244,7 +244,7 @@ class QueueWorker:
             outcome = deliver(self.route, message)
         except (InvalidMessage, DomainError) as exc:
             outcome = self._park(channel, method, properties, body, DeadLetter.Reason.INVALID, exc)
-        except Exception as exc:  # noqa: BLE001 - any other failure may be transient: retry, then park
+        except Exception as exc:  # any other failure may be transient: retry, then park
             close_old_connections()  # a broken connection is replaced before the next message
             if isinstance(exc, DatabaseError) and not database_answers():
                 self._acks_flush(channel)  # what committed is acked; this delivery and the rest go back
@@ -360,7 +360,7 @@ class QueueWorker:
             dead_letter_record(
                 queue=self.queue, properties=properties, body=body, reason=reason, error=error, attempts=attempts
             )
-        except Exception:  # noqa: BLE001 - the database itself may be what failed
+        except Exception:  # the database itself may be what failed
             logger.exception("queue=%s could not record dead letter; rejecting to %s",
                              self.queue, topology.dead_letter_queue(self.queue))
             channel.basic_reject(method.delivery_tag, requeue=False)

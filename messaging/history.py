@@ -136,7 +136,7 @@ def _window_of(cursor, days: list[date]) -> None:
 
 def window_set(cursor, *, oldest: datetime, newest: datetime) -> None:
     cursor.execute(
-        f'INSERT INTO "{WINDOW_TABLE}" (id, oldest, newest) VALUES (1, %s, %s) '
+        f'INSERT INTO "{WINDOW_TABLE}" (id, oldest, newest) VALUES (1, %s, %s) '  # noqa: S608 - names are the models' own, quoted; values go as parameters
         "ON CONFLICT (id) DO UPDATE SET oldest = EXCLUDED.oldest, newest = EXCLUDED.newest", [oldest, newest])
 
 
@@ -247,7 +247,7 @@ def prune_describe(result: PruneResult) -> str:
 
 def _outbox_pending(cursor, part: Partition) -> str:
     """Why this outbox partition must stay ('' when nothing in it is pending)."""
-    cursor.execute(f'SELECT count(*) FROM "{part.name}" WHERE published_at IS NULL')
+    cursor.execute(f'SELECT count(*) FROM "{part.name}" WHERE published_at IS NULL')  # noqa: S608 - names are the models' own, quoted; values go as parameters
     unpublished = cursor.fetchone()[0]
     if unpublished:
         return f"{unpublished} unpublished row(s) (timers due later, or not sent yet)"
@@ -256,7 +256,7 @@ def _outbox_pending(cursor, part: Partition) -> str:
     cursor.execute("SELECT message_id FROM messaging_deadletter WHERE redriven_at IS NULL AND message_id <> ''")
     ids = [text for (text,) in cursor.fetchall() if _is_uuid(text)]
     if ids:
-        cursor.execute(f'SELECT count(*) FROM "{part.name}" WHERE message_id = ANY(%s::uuid[])', [ids])
+        cursor.execute(f'SELECT count(*) FROM "{part.name}" WHERE message_id = ANY(%s::uuid[])', [ids])  # noqa: S608 - names are the models' own, quoted; values go as parameters
         parked = cursor.fetchone()[0]
         if parked:
             return f"{parked} message(s) parked as dead letters, not re-driven yet"

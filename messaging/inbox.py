@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, time
+from typing import cast
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Field
 from django.utils import timezone
 
 from messaging.history import WINDOW_TABLE
@@ -43,7 +45,8 @@ def processed_records(*, consumer: str, message_ids: Sequence[str], created: Seq
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = ProcessedMessage._meta
-    fields = [meta.get_field(name) for name in ("consumer", "message_id", "processed_at", "message_created_at")]
+    fields = [cast(Field, meta.get_field(name))  # concrete columns, no relations
+              for name in ("consumer", "message_id", "processed_at", "message_created_at")]
     columns = ", ".join(quote(field.column) for field in fields)
     prepared_now = fields[2].get_db_prep_save(now, connection)
     values = [value for message_id in unique for value in (
@@ -53,7 +56,7 @@ def processed_records(*, consumer: str, message_ids: Sequence[str], created: Seq
     if connection.vendor == "postgresql":
         # the key kept inside the partitions' days: at least the oldest day, before the end of the newest
         sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - names are the models' own, quoted; values go as parameters
             f"SELECT v.consumer, v.message_id, v.processed_at, "
             f"LEAST(GREATEST(v.created, w.oldest), w.newest - interval '1 second') "
             f"FROM (VALUES {', '.join(['(%s, %s, %s::timestamptz, %s::timestamptz)'] * len(unique))}) "
@@ -63,7 +66,7 @@ def processed_records(*, consumer: str, message_ids: Sequence[str], created: Seq
         )
     else:
         sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - names are the models' own, quoted; values go as parameters
             f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(unique))} "
             f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(fields[1].column)}"
         )

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from messaging.models import OutboxMessage
@@ -69,11 +70,11 @@ def outbox_lease_sql(*, limit: int, now: datetime, using: str = DEFAULT_DB_ALIAS
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = OutboxMessage._meta
-    columns = ", ".join(f"CAST({quote(meta.get_field(name).column)} AS TEXT)" if name == "payload"
-                        else quote(meta.get_field(name).column) for name in _LEASED)
+    columns = ", ".join(f"CAST({quote(cast(Field, meta.get_field(name)).column)} AS TEXT)" if name == "payload"
+                        else quote(cast(Field, meta.get_field(name)).column) for name in _LEASED)
     due, pk = quote(meta.get_field("next_attempt_at").column), quote(meta.pk.column)
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = (f"SELECT {columns} FROM {quote(meta.db_table)} "
+    sql = (f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608 - names are the models' own, quoted; values go as parameters
            f"WHERE {quote(meta.get_field('published_at').column)} IS NULL AND {due} <= %s "
            f"ORDER BY {due}, {pk} LIMIT %s{lock}")
     return sql, [meta.get_field("next_attempt_at").get_db_prep_value(now, connection), limit]
@@ -109,7 +110,7 @@ def outbox_mark_published(ids: Sequence[int], *, when: datetime, written: Sequen
     quote = connection.ops.quote_name
     published_at = OutboxMessage._meta.get_field("published_at")
     created_at = OutboxMessage._meta.get_field("created_at")
-    sql = (f"UPDATE {quote(OutboxMessage._meta.db_table)} SET {quote(published_at.column)} = %s "
+    sql = (f"UPDATE {quote(OutboxMessage._meta.db_table)} SET {quote(published_at.column)} = %s "  # noqa: S608 - names are the models' own, quoted; values go as parameters
            f"WHERE {quote(OutboxMessage._meta.pk.column)} = ANY(%s)")
     params = [published_at.get_db_prep_save(when, connection), list(ids)]
     if written:
@@ -137,7 +138,7 @@ def outbox_next_due(*, using: str = DEFAULT_DB_ALIAS) -> datetime | None:
     meta = OutboxMessage._meta
     due = quote(meta.get_field("next_attempt_at").column)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {due} FROM {quote(meta.db_table)} "
+        cursor.execute(f"SELECT {due} FROM {quote(meta.db_table)} "  # noqa: S608 - names are the models' own, quoted; values go as parameters
                        f"WHERE {quote(meta.get_field('published_at').column)} IS NULL "
                        f"ORDER BY {due}, {quote(meta.pk.column)} LIMIT 1")
         first = cursor.fetchone()

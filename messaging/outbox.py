@@ -153,8 +153,11 @@ def _outbox_insert_many(rows: list[OutboxMessage], *, using: str) -> list[Outbox
     quote = connection.ops.quote_name
     meta = OutboxMessage._meta
     placeholders = f"({', '.join(['%s'] * len(_INSERTED_FIELDS))})"
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in _INSERTED_FIELDS)}) "
-           f"VALUES {', '.join([placeholders] * len(rows))} RETURNING {quote(meta.pk.column)}")
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    columns = ", ".join(quote(field.column) for field in _INSERTED_FIELDS)
+    rows_sql = ", ".join([placeholders] * len(rows))
+    # names are the model's own, quoted; the values go as parameters
+    sql = f"INSERT INTO {table} ({columns}) VALUES {rows_sql} RETURNING {pk}"  # noqa: S608
     values = [field.get_db_prep_save(getattr(row, field.attname), connection)
               for row in rows for field in _INSERTED_FIELDS]
     with connection.cursor() as cursor:

@@ -20,6 +20,7 @@ import logging
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 from pika.exceptions import AMQPConnectionError
@@ -57,7 +58,7 @@ class ConfirmingPublisher:
             raise ValueError("no broker node to connect to")
         self.window = window
         self.confirm_timeout = confirm_timeout
-        self._connection: pika.SelectConnection | None = None
+        self._connection: Any = None  # a pika.SelectConnection (untyped) once _open() made one
         self._channel = None
         self._closing = False
         self._open_error: Exception | None = None
@@ -84,7 +85,7 @@ class ConfirmingPublisher:
                 error = exc
                 if len(self.nodes) > 1:
                     logger.warning("broker node %s:%s did not answer (%r)", parameters.host, parameters.port, exc)
-        raise error
+        raise error or PublisherError("no broker node to connect to")
 
     def _open(self, parameters: pika.ConnectionParameters) -> None:
         self._open_error = None

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pika
 from django.conf import settings
@@ -46,6 +46,9 @@ from messaging.models import WorkerHeartbeat
 from messaging.outbox import OUTBOX_NOTIFY_CHANNEL
 from messaging.publisher import BatchResult, ConfirmingPublisher, Outgoing
 from messaging.tracing import PUBLISHED_AT_MS, TRACEPARENT
+
+if TYPE_CHECKING:
+    import psycopg
 
 logger = logging.getLogger("messaging.relay")
 
@@ -74,7 +77,7 @@ class OutboxWakeup:
     """LISTEN for outbox commits on a connection of its own (PostgreSQL); plain sleep elsewhere."""
 
     def __init__(self) -> None:
-        self._conn = None
+        self._conn: psycopg.Connection[Any] | None = None
 
     def _listen(self):
         if self._conn is None and connection.vendor == "postgresql":
@@ -245,9 +248,9 @@ class OutboxRelay:
             if result.confirmed:
                 confirmed = set(result.confirmed)
                 written = [row.written_at for row in rows if row.id in confirmed and row.written_at]
-                outbox_mark_published(result.confirmed, when=now, written=written)
+                outbox_mark_published(cast("list[int]", result.confirmed), when=now, written=written)  # keyed by row id
             for row_id, error in result.failed.items():
-                outbox_put_off(row_id, error=error, until=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS))
+                outbox_put_off(cast(int, row_id), error=error, until=now + timedelta(seconds=UNROUTABLE_RETRY_SECONDS))
                 logger.error("outbox row %s not published: %s (retry in %ss)", row_id, error, UNROUTABLE_RETRY_SECONDS)
         return len(result.confirmed), len(result.failed)
 

@@ -53,9 +53,9 @@ def _ns(moment: datetime | float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-def outbox_waited(*, traceparent: str, type: str, written_at: datetime, published_at: float) -> None:
+def outbox_waited(*, traceparent: str, type: str, written_at: datetime | None, published_at: float) -> None:
     """The time a message waited in the outbox (written -> confirmed), as a span of its trace."""
-    if exporting and traceparent:
+    if exporting and traceparent and written_at is not None:
         tracer.start_span(f"outbox wait {type}", context=_context(traceparent), kind=SpanKind.PRODUCER,
                           start_time=_ns(written_at)).end(end_time=_ns(published_at))
 
@@ -63,7 +63,8 @@ def outbox_waited(*, traceparent: str, type: str, written_at: datetime, publishe
 @contextmanager
 def message_handling(*, queue: str, type: str, message_id: str, headers: dict) -> Iterator[None]:
     """Handle a message in a span that continues its trace (and record its queue wait)."""
-    traceparent = headers.get(TRACEPARENT) if isinstance(headers.get(TRACEPARENT), str) else ""
+    found = headers.get(TRACEPARENT)
+    traceparent = found if isinstance(found, str) else ""
     context = _context(traceparent)
     published_ms = headers.get(PUBLISHED_AT_MS)
     if exporting and traceparent and isinstance(published_ms, int | float):

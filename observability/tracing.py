@@ -34,7 +34,7 @@ def tracing_setup() -> TracerProvider:
 def span_processor_add(processor: SpanProcessor) -> None:
     """Send this process's spans somewhere (an exporter's processor): from now on the waits of
     each message are recorded as spans too."""
-    _provider.add_span_processor(processor)
+    tracing_setup().add_span_processor(processor)  # the provider, made first if it is not yet
     message_tracing.exporting = True
 
 

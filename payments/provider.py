@@ -62,7 +62,7 @@ class SimulatedPaymentProvider:
 
     def latency_seconds(self) -> float:
         low, high = settings.SIM_PAYMENT_SECONDS
-        return random.uniform(low, high) * settings.SIM_TIME_SCALE
+        return random.uniform(low, high) * settings.SIM_TIME_SCALE  # noqa: S311 - a simulated delay
 
     def charge(self, *, idempotency_key: str, amount: Decimal, currency: str, method: str) -> ProviderAnswer:
         if method == DECLINED_TEST_METHOD:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -255,7 +255,7 @@ def _payment_locked_or_new(order_id: UUID, **new: Any) -> tuple[Payment, bool]:
         return payment, False
     made = Payment(order_id=order_id, **new)
     Payment.objects.bulk_create([made], ignore_conflicts=True)
-    payment = payment_of_order_for_update(order_id)
+    payment = cast(Payment, payment_of_order_for_update(order_id))  # ours, or the one that won the insert
     return payment, payment.pk == made.pk
 
 
@@ -283,8 +283,8 @@ def _result_emit(payment: Payment) -> None:
         PaymentResult(
             order_id=payment.order_id,
             payment_id=payment.id,
-            status=payment.status,
-            amount=payment.amount,
+            status=payment.status,  # type: ignore[arg-type]  # checked by the contract
+            amount=cast(Decimal, payment.amount),  # known unless voided, and a voided payment tells nothing
             currency=payment.currency,
             reference=payment.refund_reference if refunded else payment.provider_reference,
             reason=payment.reason,

@@ -26,14 +26,14 @@ class CustomerAdmin(admin.ModelAdmin):
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = readonly_fields = ["sku", "name", "quantity", "unit_price", "product"]
+    fields = readonly_fields = ("sku", "name", "quantity", "unit_price", "product")
 
 
 class OrderStatusChangeInline(ReadOnlyInline):
     """The order's history, as the messages wrote it."""
 
     model = OrderStatusChange
-    fields = readonly_fields = ["status", "note", "at"]
+    fields = readonly_fields = ("status", "note", "at")
 
 
 @admin.register(Order)
@@ -96,7 +96,7 @@ class OrderAdmin(admin.ModelAdmin):
         cancelled, refused = 0, []
         for order_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                order_cancel(user=request.user, order_id=order_id)
+                order_cancel(user=request.user, order_id=order_id)  # type: ignore[arg-type]  # staff, signed in
             except DomainError as exc:
                 refused.append(f"{order_id}: {exc.message}")
             else:

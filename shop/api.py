@@ -10,6 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.authentication import AuthenticatedRequest
 from config.openapi import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from config.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 from contracts.methods import PAYMENT_METHOD_CHOICES, SHIPPING_METHOD_CHOICES, PaymentMethod, ShippingMethod
@@ -78,7 +79,7 @@ class OrderItemIn(serializers.Serializer):
 class OrderIn(serializers.Serializer):
     customer = CustomerIn()
     shipping_address = AddressIn()
-    items = OrderItemIn(many=True, allow_empty=False, max_length=50)
+    items = OrderItemIn(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]  # ListSerializer's; the stubs lack it
     shipping_method = serializers.ChoiceField(SHIPPING_METHOD_CHOICES, required=False,
                                               default=ShippingMethod.STANDARD.value)
     payment_method = serializers.ChoiceField(PAYMENT_METHOD_CHOICES, required=False,
@@ -191,7 +192,7 @@ class OrderListCreateApi(GenericAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Order.objects.none()
-        return selectors.order_list(user=self.request.user)
+        return selectors.order_list(user=self.request.user)  # type: ignore[arg-type]  # IsAuthenticated: a user
 
     @extend_schema(summary="Your orders (staff: all orders), newest first; filter by status and time",
                    responses={200: OrderOut(many=True), **COMMON_ERRORS})
@@ -233,7 +234,7 @@ class OrderDetailApi(GenericAPIView):
                    description="Where the order is now: `status`, the warehouse's answer, the payment, the "
                                "shipment and its latest stage, and the order's `history`, oldest first.",
                    responses={200: OrderDetailOut, 404: NOT_FOUND, **COMMON_ERRORS})
-    def get(self, request: Request, order_id: str) -> Response:
+    def get(self, request: AuthenticatedRequest, order_id: str) -> Response:
         order = selectors.order_get(user=request.user, order_id=order_id)
         return Response(OrderDetailOut(order).data)
 

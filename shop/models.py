@@ -49,7 +49,7 @@ class OrderStatus(models.TextChoices):
 
 
 # Status only moves forward: to a higher rank, never out of a final state.
-STATUS_RANK = {
+STATUS_RANK: dict[str, int] = {
     OrderStatus.NEW: 0,
     OrderStatus.CONFIRMED: 1,
     OrderStatus.REJECTED: 1,

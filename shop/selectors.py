@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
@@ -17,7 +18,7 @@ VIEW_ORDERS_PERMISSION = "shop.view_order"
 CANCEL_ORDERS_PERMISSION = "shop.cancel_order"
 
 
-def order_list(*, user: AbstractUser) -> QuerySet[Order]:
+def order_list(*, user: User) -> QuerySet[Order]:
     """Every order for a user given ``shop.view_order`` (the staff flag alone is not enough),
     a customer their own."""
     qs = Order.objects.prefetch_related("lines").select_related("customer")
@@ -26,7 +27,7 @@ def order_list(*, user: AbstractUser) -> QuerySet[Order]:
     return qs.filter(customer__user=user)
 
 
-def order_get(*, user: AbstractUser, order_id: UUID | str) -> Order:
+def order_get(*, user: User, order_id: UUID | str) -> Order:
     """The order if ``user`` may see it; NotFound otherwise (never telling that it exists)."""
     try:
         return order_list(user=user).prefetch_related("history").get(pk=order_id)
@@ -47,14 +48,14 @@ def order_counts_by_status() -> dict[str, int]:
     return dict(Order.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
 
 
-def orders_stalled(*, before: datetime, limit: int = 5) -> tuple[int, list[dict]]:
+def orders_stalled(*, before: datetime, limit: int = 5) -> tuple[int, list[Mapping[str, Any]]]:
     """Orders in a non-final status that nothing moved since ``before``: how many, and the
     ``limit`` oldest as plain rows (id, status, updated_at)."""
     stalled = Order.objects.exclude(status__in=FINAL_STATUSES).filter(updated_at__lt=before)
     return stalled.count(), list(stalled.order_by("updated_at").values("id", "status", "updated_at")[:limit])
 
 
-def orders_newest(*, limit: int) -> list[dict]:
+def orders_newest(*, limit: int) -> list[Mapping[str, Any]]:
     """The newest orders as plain rows: id, status, shipment_id, created_at, updated_at (no personal data)."""
     return list(Order.objects.order_by("-created_at", "-id").values(
         "id", "status", "shipment_id", "created_at", "updated_at")[:limit])

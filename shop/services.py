@@ -21,7 +21,7 @@ from typing import Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, User
 from django.db import transaction
 from django.utils import translation
 
@@ -334,7 +334,7 @@ def order_payment_result_apply(
 
 
 @transaction.atomic
-def order_cancel(*, user: AbstractUser, order_id: UUID | str) -> Order:
+def order_cancel(*, user: User, order_id: UUID | str) -> Order:
     """The customer, or staff for the customer, cancels before picking starts: stock goes back,
     a payment is voided or refunded. NotFound unless the user may see the order (their own, or
     any with ``shop.view_order``); Forbidden for another's order without ``shop.cancel_order``;

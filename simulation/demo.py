@@ -181,7 +181,7 @@ def system_drain(system: System) -> bool:
     while time.monotonic() < deadline:
         try:
             depths = broker.queue_depths(list(topology.work_queues()))
-        except Exception:  # pika raises many unrelated types; the next look tries again
+        except Exception:  # noqa: BLE001 - pika raises many unrelated types; the next look tries again
             depths = {"?": None}
         queued = any(found is None or found[0] > 0 for found in depths.values())
         unsent = OutboxMessage.objects.filter(published_at__isnull=True, next_attempt_at__lte=timezone.now()).exists()

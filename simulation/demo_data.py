@@ -1,6 +1,7 @@
 """The seed's catalogue, stock and fleet."""
 
 from decimal import Decimal
+from typing import Any
 
 PRODUCTS = [
     # sku, name, price (EUR), warehouse location, stock
@@ -17,7 +18,7 @@ VEHICLES = [
 ]
 
 # The seed's order: Jaan Tamm's laptop and two keyboards.
-SEED_ORDER = {
+SEED_ORDER: dict[str, Any] = {
     "customer": {"name": "Jaan Tamm", "email": "jaan.tamm@example.com", "phone": "+372 5555 1234"},
     "shipping_address": {"street": "Narva mnt 5", "city": "Tallinn", "postal_code": "10117", "country": "Estonia"},
     "items": [

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import connections
 from honcho import manager as honcho_manager
@@ -102,7 +102,7 @@ class System:
         else whatever ``body`` raised.
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        outcome: dict[str, object] = {}
+        outcome: dict[str, Any] = {}
         thread = threading.Thread(target=self._body, args=(body, outcome, console), name="demo", daemon=True)
         handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         with contextlib.ExitStack() as logs:
@@ -128,14 +128,14 @@ class System:
             console.print(f"[green]✓[/] every process stopped ({took:.1f}s)")
         if "error" in outcome:
             raise self._cause or outcome["error"]
-        return outcome["result"]  # type: ignore[return-value]
+        return outcome["result"]
 
     def _body(self, body: Callable[[], T], outcome: dict[str, object], console: Console) -> None:
         try:
             while not self._all_started.wait(0.1):  # nothing of ours runs while honcho forks
                 self.wait(0)
             outcome["result"] = body()
-        except Exception as exc:  # handed to the main thread
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             outcome["error"] = exc
         finally:
             connections.close_all()

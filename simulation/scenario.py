@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import requests
 from django.contrib.auth import get_user_model
@@ -220,13 +221,13 @@ def compensation_describe(order: ScenarioOrder) -> str:
     if order.status not in UNDONE_STATUSES:
         return ""
     parts = []
-    reservation = reservation_get(order_id=order.order_id)
+    reservation = reservation_get(order_id=UUID(order.order_id))
     if reservation is not None and reservation.status == "released":
         returned = ", ".join(f"{line.quantity}× {line.stock_item.sku}" for line in reservation.lines.all())
         parts.append(f"stock returned ({returned})" if returned else "nothing was reserved")
     elif reservation is not None:
         parts.append(f"reservation {reservation.status}")
-    payment = payment_for_order(order_id=order.order_id)
+    payment = payment_for_order(order_id=UUID(order.order_id))
     if payment is not None:
         parts.append({"declined": "payment declined, nothing charged", "voided": "payment voided before capture",
                       "refunded": f"payment refunded ({payment.refund_reference})"}.get(

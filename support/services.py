@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -37,7 +37,7 @@ from support.locks import (
     tracking_records_for_update,
 )
 from support.mails import MAILED_STAGES, RenderedMail, mail_render, subject_render
-from support.mails import track_url as track_url  # noqa: PLC0414 - callers' name for it
+from support.mails import track_url as track_url  # callers' name for it
 from support.models import CustomerContact, CustomerNotification, TrackingEntry, TrackingRecord
 
 PRODUCER = "support"
@@ -364,7 +364,7 @@ def _contact_locked(order_id: UUID) -> CustomerContact:
     contact = customer_contact_for_update(order_id)
     if contact is None:  # another worker writing it meanwhile: its insert is waited for, then ours does nothing
         CustomerContact.objects.bulk_create([CustomerContact(order_id=order_id)], ignore_conflicts=True)
-        contact = customer_contact_for_update(order_id)
+        contact = cast(CustomerContact, customer_contact_for_update(order_id))  # ours, or the other worker's
     return contact
 
 
@@ -397,7 +397,7 @@ def notifications_send_now(*, notification_ids: list[int]) -> int:
 
 
 @transaction.atomic
-def notifications_send(*, limit: int = 100, notification_ids: list[int] | None = None) -> int:
+def notifications_send(*, limit: int = 100, notification_ids: list[int] | None = None) -> int:  # noqa: C901 - one lock, one mail connection: its steps share both
     """Mail the notifications not sent yet (``notification_ids`` only, if given), oldest first,
     over one mail connection. Returns how many were sent.
 
@@ -440,7 +440,7 @@ def notifications_send(*, limit: int = 100, notification_ids: list[int] | None =
                 except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
                     attempt_failed(notification, exc)
                 else:
-                    notification.subject, notification.body = message.subject, message.body  # as mailed
+                    notification.subject, notification.body = str(message.subject), str(message.body)  # as mailed
                     notification.sent_at = timezone.now()
                     sent.append(notification)
         finally:

@@ -4,6 +4,7 @@ the shop's time zone (TIME_ZONE); no personal data."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -16,8 +17,11 @@ from contracts.stages import SHIPMENT_STAGES, ShipmentStage
 from support.mails import delivery_window
 from support.selectors import order_shipping_method, shipment_id_normalized, tracking_get
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
+
 # What each stage means to the customer: a short label, and a sentence under it once reached.
-STAGE_LABELS = {
+STAGE_LABELS: dict[str, StrPromise] = {
     ShipmentStage.AWAITING_VEHICLE: _("Packed"),
     ShipmentStage.VEHICLE_ASSIGNED: _("Courier on the way to us"),
     ShipmentStage.PICKED_UP: _("Left our warehouse"),

@@ -67,8 +67,9 @@ def procfile_processes(path: Path) -> dict[str, tuple[dict[str, str], list[str]]
     for name, line in parse_procfile(path.read_text()).processes.items():
         words = shlex.split(line)
         env = {}
-        while words and ASSIGNMENT.match(words[0]):
-            variable, value = ASSIGNMENT.match(words.pop(0)).groups()
+        while words and (assignment := ASSIGNMENT.match(words[0])):
+            variable, value = assignment.groups()
+            words.pop(0)
             env[variable] = value
         program, *args = words
         if program == "python":
@@ -145,7 +146,7 @@ class System:
                 start_new_session=True,
             )
             log.close()
-            proc.spec = (extra_env, extra_args)  # how replace_dead() starts it again
+            proc.spec = (extra_env, extra_args)  # type: ignore[attr-defined]  # how replace_dead() starts it again
             self.procs.setdefault(name, []).append(proc)
             started.append(proc)
         return started

@@ -12,8 +12,8 @@ import os
 os.environ.setdefault("SIM_ACTORS", "1")
 os.environ.setdefault("PAYMENT_PROVIDER", "simulated")
 
-from config.settings import *  # noqa: E402, F403
-from config.settings import BASE_DIR, SQLITE_OPTIONS  # noqa: E402
+from config.settings import *  # noqa: F403
+from config.settings import BASE_DIR, SQLITE_OPTIONS
 
 RUN_DIR = BASE_DIR / ".run"
 

@@ -54,7 +54,7 @@ def test_product_code_never_imports_the_demo(package):
     assert [str(p.relative_to(ROOT)) for p in modules(package) if "simulation" in imported(p)] == []
 
 
-@pytest.mark.parametrize("package", ("config", "accounts"))
+@pytest.mark.parametrize("package", ["config", "accounts"])
 def test_the_ground_floor_imports_no_app(package):
     """config/, and accounts/ (the sign-in and the API tokens that the shop and transport share)."""
     found = {str(p.relative_to(ROOT)): sorted(imported(p) & set(APPS)) for p in modules(package)}
@@ -78,7 +78,7 @@ def edits_at_import(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("package", (*APPS, "config", "contracts"))
+@pytest.mark.parametrize("package", [*APPS, "config", "contracts"])
 def test_no_module_edits_the_environment_or_a_library_when_imported(package):
     found = {str(p.relative_to(ROOT)): edits_at_import(p) for p in modules(package)}
     assert {path: edits for path, edits in found.items() if edits} == {}
@@ -89,7 +89,7 @@ def test_contracts_import_nothing_of_the_project():
     assert {path: names for path, names in found.items() if names} == {}
 
 
-@pytest.mark.parametrize("app", (*DOMAIN, "messaging"))
+@pytest.mark.parametrize("app", [*DOMAIN, "messaging"])
 def test_every_row_lock_of_an_app_is_in_its_locks_module(app):
     # the relay's lease (messaging/lease.py) is the one lock that is no app's row lock
     allowed = {"locks.py", "lease.py"} if app == "messaging" else {"locks.py"}

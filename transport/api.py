@@ -8,6 +8,8 @@ changes nothing and is a 409 naming the stage expected.
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -24,7 +26,7 @@ from transport.selectors import driver_vehicle_id, shipment_status_get
 RECORD_STAGE_PERMISSION = "transport.record_shipment_stage"
 # The stages a driver records: each follows another (vehicle_assigned -> picked_up -> ... -> delivered).
 DRIVEABLE_STAGES = list(NEXT_STAGE.values())
-SHIPMENT_ID_MAX_LENGTH = Shipment._meta.get_field("id").max_length
+SHIPMENT_ID_MAX_LENGTH = cast(int, Shipment._meta.get_field("id").max_length)  # a CharField's
 
 
 class CanRecordShipmentStage(ModelPermission):

@@ -61,7 +61,7 @@ class ShipmentStatus(models.TextChoices):
 
 
 # The stage that follows each stage a shipment with a vehicle is driven through.
-NEXT_STAGE: dict[ShipmentStatus, ShipmentStatus] = {
+NEXT_STAGE: dict[str, ShipmentStatus] = {
     ShipmentStatus(stage): ShipmentStatus(next_stage) for stage, next_stage in stages.NEXT_STAGE.items()
 }
 

@@ -40,7 +40,7 @@ def _stage_message(shipment: Shipment, status: str) -> str:
         ShipmentStatus.IN_TRANSIT: f"In transit to {city}",
         ShipmentStatus.OUT_FOR_DELIVERY: f"Out for delivery in {city}",
         ShipmentStatus.DELIVERED: "Delivered",
-    }[status]
+    }[ShipmentStatus(status)]
 
 
 def _shipment_stage_announce(shipment: Shipment) -> None:
@@ -119,7 +119,7 @@ def shipment_advance(*, shipment_id: str, to_status: str, vehicle_id: int | None
     if shipment is None or NEXT_STAGE.get(shipment.status) != to_status:
         return shipment
     _shipment_stage_record(shipment, to_status)
-    if to_status == ShipmentStatus.DELIVERED:
+    if to_status == ShipmentStatus.DELIVERED and shipment.vehicle is not None:  # it has one past awaiting_vehicle
         vehicle_release(vehicle=shipment.vehicle, location=shipment.shipping_address.get("city") or "")
     return shipment
 

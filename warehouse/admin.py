@@ -63,13 +63,13 @@ class StockItemAdmin(admin.ModelAdmin):
 
     # A new product starts with nothing on the shelf (received through an adjustment); a stock
     # row is then shown, never edited or deleted: its units change only by adjustments.
-    def get_fields(self, request: HttpRequest, obj: StockItem | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: StockItem | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["sku", "name", "location"]
-        return ["sku", "name", "bin", "on_hand", "held", "available", "updated_at", "adjust"]
+            return ("sku", "name", "location")
+        return ("sku", "name", "bin", "on_hand", "held", "available", "updated_at", "adjust")
 
-    def get_readonly_fields(self, request: HttpRequest, obj: StockItem | None = None) -> list[str]:
-        return [] if obj is None else self.get_fields(request, obj)
+    def get_readonly_fields(self, request: HttpRequest, obj: StockItem | None = None) -> tuple[str, ...]:
+        return () if obj is None else self.get_fields(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: StockItem | None = None) -> bool:
         return False
@@ -86,11 +86,11 @@ class StockItemAdmin(admin.ModelAdmin):
 
     @admin.display(description="on hand (on the shelf)", ordering="on_hand")
     def on_hand(self, item: StockItem) -> int:
-        return item.on_hand
+        return item.on_hand  # type: ignore[attr-defined]  # annotated by stock_with_holds()
 
     @admin.display(description="held for orders", ordering="held")
     def held(self, item: StockItem) -> int:
-        return item.held
+        return item.held  # type: ignore[attr-defined]  # annotated by stock_with_holds()
 
     @admin.display(description="available (left to sell)", ordering="quantity_on_hand")
     def available(self, item: StockItem) -> int:
@@ -174,8 +174,8 @@ class ReservationAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["warehouse/admin.css"]}
 
-    fields = readonly_fields = ["order_full", "status", "reason", "recipient", "address", "shipping_method",
-                                "created_at", "picked_at", "released_at", "elsewhere"]
+    fields = readonly_fields = ("order_full", "status", "reason", "recipient", "address", "shipping_method",
+                                "created_at", "picked_at", "released_at", "elsewhere")
     actions = ["mark_picking_done"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Reservation]:

@@ -18,7 +18,8 @@ def test_the_site_is_titled_as_the_product_and_lists_its_apps_in_the_order_of_th
     html = admin_client.get("/admin/").content.decode()
     # then
     assert "<title>Orders, stock, shipments and messages | Logistics platform</title>" in html
-    assert "Logistics platform: operations" in html and "Django administration" not in html
+    assert "Logistics platform: operations" in html
+    assert "Django administration" not in html
     order = [label for label in re.findall(r'<div class="app-(\w+) module', html)]
     assert order == ["shop", "warehouse", "transport", "support", "payments", "messaging", "observability",
                      "auth", "knox", "axes", "django_q"]
@@ -30,7 +31,8 @@ def test_a_read_only_page_offers_no_save(catalogue, customer_client, admin_clien
     # when
     html = admin_client.get(f"/admin/shop/order/{order_id}/change/").content.decode()
     # then
-    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert 'name="_save"' not in html
+    assert 'name="_continue"' not in html
     assert "Narva mnt 5, 10117 Tallinn, Estonia" in html
 
 

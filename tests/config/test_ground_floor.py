@@ -26,7 +26,7 @@ def project_apps() -> set[str]:
 
 def imported_modules(source: Path) -> set[str]:
     """Every module a file imports, at the top or inside a function."""
-    modules = set()
+    modules: set[str] = set()
     for node in ast.walk(ast.parse(source.read_text(), filename=str(source))):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)

@@ -29,7 +29,8 @@ def test_there_is_a_unit_for_each_process_kind_running_its_procfile_line():
         expected_program, *expected_arguments = procfile[kind].split()
         assert program == f"/srv/logistics/.venv/bin/{expected_program}", unit
         assert arguments == expected_arguments, unit
-        assert "EnvironmentFile=/etc/logistics/env" in text and "Restart=always" in text, unit
+        assert "EnvironmentFile=/etc/logistics/env" in text, unit
+        assert "Restart=always" in text, unit
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")

@@ -33,7 +33,8 @@ def test_a_corrected_dead_letter_is_redriven_and_handled(system, broker, catalog
                                                          correlation_id=str(order.pk), delivery_mode=2))
     wait_until(lambda: DeadLetter.objects.exists(), timeout=30, what="the message parked")
     letter = DeadLetter.objects.get()
-    assert letter.reason == "invalid" and "status" in letter.error
+    assert letter.reason == "invalid"
+    assert "status" in letter.error
     # when: staff correct the stage and re-drive it
     dead_letter_edit(dead_letter_id=letter.pk, body=json.dumps({**payload, "status": "picked_up"}), by="mari")
     assert dead_letters_redrive(dead_letter_ids=[letter.pk], by="mari") == (1, [])

@@ -52,7 +52,8 @@ def test_seed_order_travels_from_post_to_delivered(system, catalogue, customer_c
     assert Payment.objects.get(order_id=order_id).amount == Decimal("1539.97")
     assert detail["delivery_status"]["status"] == "delivered"
     shipment_id = detail["shipment_id"]
-    assert shipment_id and shipment_id.startswith("SHP-")
+    assert shipment_id
+    assert shipment_id.startswith("SHP-")
     # the tracking events, oldest first, publicly by shipment id
     tracking = customer_client.get(f"/api/tracking/{shipment_id}/").json()
     assert [e["status"] for e in tracking["events"]] == LIFECYCLE
@@ -130,7 +131,8 @@ def test_five_orders_three_vehicles_all_delivered(transactional_db, broker, cata
         print(f"5 orders delivered; {waited} waited for a vehicle; shipments per vehicle: {per_vehicle}")
         assert Shipment.objects.filter(status="delivered").count() == 5
         assert waited >= 2
-        assert sum(per_vehicle.values()) == 5 and set(per_vehicle) <= {"VEH001", "VEH002", "VEH003"}
+        assert sum(per_vehicle.values()) == 5
+        assert set(per_vehicle) <= {"VEH001", "VEH002", "VEH003"}
         assert list(Vehicle.objects.values_list("status", flat=True)) == ["available"] * 3
         assert StockItem.objects.get(sku="PRD004").quantity_on_hand == 20
     finally:

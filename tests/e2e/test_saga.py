@@ -78,7 +78,8 @@ def test_cancel_with_a_captured_payment_refunds_it_and_returns_the_stock(system,
     response = customer_client.post(f"/api/orders/{order_id}/cancel/")
     system.start("payment_results")
     # then
-    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
     wait_until(lambda: Payment.objects.get(order_id=order_id).status == "refunded", timeout=60, what="refund")
     wait_until(lambda: stock_of("PRD001") == 10, timeout=60, what="stock returned")
     wait_until(lambda: Order.objects.get(pk=order_id).payment_status == "refunded", timeout=60,

@@ -158,7 +158,7 @@ class PostgresPair:
         port = free_port_run(2, start=56100, stop=57000)
         folder = ROOT / ".run" / f"pg-ha-fault-{os.getpid()}"
         if not _postgres_may_use(ROOT):
-            folder = Path("/var/tmp") / f"logistics-pg-ha-fault-{os.getpid()}"
+            folder = Path("/var/tmp") / f"logistics-pg-ha-fault-{os.getpid()}"  # noqa: S108 - as below, named by pid
         pair = cls(folder=folder, port=port)
         pair.script("destroy")  # a folder left by an earlier run of the same pid
         pair.script("start", timeout=300)
@@ -205,7 +205,7 @@ class Postgres:
         data = ROOT / ".run" / f"pg-fault-{os.getpid()}"
         if not _postgres_may_use(ROOT):
             # PostgreSQL runs as the postgres user, who cannot reach a checkout under /root
-            data = Path("/var/tmp") / f"logistics-pg-fault-{os.getpid()}"
+            data = Path("/var/tmp") / f"logistics-pg-fault-{os.getpid()}"  # noqa: S108 - outside /root, named by pid
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         result = subprocess.run([str(POSTGRES_SCRIPT)], env={**env, "PG_PORT": str(port), "PG_DATA": str(data)},
                                 capture_output=True, text=True, timeout=180, check=False)

@@ -4,6 +4,7 @@ workers of the simulated drivers (their timers) for three vehicles."""
 import itertools
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -33,7 +34,7 @@ ORDERS = 40
 
 def vehicle_intervals() -> dict[str, list[tuple]]:
     """{vehicle code: [(vehicle_assigned at, delivered at, shipment id), ...] sorted}."""
-    events = defaultdict(dict)
+    events: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     vehicle_of = {}
     for shipment_id, status, code, at in TrackingEvent.objects.values_list(
             "shipment_id", "status", "vehicle_code", "timestamp"):
@@ -119,8 +120,10 @@ def test_two_warehouse_workers_never_oversell_and_no_vehicle_serves_two_shipment
     assert Reservation.objects.filter(status="picked").count() == STOCK
     assert Reservation.objects.filter(status="rejected").count() == ORDERS - STOCK
     assert reserved_quantities() == {"PRD001": STOCK}
-    assert found.missing == [] and found.doubled == []
-    assert sum(per_worker) == ORDERS and min(per_worker) > 0, "both warehouse workers took orders"
+    assert found.missing == []
+    assert found.doubled == []
+    assert sum(per_worker) == ORDERS
+    assert min(per_worker) > 0, "both warehouse workers took orders"
     assert Shipment.objects.count() == STOCK
     assert found.waited_for_vehicle >= 1, "shipments did compete for the vehicles"
     assert overlaps == []

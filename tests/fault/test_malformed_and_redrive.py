@@ -37,7 +37,7 @@ NOTIFIED_CONSUMER = "shop.customer_notifications"
 
 # The message type each queue's consumer knows, a payload lacking required fields and one
 # with fields of the wrong types.
-QUEUE_SHAPES = {
+QUEUE_SHAPES: dict[str, tuple[str, dict, dict]] = {
     "sim_actors": ("sim.stage_reached", {"order_id": None, "status": "picked_up"},
                    {"order_id": None, "shipment_id": ["SHP-X"], "status": "teleported"}),
     "new_orders": ("order.placed", {"order_id": None},
@@ -242,7 +242,9 @@ def test_a_parked_message_is_redriven_once_and_handled_once(fault_system, broker
     print(f"\n[redrive] first={count, problems} second={again} copies={len(copies)} handled={handled} "
           f"order status={order.status} dead letters={DeadLetter.objects.count()}")
     assert (count, problems) == (1, [])
-    assert again[0] == 0 and len(again[1]) == 1 and "already re-driven" in again[1][0]
+    assert again[0] == 0
+    assert len(again[1]) == 1
+    assert "already re-driven" in again[1][0]
     assert len(copies) == 1
     assert (copies[0].causation_id, copies[0].type, copies[0].queue) == (original_id, "customer.notified",
                                                                           "customer_notifications")

@@ -85,6 +85,7 @@ def test_two_workers_on_the_same_queues_deadlock_never_and_deliver_every_order_o
     assert deadlocks == 0
     assert logged_deadlocks == 0
     assert found.statuses == {"delivered": ORDERS}
-    assert found.missing == [] and found.doubled == []
+    assert found.missing == []
+    assert found.doubled == []
     assert processed == outbox_rows == exactly_once
     assert DeadLetter.objects.count() == 0

@@ -84,7 +84,8 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
             supervisor.tick()
             time.sleep(0.1)
         chaos_seconds = time.monotonic() - started
-        assert len(ordered) == ORDERS and timer_kills >= TIMER_KILLS
+        assert len(ordered) == ORDERS
+        assert timer_kills >= TIMER_KILLS
         in_flight = ORDERS - delivered()
         handled_under_faults = ProcessedMessage.objects.count()
         # then injection off: every queue worker replaced by one without FAULT_INJECTION
@@ -120,9 +121,11 @@ def test_kill_9_workers_at_random_points_loses_and_doubles_nothing(fault_system,
         f"max {lateness[-1]:.3f}s"
     )
     assert supervisor.unexpected() == {}, "a worker died some other way than kill -9"
-    assert timer_kills >= TIMER_KILLS and injected >= 1
+    assert timer_kills >= TIMER_KILLS
+    assert injected >= 1
     assert len(ordered) == ORDERS
     assert_each_order_delivered_once(ordered, initial_stock)
     # every timed step (payment answer, picking, each stage: 6 per order) once, seconds late at most
     assert len(lateness) == 6 * ORDERS
-    assert lateness[0] >= 0 and lateness[-1] < MAX_TIMER_LATENESS_SECONDS, lateness[-5:]
+    assert lateness[0] >= 0, lateness[:5]
+    assert lateness[-1] < MAX_TIMER_LATENESS_SECONDS, lateness[-5:]

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pika
 import requests
@@ -106,7 +107,7 @@ def statuses(order_ids) -> Counter:
 def expected_deliveries() -> set[tuple[str, str]]:
     """(consumer, message id) for every delivery the outbox rows call for: one per point-to-point
     message, one per subscribed queue for a published event."""
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for message_id, exchange, routing_key, msg_type in OutboxMessage.objects.values_list(
             "message_id", "exchange", "queue", "type"):
         queues = EVENT_SUBSCRIPTIONS[msg_type] if exchange == EVENTS_EXCHANGE else (routing_key,)
@@ -120,13 +121,15 @@ def messages_settled() -> bool:
             and ProcessedMessage.objects.count() >= len(expected_deliveries()))
 
 
-def queue_depths(names=None) -> dict[str, tuple[int, int] | None]:
-    return broker_mod.queue_depths(list(names or work_queues()))
+def queue_depths(names=None) -> dict[str, tuple[int, int]]:
+    """{queue: (ready, consumers)} of queues the tests' topology declared (so each exists)."""
+    return cast("dict[str, tuple[int, int]]", broker_mod.queue_depths(list(names or work_queues())))
 
 
 def timer_lateness_seconds() -> list[float]:
     """For every timer: how long after its due time its consumer handled it (processed record)."""
-    timers = dict(OutboxMessage.objects.filter(due_at__isnull=False).values_list("message_id", "due_at"))
+    timers: dict[uuid.UUID, Any] = dict(
+        OutboxMessage.objects.filter(due_at__isnull=False).values_list("message_id", "due_at"))
     handled = ProcessedMessage.objects.filter(message_id__in=[str(m) for m in timers]).values_list(
         "message_id", "processed_at")
     return [(processed_at - timers[uuid.UUID(message_id)]).total_seconds() for message_id, processed_at in handled]
@@ -241,21 +244,21 @@ def effects(order_ids: list[str]) -> Effects:
     shipments = defaultdict(list)
     for shipment_id, order_id in Shipment.objects.filter(order_id__in=ids).values_list("id", "order_id"):
         shipments[order_id].append(shipment_id)
-    events = defaultdict(Counter)
+    events: defaultdict[Any, Counter[str]] = defaultdict(Counter)
     for shipment_id, status in TrackingEvent.objects.filter(shipment__order_id__in=ids).values_list(
             "shipment_id", "status"):
         events[shipment_id][status] += 1
-    entries = defaultdict(Counter)
+    entries: defaultdict[Any, Counter[str]] = defaultdict(Counter)
     for order_id, status in TrackingEntry.objects.filter(record__order_id__in=ids).values_list(
             "record__order_id", "status"):
         entries[order_id][status] += 1
-    notes = defaultdict(Counter)
+    notes: defaultdict[Any, Counter[str]] = defaultdict(Counter)
     for order_id, status in CustomerNotification.objects.filter(order_id__in=ids).values_list("order_id", "status"):
         notes[order_id][status] += 1
     payments = defaultdict(list)
     for order_id, status in Payment.objects.filter(order_id__in=ids).values_list("order_id", "status"):
         payments[order_id].append(status)
-    history = defaultdict(Counter)
+    history: defaultdict[Any, Counter[str]] = defaultdict(Counter)
     for order_id, status in OrderStatusChange.objects.filter(order_id__in=ids).values_list("order_id", "status"):
         history[order_id][status] += 1
 

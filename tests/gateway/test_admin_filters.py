@@ -33,7 +33,7 @@ def staff_client(staff):
     return client
 
 
-def filter_parameters(staff) -> list[tuple[str, str]]:
+def filter_parameters(staff) -> list[tuple[str, str | None]]:
     """(changelist URL, query parameter) for every list filter of every model admin."""
     found = []
     for model, model_admin in admin.site._registry.items():

@@ -59,7 +59,8 @@ def test_every_action_refuses_a_selection_that_is_no_id_of_its_model(staff, staf
                 response = staff_client.post(changelist, {"action": action, "_selected_action": [value],
                                                           "index": "0", **confirmed})
                 assert response.status_code == 400, (changelist, action, repr(value), response.status_code)
-                assert b"is not the id of any" in response.content and b"nothing was done" in response.content
+                assert b"is not the id of any" in response.content
+                assert b"nothing was done" in response.content
 
 
 def test_a_bad_value_among_good_ones_stops_the_whole_action(staff_client):
@@ -71,7 +72,8 @@ def test_a_bad_value_among_good_ones_stops_the_whole_action(staff_client):
     assert response.status_code == 400
     assert response.content == f"'{'9' * 40}' is not the id of any vehicle: nothing was done.\n".encode()
     assert Vehicle.objects.count() == 3
-    assert not Order.objects.exists() and not OutboxMessage.objects.exists()
+    assert not Order.objects.exists()
+    assert not OutboxMessage.objects.exists()
 
 
 def test_a_good_selection_still_runs_its_action(staff_client):

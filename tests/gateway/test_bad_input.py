@@ -62,7 +62,8 @@ def test_control_characters_in_a_header_are_400_before_the_database_sees_them(he
                                                                         header: values.get(header, f"x{control}")})):
         assert_refused(response)
         assert response.json() == {"detail": f"The header {name} contains a control character."}
-    assert not Order.objects.exists() and not OutboxMessage.objects.exists()
+    assert not Order.objects.exists()
+    assert not OutboxMessage.objects.exists()
 
 
 def test_a_tab_in_a_header_is_allowed(customer_client):
@@ -86,7 +87,8 @@ def test_control_characters_in_the_customer_api_are_400_json(customer_client, te
 def test_a_control_character_in_a_posted_path_changes_nothing(catalogue, customer_client):
     assert_refused(customer_client.post("/api/orders/%00/cancel/"))
     assert_refused(customer_client.post("/api/orders/?x=%00", SEED_ORDER, format="json"))
-    assert Order.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
 
 
 def nested(depth: int) -> str:
@@ -114,13 +116,14 @@ def test_pathological_json_bodies_are_400_and_store_nothing(catalogue, customer_
     response = customer_client.post("/api/orders/", body, content_type="application/json")
     assert response.status_code == 400, response.content[:300]
     assert response.json()
-    assert Order.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
 
 
 def test_a_body_without_a_length_is_411_over_a_real_socket(live_server, catalogue, make_customer):
     # given: a chunked body (no Content-Length), as `requests` sends a generator
     _, client = make_customer("chunky")
-    headers = {**{"Authorization": client._credentials["HTTP_AUTHORIZATION"]}, "Content-Type": "application/json"}
+    headers = {"Authorization": client._credentials["HTTP_AUTHORIZATION"], "Content-Type": "application/json"}
     body = json.dumps(SEED_ORDER).encode()
     # when
     response = requests.post(f"{live_server.url}/api/orders/", data=iter([body[:50], body[50:]]), headers=headers,

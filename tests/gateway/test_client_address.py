@@ -4,6 +4,7 @@ import ipaddress
 import logging
 import os
 import time
+from typing import Any
 
 import pytest
 from django.test import Client, RequestFactory
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def address(settings, trusted: list[str], peer: str, forwarded: str | None = None) -> str:
     settings.TRUSTED_PROXIES = [ipaddress.ip_network(n) for n in trusted]
-    meta = {"REMOTE_ADDR": peer}
+    meta: dict[str, Any] = {"REMOTE_ADDR": peer}
     if forwarded is not None:
         meta["HTTP_X_FORWARDED_FOR"] = forwarded
     return str(client_address(RequestFactory().get("/", **meta)))
@@ -35,7 +36,7 @@ def address(settings, trusted: list[str], peer: str, forwarded: str | None = Non
     (["127.0.0.1/32"], "127.0.0.1", None, "127.0.0.1"),
     (["127.0.0.1/32"], "198.51.100.7", "127.0.0.1", "198.51.100.7"),  # not from the proxy: the peer
     ([], "::ffff:198.51.100.7", None, "198.51.100.7"),
-    ([], "not-an-address", None, "0.0.0.0"),
+    ([], "not-an-address", None, "0.0.0.0"),  # noqa: S104 - the unknown client, an expected value
 ])
 def test_the_client_address(settings, trusted, peer, forwarded, expected):
     assert address(settings, trusted, peer, forwarded) == expected
@@ -120,4 +121,5 @@ def test_the_access_log_names_the_client_and_escapes_the_path(settings, caplog):
         Client().get("/track/a%0Ab/?secret=1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     (line,) = [r.getMessage() for r in caplog.records if r.name == "access"]
     assert line.startswith('203.0.113.9 "GET /track/a\\x0ab/" 400 ')
-    assert "secret" not in line and "\n" not in line
+    assert "secret" not in line
+    assert "\n" not in line

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 import requests
@@ -32,7 +33,7 @@ def web_nodes(system: System, *, env: dict[str, str], folder) -> list[str]:
         system.start(f"web#{name}", env={**env, "WEB_PORT": str(port + n), "DJANGO_CACHE_DIR": str(folder / name)})
         urls.append(f"http://127.0.0.1:{port + n}")
     for url in urls:
-        wait_until(lambda url=url: _answers(f"{url}/healthz"), timeout=90, what=f"{url}/healthz")
+        wait_until(partial(_answers, f"{url}/healthz"), timeout=90, what=f"{url}/healthz")
     return urls
 
 

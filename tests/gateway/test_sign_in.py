@@ -47,7 +47,8 @@ def test_create_customer_with_a_password_and_exchange_it_for_a_new_token(custome
     # then: a new token (each is shown once), which places orders; the printed one is replaced
     assert response.status_code == 200
     new_key = response.json()["token"]
-    assert len(new_key) == 64 and new_key != customer_with_password
+    assert len(new_key) == 64
+    assert new_key != customer_with_password
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {new_key}")
     assert client.post("/api/orders/", SEED_ORDER, format="json").status_code == 201

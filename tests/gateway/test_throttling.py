@@ -42,7 +42,7 @@ def _count_many(key: str, attempts: int) -> int:
 def test_production_keeps_the_histories_beside_the_file_cache():
     assert production.CACHES["default"] == {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": production.CACHE_DIR}
-    assert production.API_THROTTLE_DIR == f"{production.CACHE_DIR}/throttle"
+    assert f"{production.CACHE_DIR}/throttle" == production.API_THROTTLE_DIR
 
 
 def test_a_request_counts_in_one_history_of_the_throttle_folder(throttle_dir, make_customer):
@@ -91,7 +91,8 @@ def test_prune_removes_only_histories_idle_since_the_cutoff(throttle_dir):
     removed = throttling.histories_prune(folder, before=time.time() - 60)
     # then
     assert removed == 1
-    assert len(os.listdir(folder)) == 1 and idle not in os.listdir(folder)
+    assert len(os.listdir(folder)) == 1
+    assert idle not in os.listdir(folder)
 
 
 def test_throttled_answers_carry_retry_after_from_the_oldest_request(throttle_dir, make_customer, settings):

@@ -85,4 +85,5 @@ def test_a_dead_letter_is_redriven_by_the_action_only_by_staff_who_may_change_de
         "customer_notifications", "customer.notified", letter.message_id, "redrive")
     assert operator.post(f"/admin/messaging/deadletter/{letter.pk}/change/", {"error": "x"}).status_code == 403
     letter.refresh_from_db()
-    assert letter.redriven_at is not None and letter.error == "OperationalError"
+    assert letter.redriven_at is not None
+    assert letter.error == "OperationalError"

@@ -67,7 +67,9 @@ def test_the_relays_publisher_takes_the_next_node_when_the_first_refuses(dead_no
         for n in range(3)])
     publisher.close()
     # then
-    assert result.confirmed == [0, 1, 2] and result.failed == {} and result.error is None
+    assert result.confirmed == [0, 1, 2]
+    assert result.failed == {}
+    assert result.error is None
     assert broker.queue_declare("new_orders", passive=True).method.message_count == 3
 
 

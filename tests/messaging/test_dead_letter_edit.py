@@ -95,7 +95,9 @@ def test_staff_edit_and_redrive_through_the_admin_and_see_the_trail(django_user_
     client.post("/admin/messaging/deadletter/", {"action": "redrive", "_selected_action": [letter.pk]})
     # then: the letter's page shows both steps, by whom
     shown = client.get(f"/admin/messaging/deadletter/{letter.pk}/change/").content.decode()
-    assert "payload edited" in shown and "re-driven" in shown and "ops" in shown
+    assert "payload edited" in shown
+    assert "re-driven" in shown
+    assert "ops" in shown
     assert list(DeadLetterChange.objects.values_list("action", flat=True)) == ["edited", "redriven"]
     assert OutboxMessage.objects.get(producer="redrive").payload["status"] == "picked_up"
 
@@ -111,10 +113,14 @@ def test_the_dead_letter_list_filters_by_queue_type_error_and_time(django_user_m
     by_error = client.get("/admin/messaging/deadletter/", {"q": "deadlock"}).content.decode()
     by_queue = client.get("/admin/messaging/deadletter/", {"queue": "customer_notifications"}).content.decode()
     by_time = client.get("/admin/messaging/deadletter/", {"created_at__year": "1999"}).content.decode()
-    assert "invalid customer.notified payload" in by_queue and "deadlock detected" not in by_queue
-    assert "deadlock detected" in by_error and "invalid customer.notified payload" not in by_error
-    assert "deadlock detected" in by_type and "invalid customer.notified payload" not in by_type
-    assert "deadlock detected" not in by_time and "invalid customer.notified payload" not in by_time
+    assert "invalid customer.notified payload" in by_queue
+    assert "deadlock detected" not in by_queue
+    assert "deadlock detected" in by_error
+    assert "invalid customer.notified payload" not in by_error
+    assert "deadlock detected" in by_type
+    assert "invalid customer.notified payload" not in by_type
+    assert "deadlock detected" not in by_time
+    assert "invalid customer.notified payload" not in by_time
 
 
 def test_someone_without_the_change_permission_cannot_edit(django_user_model):
@@ -152,7 +158,8 @@ def test_a_letter_5000_levels_deep_is_shown_refused_and_not_redriven_without_a_5
     assert f"#{letter.pk} body is JSON nested deeper than 32 levels; edit it before re-driving" in [
         str(m) for m in redrive.context["messages"]]
     assert DeadLetter.objects.get(pk=letter.pk).redriven_at is None
-    assert not OutboxMessage.objects.exists() and not DeadLetterChange.objects.exists()
+    assert not OutboxMessage.objects.exists()
+    assert not DeadLetterChange.objects.exists()
 
 
 def test_a_message_5000_levels_deep_from_the_broker_is_invalid_at_once():
@@ -163,7 +170,7 @@ def test_a_message_5000_levels_deep_from_the_broker_is_invalid_at_once():
         decode("customer_notifications", properties, DEEP.encode())
 
 
-@pytest.mark.parametrize("field, value", [("order_id", str(uuid.uuid4())), ("shipment_id", "SHP-SOMEONE-ELSES")])
+@pytest.mark.parametrize(("field", "value"), [("order_id", str(uuid.uuid4())), ("shipment_id", "SHP-SOMEONE-ELSES")])
 def test_an_edit_may_not_change_what_the_message_is_about(field, value):
     # given: a parked notification about ORDER's shipment SHP-EDIT1
     letter = parked({**VALID, "status": "teleported"})
@@ -186,7 +193,7 @@ def test_a_cancellation_cannot_be_re_aimed_at_another_order_even_from_a_body_tha
     dead_letter_edit(dead_letter_id=letter.pk, body=json.dumps({"order_id": ORDER, "message": "x"}), by="mari")
 
 
-@pytest.mark.parametrize("change, says", [
+@pytest.mark.parametrize(("change", "says"), [
     ({"amount": "0.00"}, "amount: Input should be greater than 0"),
     ({"amount": "-5.00"}, "amount: Input should be greater than 0"),
     ({"amount": "10000000000.00"}, "amount: Decimal input should have no more than 10 digits before the decimal point"),

@@ -39,7 +39,7 @@ def relay_once() -> int:
 
 def test_a_timer_is_an_outbox_row_with_its_due_time_written_in_the_callers_transaction(broker):
     # when: the transaction that sets it rolls back
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012 - the raise rolls the transaction back
         charge_timer(after=0)
         raise RuntimeError("the change that asked for it failed")
     # then: no timer
@@ -50,7 +50,8 @@ def test_a_timer_is_an_outbox_row_with_its_due_time_written_in_the_callers_trans
     # then
     timer.refresh_from_db()
     assert before + timedelta(seconds=30) <= timer.due_at <= timezone.now() + timedelta(seconds=30)
-    assert timer.next_attempt_at == timer.due_at and timer.published_at is None
+    assert timer.next_attempt_at == timer.due_at
+    assert timer.published_at is None
     assert outbox_next_due() == timer.due_at
     # outside a transaction a timer cannot be set
     with pytest.raises(RuntimeError):
@@ -134,7 +135,8 @@ def test_timers_not_due_are_not_read_by_a_lease(broker):
         if "Index Name" in node:
             scans.append((node["Index Name"], node["Actual Rows"]))
         nodes += node.get("Plans", [])
-    assert scans and all(name == "outbox_due_idx" or name.endswith("_next_attempt_at_id_idx") for name, _ in scans)
+    assert scans
+    assert all(name == "outbox_due_idx" or name.endswith("_next_attempt_at_id_idx") for name, _ in scans)
     assert sum(rows for _, rows in scans) == 1
     assert relay_once() == 1
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 2000

@@ -93,7 +93,8 @@ def test_the_banner_names_a_parked_message_and_a_frozen_worker_first(
             assert page.inner_text("#h-trouble") == "Needs a person now"
             # the frozen worker is among the running ones, marked silent; none are stopped
             running = page.eval_on_selector_all("#workers tbody tr", "trs => trs.map(tr => tr.className)")
-            assert sorted(running) == ["live", "silent"] and running[0] == "silent"
+            assert sorted(running) == ["live", "silent"]
+            assert running[0] == "silent"
             assert page.inner_text("#workers-stopped-count") == "0"
             assert page.inner_text("#time-zone") == "times in Europe/Tallinn"
             # the browser's own clock (UTC here) is not used: the page's times are Tallinn's

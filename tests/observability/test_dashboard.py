@@ -75,10 +75,12 @@ def test_staff_sees_the_dashboard_page(staff_client, catalogue, broker):
     # then
     assert response.status_code == 200
     page = response.content.decode()
-    assert 'id="flow-chart"' in page and 'id="throughput-chart"' in page
+    assert 'id="flow-chart"' in page
+    assert 'id="throughput-chart"' in page
     assert '<span class="n" id="stage-new">0</span>' in page
     assert '<p id="broker-down" class="warn" hidden>' in page
-    assert 'id="dashboard-config"' in page and '"dataUrl": "/dashboard/data.json"' in page
+    assert 'id="dashboard-config"' in page
+    assert '"dataUrl": "/dashboard/data.json"' in page
     assert "<script src=" not in page  # no CDN, no build: the page carries its own script
     assert response["Cache-Control"].startswith("max-age=0")
 
@@ -111,7 +113,8 @@ def test_data_shows_stages_outbox_dead_letters_vehicles_queues_and_latest_orders
     assert [(s["status"], s["count"]) for s in data["stages"]] == list(
         zip(STAGES, [2, 1, 0, 0, 1, 0, 1, 0, 0, 0], strict=True))
     assert data["stages"][5]["label"] == "out for delivery"
-    assert data["outbox"]["unpublished"] == 2 and data["outbox"]["failing"] == 1
+    assert data["outbox"]["unpublished"] == 2
+    assert data["outbox"]["failing"] == 1
     assert 40 <= data["outbox"]["oldest_age_seconds"] < 45
     assert data["dead_letters"] == {**dict.fromkeys(WORK_QUEUES, 0), "new_orders": 1, "delivery_updates": 1}
     assert data["vehicles"] == {"busy": 1, "free": 2, "maintenance": 0}
@@ -124,7 +127,8 @@ def test_data_shows_stages_outbox_dead_letters_vehicles_queues_and_latest_orders
     assert set(data["latest_orders"][0]) == {"order_id", "status", "status_label", "shipment_id", "created_at",
                                              "updated_at"}  # no names, e-mails or addresses
     assert "Jaan" not in response.content.decode()
-    assert data["flow"]["minutes"] == 5 and len(data["flow"]["times"]) == 60
+    assert data["flow"]["minutes"] == 5
+    assert len(data["flow"]["times"]) == 60
     assert data["flow"]["placed"][-1] + data["flow"]["placed"][-2] == 5
 
 

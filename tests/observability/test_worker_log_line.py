@@ -57,7 +57,8 @@ def test_one_line_per_message_with_queue_type_ids_outcome_and_duration(catalogue
     assert (stats.handled, stats.duplicates, stats.parked) == (1, 1, 1)
     lines = [LINE.match(r.getMessage()) for r in caplog.records
              if r.name == "messaging.consumer" and r.getMessage().startswith("queue=new_orders type=")]
-    assert all(lines) and len(lines) == 3
+    assert all(lines)
+    assert len(lines) == 3
     assert [(m["queue"], m["type"], m["message_id"], m["correlation_id"], m["outcome"]) for m in lines] == [
         ("new_orders", "order.placed", good_id, order_id, "handled"),
         ("new_orders", "order.placed", good_id, order_id, "duplicate"),

@@ -98,7 +98,8 @@ def test_approved_charge_is_captured_once_however_often_its_timer_comes(order_id
     payment_charge(payment_id=payment.id)
     # then
     payment.refresh_from_db()
-    assert payment.status == "captured" and payment.provider_reference.startswith("PAY-")
+    assert payment.status == "captured"
+    assert payment.provider_reference.startswith("PAY-")
     assert provider.charges == [f"{payment.id}:1"]  # the idempotency key: payment id and attempt
     assert results(order_id) == [("payment.captured", payment.provider_reference)]
 
@@ -162,7 +163,8 @@ def test_compensation_refunds_a_captured_payment_exactly_once(order_id, provider
     payment_compensate(order_id=order_id, reason="order cancelled")
     # then
     payment.refresh_from_db()
-    assert payment.status == "refunded" and payment.refund_reference.startswith("RFD-")
+    assert payment.status == "refunded"
+    assert payment.refund_reference.startswith("RFD-")
     assert provider.refunds == [f"refund-{payment.id}"]
     assert result_types(order_id) == ["payment.captured", "payment.refunded"]
 

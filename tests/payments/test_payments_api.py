@@ -46,7 +46,8 @@ def test_staff_find_an_orders_payment_and_filter_by_status(staff_client):
     assert [p["order_id"] for p in everything] == [str(pending_order), str(refunded_order), str(captured_order)]
     # one payment
     one = staff_client.get(f"/api/payments/{captured}/")
-    assert one.status_code == 200 and one.json() == payment
+    assert one.status_code == 200
+    assert one.json() == payment
 
 
 def test_a_user_with_the_view_permission_may_read_payments(django_user_model, token_client_for):

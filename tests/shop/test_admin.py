@@ -32,7 +32,8 @@ def test_the_order_page_shows_the_payment_as_payments_told_the_shop(place, admin
     history = [formset for formset in response.context["inline_admin_formsets"]
                if formset.opts.model is OrderStatusChange]
     [history] = history
-    assert not history.has_add_permission and not history.has_delete_permission
+    assert not history.has_add_permission
+    assert not history.has_delete_permission
     assert set(history.readonly_fields) == {"status", "note", "at"}
     assert [form.instance.status for form in history.formset.forms] == ["new", "confirmed", "paid"]
     assert not history.has_change_permission

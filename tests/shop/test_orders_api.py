@@ -130,7 +130,8 @@ def test_an_order_that_cannot_be_delivered_is_400_naming_each_missing_field(cata
         "shipping_address": {"city": ["This field is required."], "postal_code": ["This field is required."],
                              "country": ["This field is required."]},
     }
-    assert Order.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
 
 
 @pytest.mark.parametrize(("changes", "errors"), [
@@ -167,7 +168,7 @@ def test_a_deliverable_address_is_taken_with_the_country_as_sent(catalogue, cust
                                                     "country": body["shipping_address"]["country"].strip()}
 
 
-@pytest.mark.parametrize("label,body,field", MALFORMED, ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(("label", "body", "field"), MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_orders_get_400_naming_the_field(catalogue, customer_client, label, body, field):
     response = customer_client.post("/api/orders/", body, format="json")
     assert response.status_code == 400, (label, response.status_code, response.content)
@@ -187,7 +188,8 @@ def test_an_order_whose_total_no_order_can_hold_is_400_not_500(catalogue, custom
     assert response.status_code == 400, response.content
     assert response.json() == {"items": ["the order's total (99999999990.00 EUR) is more than one order may hold "
                                          "(9999999999.99)"]}
-    assert Order.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
     # and the largest total that fits is taken
     body["items"] = [{"product_id": "PRD001", "quantity": 100}]  # 9,999,999,999.00
     assert customer_client.post("/api/orders/", body, format="json").status_code == 201

@@ -46,7 +46,8 @@ def test_each_stage_is_recorded_and_told_once(order):
                                    message="Picked up", timestamp=when)
     sent = [notifications_send(), notifications_send()]
     # then
-    assert first is not None and second is None
+    assert first is not None
+    assert second is None
     assert CustomerNotification.objects.filter(order_id=order.id, status="picked_up").count() == 1
     assert OutboxMessage.objects.filter(queue="customer_notifications").count() == 1
     assert sent == [2, 0]  # the order received, and the stage
@@ -153,12 +154,14 @@ def test_public_tracking_shows_events_oldest_first_and_no_personal_data(order):
     # then
     assert response.status_code == 200
     body = response.json()
-    assert body["shipment_id"] == "SHP-ABC" and body["status"] == "in_transit"
+    assert body["shipment_id"] == "SHP-ABC"
+    assert body["status"] == "in_transit"
     assert [e["status"] for e in body["events"]] == ["vehicle_assigned", "picked_up", "in_transit"]
     text = response.content.decode() + page.content.decode()
     for personal in ("Jaan", "Tamm", "jaan.tamm", str(order.id)):
         assert personal not in text
-    assert page.status_code == 200 and "On its way" in page.content.decode()
+    assert page.status_code == 200
+    assert "On its way" in page.content.decode()
 
 
 def test_unknown_shipment_is_404():

@@ -120,7 +120,8 @@ def test_admin_next_stage_delivers_and_frees_the_vehicle_then_changes_nothing(ca
     second = run_action(admin_client, SHIPMENTS_ADMIN, "record_next_stage", [shipment.pk])
     # then
     shipment.refresh_from_db()
-    assert shipment.status == "delivered" and shipment.delivered_at is not None
+    assert shipment.status == "delivered"
+    assert shipment.delivered_at is not None
     assert Vehicle.objects.get(pk=shipment.vehicle_id).status == "available"
     assert stages_of(shipment) == ["vehicle_assigned", *LIFECYCLE]
     assert announced(shipment) == ["vehicle_assigned", *LIFECYCLE]
@@ -321,7 +322,7 @@ def test_a_shipment_id_with_control_characters_is_refused_at_the_gateway(catalog
     assert response.json() == {"detail": "The path contains a control character."}
 
 
-@pytest.mark.parametrize("body, error", [
+@pytest.mark.parametrize(("body", "error"), [
     ({"status": "teleported"}, '"teleported" is not a valid choice.'),
     ({"status": "vehicle_assigned"}, '"vehicle_assigned" is not a valid choice.'),
     ({"status": ""}, '"" is not a valid choice.'),
@@ -411,12 +412,13 @@ def test_create_driver_binds_the_driver_to_the_vehicle_and_prints_the_token_last
     assert lines[0] == "driver juhan created, driving VEH002"
     assert (driver.user.username, driver.vehicle.code) == ("juhan", "VEH002")
     assert driver.user.has_perm("transport.record_shipment_stage")
-    assert not driver.user.has_usable_password() and not driver.user.is_staff
+    assert not driver.user.has_usable_password()
+    assert not driver.user.is_staff
     assert token_client(lines[-1]).post(stage_url("SHP-00000000000000000000"), {"status": "picked_up"},
                                         format="json").status_code == 404
 
 
-@pytest.mark.parametrize("username, vehicle, error", [
+@pytest.mark.parametrize(("username", "vehicle", "error"), [
     ("juhan", "VEH999", "no vehicle 'VEH999' (known: VEH001, VEH002, VEH003)"),
     ("bad/name", "VEH001", "Enter a valid username."),
     ("has space", "VEH001", "Enter a valid username."),

@@ -48,7 +48,8 @@ def test_shipment_id_is_random_and_not_the_order_id(catalogue):
     a, b = create(), create()
     assert a.id != b.id
     assert str(a.order_id) not in a.id
-    assert a.id.startswith("SHP-") and len(a.id) == 24
+    assert a.id.startswith("SHP-")
+    assert len(a.id) == 24
 
 
 def test_a_shipment_gets_the_first_free_vehicle_and_says_so(catalogue):

@@ -61,7 +61,8 @@ def test_an_order_placed_without_a_token_goes_the_shops_own_road(client, catalog
     # then: the course's answer, 200 with the order's id and "new"
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"order_id", "status"} and body["status"] == "new"
+    assert set(body) == {"order_id", "status"}
+    assert body["status"] == "new"
     order = Order.objects.get(pk=body["order_id"])
     # the guest customer's order, priced by the catalogue, announced through the outbox
     assert order.customer.user.username == GUEST_USERNAME
@@ -109,7 +110,8 @@ def test_a_new_order_reads_back_as_the_course_keeps_it(client, catalogue):
         "items": [{"product_id": "PRD001", "name": "Laptop", "quantity": 1, "unit_price": 1299.99},
                   {"product_id": "PRD003", "name": "Mechanical keyboard", "quantity": 2, "unit_price": 119.99}],
         "shipping_method": "standard", "payment_method": "credit_card", "total": 1539.97, "currency": "EUR"}
-    assert "warehouse_confirmation" not in body and "delivery_status" not in body
+    assert "warehouse_confirmation" not in body
+    assert "delivery_status" not in body
 
 
 @pytest.mark.urls("course.urls_shop")
@@ -193,7 +195,8 @@ def test_a_body_that_is_no_json_is_a_400(client, catalogue):
     response = client.post("/orders", "{not json", content_type="application/json")
     # then
     assert response.status_code == 400
-    assert set(response.json()) == {"error"} and response.json()["error"].startswith("JSON parse error")
+    assert set(response.json()) == {"error"}
+    assert response.json()["error"].startswith("JSON parse error")
 
 
 @pytest.mark.urls("course.urls_shop")

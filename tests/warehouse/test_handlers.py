@@ -41,7 +41,7 @@ def test_an_order_placed_keeps_what_the_warehouse_needs(catalogue):
     assert StockItem.objects.get(sku="PRD001").quantity_on_hand == 8
 
 
-@pytest.mark.parametrize("changes, error", [
+@pytest.mark.parametrize(("changes", "error"), [
     ({"items": []}, "items"),
     ({"items": [{"product_id": "PRD001", "quantity": 0}]}, "items.0.quantity"),
     ({"order_id": "not-a-uuid"}, "order_id"),

@@ -59,7 +59,8 @@ def test_picking_done_hands_each_picked_order_to_transport(catalogue, admin_clie
     assert admin_messages(response) == ["2 orders picked and handed to transport."]
     for order_id in (first, second):
         picked = reservation(order_id)
-        assert picked.status == "picked" and picked.picked_at is not None
+        assert picked.status == "picked"
+        assert picked.picked_at is not None
         [(queue, payload)] = shipping_requests(order_id)
         assert queue == "shipping_orders"
         assert (payload["order_id"], payload["recipient"], payload["items"]) == (

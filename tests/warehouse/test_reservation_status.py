@@ -3,10 +3,11 @@ a late, repeated or out-of-order message changes nothing: exact status, stock an
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from contracts import Contract
 from contracts.messages import OrderCancelled, OrderedLine, OrderPaid, OrderPaymentFailed, OrderPlaced
 from messaging.envelope import Message
 from messaging.models import OutboxMessage
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 SEED_STOCK = {"PRD001": 10, "PRD002": 15, "PRD003": 20, "PRD004": 25}
 
 
-def message(queue: str, payload: Contract) -> Message:
+def message(queue: str, payload: Any) -> Message:  # any contract with an order_id
     """A message as the consumer hands it to a handler: each one a new message id."""
     return Message(queue=queue, message_id=str(uuid.uuid4()), type=payload.TYPE, correlation_id=str(payload.order_id),
                    causation_id="", payload=payload.payload(), producer="shop")
@@ -31,7 +32,7 @@ def order_placed(order_id: uuid.UUID, lines: list[tuple[str, int]]) -> None:
         order_id=order_id, recipient="Jaan Tamm", contact_email="jaan.tamm@example.com",
         shipping_address={"street": "Narva mnt 5", "city": "Tallinn"}, shipping_method="express",
         items=[OrderedLine(product_id=sku, quantity=quantity) for sku, quantity in lines],
-        total="1299.99", currency="EUR", placed_at=datetime(2025, 5, 1, 12, 0, tzinfo=UTC),
+        total=Decimal("1299.99"), currency="EUR", placed_at=datetime(2025, 5, 1, 12, 0, tzinfo=UTC),
     )))
 
 
