@@ -8,6 +8,8 @@ a password, the client's address), never a request: the API view reads those fro
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, user_logged_in
@@ -15,12 +17,16 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Field
 from django.http import HttpRequest
 from knox.models import AuthToken
 
 from accounts.lockout import LOGIN_LOCKED
 from config.authentication import STAFF_REFUSED
 from config.errors import DomainError, Forbidden, TooManyAttempts
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as AuthUser  # get_user_model() to the stubs (User is its local name)
 
 
 def account_username_check(username: str) -> str:
@@ -29,7 +35,7 @@ def account_username_check(username: str) -> str:
     User = get_user_model()
     username = User.normalize_username(username)
     try:
-        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+        cast(Field, User._meta.get_field(User.USERNAME_FIELD)).run_validators(username)  # a concrete column
     except ValidationError as exc:
         raise DomainError(" ".join(exc.messages), field="username") from None
     if User.objects.filter(username=username).exists():
@@ -37,7 +43,7 @@ def account_username_check(username: str) -> str:
     return username
 
 
-def account_create(*, username: str, email: str = "", password: str | None = None) -> AbstractUser:
+def account_create(*, username: str, email: str = "", password: str | None = None) -> AuthUser:
     """A new user account. Without a ``password`` it cannot sign in (API token only); with one,
     the password must pass AUTH_PASSWORD_VALIDATORS (DomainError naming ``password``)."""
     User = get_user_model()

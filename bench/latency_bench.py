@@ -32,6 +32,7 @@ def one_run() -> dict:
     from django.utils import timezone
 
     from contracts.messages import CustomerNotified
+    from contracts.stages import ShipmentStage
     from messaging.models import OutboxMessage, ProcessedMessage
     from messaging.outbox import outbox_emit
 
@@ -48,7 +49,8 @@ def one_run() -> dict:
         for i in range(MESSAGES):
             with transaction.atomic():
                 row = outbox_emit(
-                    CustomerNotified(order_id=order_id, shipment_id="SHP-BENCH", status="vehicle_assigned",
+                    CustomerNotified(order_id=uuid.UUID(order_id), shipment_id="SHP-BENCH",
+                                     status=ShipmentStage.VEHICLE_ASSIGNED,
                                      message=f"bench {i}", timestamp=timezone.now()),
                     queue="customer_notifications", correlation_id=order_id, producer="bench",
                 )

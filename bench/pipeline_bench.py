@@ -124,7 +124,10 @@ def postmaster_pid(database_url: str) -> int | None:
 
     try:
         with psycopg.connect(database_url.replace("postgresql://", "postgres://", 1), autocommit=True) as conn:
-            folder = conn.execute("SHOW data_directory").fetchone()[0]
+            row = conn.execute("SHOW data_directory").fetchone()
+        if row is None:
+            raise RuntimeError("SHOW data_directory answered no row")
+        folder = row[0]
         pid = int((Path(folder) / "postmaster.pid").read_text().split()[0])
         return pid if Path(f"/proc/{pid}").exists() else None
     except (psycopg.Error, OSError, ValueError, IndexError):
@@ -201,7 +204,7 @@ def procfile_run(*, root: Path, env: dict[str, str], tokens: list[str], delivere
 
         body = copy.deepcopy(SEED_ORDER)
         body["items"] = [{"product_id": "PRD004", "quantity": 1}]
-        resets = []
+        resets: list[int] = []
         stopping = threading.Event()  # set when the run ends early (Ctrl-C, SIGTERM): no more POSTs
 
         def place(i: int) -> tuple[float, str]:

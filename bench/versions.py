@@ -233,8 +233,11 @@ class DeliveredCounter:
         self.conn = psycopg.connect(_psycopg_url(version.database_url), autocommit=True)
 
     def __call__(self, order_ids: list[str]) -> int:
-        return self.conn.execute("SELECT count(*) FROM shop_order WHERE id = ANY(%s::uuid[]) AND status = 'delivered'",
-                                 (order_ids,)).fetchone()[0]
+        row = self.conn.execute("SELECT count(*) FROM shop_order WHERE id = ANY(%s::uuid[]) AND status = 'delivered'",
+                                (order_ids,)).fetchone()
+        if row is None:
+            raise RuntimeError("SELECT count(*) answered no row")
+        return row[0]
 
     def close(self) -> None:
         self.conn.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 from bench.common import Processes, broker_reset, cpu_seconds_fine, database_reset, wait_for, write_result
 
@@ -50,6 +51,11 @@ def handled() -> int:
     from messaging.models import ProcessedMessage
 
     return ProcessedMessage.objects.filter(consumer=CONSUMER).count()
+
+
+def handled_at_least(count: int) -> Callable[[], bool]:
+    """For ``wait_for``: ``count`` messages handled (``count`` as it is now, not when asked)."""
+    return lambda: handled() >= count
 
 
 def transactions_since(moment) -> int:
@@ -90,13 +96,13 @@ def one_run() -> dict:
             for _ in range(MESSAGES):
                 feed(order_id, 1, fed)
                 fed += 1
-                wait_for(lambda n=fed: handled() >= n, timeout=30, what="a message handled", interval=0.002)
+                wait_for(handled_at_least(fed), timeout=30, what="a message handled", interval=0.002)
 
         def together() -> None:
             nonlocal fed
             feed(order_id, MESSAGES, fed)
             fed += MESSAGES
-            wait_for(lambda n=fed: handled() >= n, timeout=120, what=f"{MESSAGES} messages handled",
+            wait_for(handled_at_least(fed), timeout=120, what=f"{MESSAGES} messages handled",
                      interval=0.002)
 
         for _ in range(SPELLS):  # in turns: the machine's speed drifts

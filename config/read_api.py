@@ -16,7 +16,6 @@ turns the database's refusal of a malformed id into one).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
@@ -24,7 +23,7 @@ from rest_framework import generics
 
 
 class ReadApi(generics.GenericAPIView):
-    rows: ClassVar[Callable[[], QuerySet[Any]]]
+    rows: ClassVar[staticmethod[[], QuerySet[Any]]]
 
     def get_queryset(self) -> QuerySet[Any]:
         return self.rows()

@@ -52,7 +52,7 @@ class DeadLetterChangeInline(ReadOnlyInline):
     """The letter's trail: every edit and re-drive, who and when, the body before and after."""
 
     model = DeadLetterChange
-    fields = readonly_fields = ["at", "action", "by", "body_before", "body_after"]
+    fields = readonly_fields = ("at", "action", "by", "body_before", "body_after")
 
 
 class PayloadForm(forms.Form):

@@ -8,6 +8,7 @@ the provider answers); the handler records the answers in the worker's transacti
 
 from __future__ import annotations
 
+from typing import TypeVar
 from uuid import UUID
 
 from contracts.messages import OrderCancelled, OrderPaymentFailed, PaymentChargeDue, PaymentRequested
@@ -17,6 +18,9 @@ from messaging.topology import PAYMENT_REQUESTS
 from payments import services
 
 CONSUMER = "payments.payment_requests"
+
+# either message that asks to give back an order's payment (a batch holds one kind of them)
+Compensated = TypeVar("Compensated", OrderCancelled, OrderPaymentFailed)
 
 
 @message_handler(PAYMENT_REQUESTS, PaymentRequested, consumer=CONSUMER)
@@ -44,7 +48,7 @@ def compensations_ask(batch: MessageBatch[OrderCancelled | OrderPaymentFailed]) 
             for data, message in batch.pairs}
 
 
-def on_compensation(batch: MessageBatch[OrderCancelled | OrderPaymentFailed], default_reason: str) -> None:
+def on_compensation(batch: MessageBatch[Compensated], default_reason: str) -> None:
     calls = batch.prepared or {}
     for data, message in batch.each():
         services.payment_compensation_record(order_id=data.order_id, reason=data.message or default_reason,

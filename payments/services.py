@@ -131,7 +131,8 @@ def payment_charges_ask(payment_ids: Iterable[UUID]) -> dict[UUID, ProviderCall]
     provider = payment_provider()
     answers = provider_calls_concurrently({
         payment.pk: partial(provider.charge, idempotency_key=_charge_key(payment.pk, payment.charge_attempt),
-                            amount=payment.amount, currency=payment.currency, method=payment.method)
+                            amount=cast(Decimal, payment.amount),  # a pending payment's is known (a check constraint)
+                            currency=payment.currency, method=payment.method)
         for payment in pending})
     fault_point("payments.after_provider")  # charged, not recorded: the next attempt asks with the same key
     return {payment.pk: ProviderCall(payment.status, payment.charge_attempt, answers[payment.pk])
@@ -193,7 +194,8 @@ def payment_compensation_ask(*, order_id: UUID) -> ProviderCall:
     provider = payment_provider()
     if payment.status == Payment.Status.CAPTURED:
         answer = provider.refund(idempotency_key=f"refund-{payment.id}", reference=payment.provider_reference,
-                                 amount=payment.amount, currency=payment.currency)
+                                 amount=cast(Decimal, payment.amount),  # known unless voided (a check constraint)
+                                 currency=payment.currency)
     elif payment.status == Payment.Status.PENDING and payment.charge_attempt:
         answer = provider.void(idempotency_key=f"void-{_charge_key(payment.id, payment.charge_attempt)}",
                                charge_key=_charge_key(payment.id, payment.charge_attempt))
@@ -219,7 +221,8 @@ def payment_compensation_record(*, order_id: UUID, reason: str, call: ProviderCa
         timer_cancel(PaymentChargeDue, correlation_id=order_id)  # one already on its way finds it voided
     elif payment.status == Payment.Status.CAPTURED:
         # given back by a refund, or by the void of the charge that was captured meanwhile
-        if not covered or call.status not in (Payment.Status.CAPTURED, Payment.Status.PENDING):
+        if (not covered or call is None or call.answer is None  # covered implies both: said again for mypy
+                or call.status not in (Payment.Status.CAPTURED, Payment.Status.PENDING)):
             raise PaymentMovedOn(f"payment {payment.pk} was captured meanwhile: refunded once asked again")
         _payment_move(payment, Payment.Status.REFUNDED, refund_reference=call.answer.reference,
                       refunded_at=timezone.now(), reason=reason)

@@ -204,7 +204,7 @@ class OrderListCreateApi(GenericAPIView):
                    description=PLACE_ORDER_DESCRIPTION, examples=PLACE_ORDER_EXAMPLES,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
                    responses={201: OrderOut, 422: REUSED_KEY, **COMMON_ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         def place() -> Answer:
             body = OrderIn(data=request.data)
             body.is_valid(raise_exception=True)
@@ -247,7 +247,7 @@ class OrderCancelApi(GenericAPIView):
     @extend_schema(summary="Cancel your order before picking starts", request=None,
                    parameters=[IDEMPOTENCY_KEY_PARAMETER],
                    responses={200: OrderDetailOut, 404: NOT_FOUND, 409: CONFLICT, 422: REUSED_KEY, **COMMON_ERRORS})
-    def post(self, request: Request, order_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, order_id: str) -> Response:
         def cancel() -> Answer:
             services.order_cancel(user=request.user, order_id=order_id)
             return Answer(status.HTTP_200_OK,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -71,7 +71,7 @@ def request_fingerprint(*, operation: str, body: Any) -> str:
 
 
 @transaction.atomic
-def request_once(*, user: AbstractUser, key: str | None, fingerprint: str, perform: Callable[[], Answer]) -> Answer:
+def request_once(*, user: User, key: str | None, fingerprint: str, perform: Callable[[], Answer]) -> Answer:
     """``perform()`` once per user and ``key`` in the WINDOW; the first answer again after that.
 
     The key's row is inserted before the work, in its transaction: a duplicate arriving
@@ -94,6 +94,9 @@ def request_once(*, user: AbstractUser, key: str | None, fingerprint: str, perfo
         if first.fingerprint != fingerprint:
             raise Unprocessable(f"this key was used for another request (another body or endpoint) in the last "
                                 f"{WINDOW_TEXT}; use a new key", field=HEADER) from None
+        if first.response_status is None:  # committed with its work and answer: not seen without one
+            raise Conflict("a request with this Idempotency-Key is in progress; retry",
+                           field=HEADER) from None
         return Answer(first.response_status, first.response_body, replayed=True)
     answer = perform()
     body = json.loads(json.dumps(answer.body, cls=DjangoJSONEncoder))  # as a replay will read it

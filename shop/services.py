@@ -21,7 +21,7 @@ from typing import Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser, User
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import translation
 
@@ -85,7 +85,7 @@ def customer_create(*, username: str, email: str = "", name: str = "", password:
     return customer, api_token_issue(user=user)
 
 
-def customer_for_user(*, user: AbstractUser) -> Customer:
+def customer_for_user(*, user: User) -> Customer:
     """The customer profile of an authenticated user; staff get one on first order."""
     try:
         return user.customer

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contracts.messages import CustomerNotified
-from contracts.stages import stage_rank
+from contracts.stages import ShipmentStage, stage_rank
 from messaging.outbox import outbox_emit
 from messaging.topology import CUSTOMER_NOTIFICATIONS
 from support.locks import (
@@ -243,7 +243,9 @@ def shop_tell_stage(recorded: StageRecorded) -> None:
     order_id, shipment_id, status = recorded.report.order_id, recorded.report.shipment_id, recorded.report.status
     message, timestamp, notification = recorded.report.message, recorded.report.timestamp, recorded.notification
     outbox_emit(
-        CustomerNotified(order_id=order_id, shipment_id=shipment_id, status=status, message=message,
+        CustomerNotified(order_id=order_id, shipment_id=shipment_id,
+                         status=cast(ShipmentStage, status),  # a shipment.status_changed's, checked by its contract
+                         message=message,
                          timestamp=timestamp, notification_id=notification.pk if notification else None),
         queue=CUSTOMER_NOTIFICATIONS, correlation_id=order_id, producer=PRODUCER,
     )

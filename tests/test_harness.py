@@ -35,7 +35,8 @@ while True:
 
 
 def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
+    found: set[int] = set()
+    todo = [pid]
     while todo:
         for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
             try:

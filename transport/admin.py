@@ -13,7 +13,7 @@ class DriverInline(ReadOnlyInline):
     """Who drives the vehicle (change the assignment on the driver's own page)."""
 
     model = Driver
-    fields = readonly_fields = ["user", "created_at"]
+    fields = readonly_fields = ("user", "created_at")
 
 
 @admin.register(Driver)

@@ -12,7 +12,7 @@ savepoint of its own (``savepoint=False``): the handler never carries on after a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.services import account_username_check, api_token_issue
 from config.errors import DomainError
 from contracts.messages import ShipmentStatusChanged
+from contracts.stages import ShipmentStage
 from messaging.outbox import outbox_publish
 from transport.locks import fleet_for_update, shipment_for_update, shipment_waiting_for_update
 from transport.models import NEXT_STAGE, RECORD_STAGE_CODENAME, Driver, Shipment, ShipmentStatus, TrackingEvent, Vehicle
@@ -53,7 +54,8 @@ def _shipment_stage_announce(shipment: Shipment) -> None:
     TrackingEvent.objects.create(shipment=shipment, status=shipment.status, message=message, vehicle_code=code,
                                  timestamp=now)
     outbox_publish(
-        ShipmentStatusChanged(order_id=shipment.order_id, shipment_id=shipment.id, status=shipment.status,
+        ShipmentStatusChanged(order_id=shipment.order_id, shipment_id=shipment.id,
+                              status=cast(ShipmentStage, shipment.status),  # a ShipmentStatus choice: the same values
                               message=message, vehicle_id=code or None, timestamp=now),
         correlation_id=shipment.order_id, producer=PRODUCER,
     )

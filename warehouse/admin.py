@@ -41,8 +41,8 @@ class StockAdjustmentInline(ReadOnlyInline):
     """The product's history: every adjustment, newest first."""
 
     model = StockAdjustment
-    fields = readonly_fields = ["made_at", "reason", "quantity", "change", "on_hand_after", "held",
-                                "available_after", "made_by", "note"]
+    fields = readonly_fields = ("made_at", "reason", "quantity", "change", "on_hand_after", "held",
+                                "available_after", "made_by", "note")
     ordering = ["-made_at"]
     verbose_name_plural = "history (adjustments)"
 
@@ -154,7 +154,7 @@ class StockAdjustmentAdmin(ReadOnlyAdmin):
 
 class ReservationLineInline(ReadOnlyInline):
     model = ReservationLine
-    fields = readonly_fields = ["stock_item", "bin", "quantity"]
+    fields = readonly_fields = ("stock_item", "bin", "quantity")
 
     @admin.display(description="bin")
     def bin(self, line: ReservationLine) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from django.db import transaction
@@ -255,7 +255,9 @@ def stock_adjust(*, sku: str, reason: str, quantity: int, note: str = "", made_b
     adjustment = StockAdjustment.objects.create(
         stock_item=item, reason=reason, quantity=quantity, change=change, on_hand_after=on_hand + change,
         held=held, available_after=item.quantity_on_hand + change, note=note[:500], made_by=made_by[:150])
-    outbox_publish(StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku, reason=reason, change=change,
+    outbox_publish(StockAdjusted(adjustment_id=adjustment.id, product_id=item.sku,
+                                 reason=cast(Literal["counted", "received", "damaged"], reason),  # in Reason.values
+                                 change=change,
                                  on_hand=adjustment.on_hand_after, held=held, available=adjustment.available_after,
                                  adjusted_at=adjustment.made_at),
                    correlation_id=adjustment.id, producer=PRODUCER)

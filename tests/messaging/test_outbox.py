@@ -161,7 +161,7 @@ def test_a_contract_of_several_types_is_written_with_the_type_its_fields_say(sta
 
 
 def charge_due(order_id: str) -> PaymentChargeDue:
-    return PaymentChargeDue(order_id=order_id, payment_id=uuid.uuid4())
+    return PaymentChargeDue(order_id=uuid.UUID(order_id), payment_id=uuid.uuid4())
 
 
 def test_rows_kept_in_a_buffered_block_are_written_with_one_insert_in_the_order_written():

@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -24,12 +25,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def charge_timer(after: float, order_id: str | None = None) -> OutboxMessage:
     order_id = order_id or str(uuid.uuid4())
     with transaction.atomic():
-        return timer_set(PaymentChargeDue(order_id=order_id, payment_id=uuid.uuid4()), queue="payment_requests",
-                         correlation_id=order_id, producer="payments", after=after)
+        return timer_set(PaymentChargeDue(order_id=uuid.UUID(order_id), payment_id=uuid.uuid4()),
+                         queue="payment_requests", correlation_id=order_id, producer="payments", after=after)
 
 
 def payment_requested() -> PaymentRequested:
-    return PaymentRequested(order_id=uuid.uuid4(), request_number=1, amount="19.99", currency="EUR",
+    return PaymentRequested(order_id=uuid.uuid4(), request_number=1, amount=Decimal("19.99"), currency="EUR",
                             method="credit_card")
 
 
