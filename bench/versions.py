@@ -58,6 +58,10 @@ class Version:
             # a one-node deployment's default for both (request limits in files on the machine);
             # BENCH_REDIS_URL gives both the current version's shared Redis (the reference may ignore it)
             "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
+            # the demo's world, named so that every version understands it (the short name
+            # "simulated" is newer than some references)
+            "SIM_ACTORS": "1",
+            "PAYMENT_PROVIDER": "payments.provider.SimulatedPaymentProvider",
         }
 
     def manage(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:
