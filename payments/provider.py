@@ -109,6 +109,10 @@ class SimulatedPaymentProvider:
         return answer
 
     def _wait(self) -> None:
+        """The call itself takes PAYMENT_PROVIDER_LATENCY (0 unless asked for), as a real provider's
+        HTTP call blocks its caller: that is what the worker must wait out with no lock held and no
+        transaction open (issue 26). The demo's pacing is the charge_due timer, scaled by
+        SIM_TIME_SCALE, not this."""
         if settings.PAYMENT_PROVIDER_LATENCY:
             time.sleep(settings.PAYMENT_PROVIDER_LATENCY)
 
